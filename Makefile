@@ -1,0 +1,49 @@
+# The commands the README names. Everything runs from the project's own virtualenv.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+export NIGHTSHIFT_HOME ?= $(CURDIR)/.nightshift
+
+.PHONY: setup demo test test-fast lint typecheck ci airflow summary lock clean
+
+setup: $(BIN)/nightshift  ## create .venv and install the pinned dependencies and the nightshift package
+
+$(BIN)/nightshift: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(BIN)/nightshift
+
+demo: setup  ## simulate a season and run it through Airflow's scheduler; prints the summary
+	$(BIN)/nightshift demo
+
+test: setup  ## the whole test suite
+	$(BIN)/pytest
+
+test-fast: setup  ## everything but the end-to-end season
+	$(BIN)/pytest -m "not e2e"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy include/nightshift
+
+ci: lint typecheck test
+
+airflow: setup  ## Airflow UI, scheduler and DAG processor on the demo's data (http://127.0.0.1:8080)
+	$(BIN)/nightshift airflow-setup
+	eval "$$($(BIN)/nightshift airflow-env)" && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
+
+summary: setup
+	$(BIN)/nightshift summary
+
+lock:  ## re-resolve constraints.txt from requirements-dev.txt in a scratch virtualenv
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -r requirements-dev.txt
+	.lock-venv/bin/pip freeze --exclude-editable > constraints.txt && rm -rf .lock-venv
+
+clean:
+	rm -rf .nightshift
