@@ -1,0 +1,350 @@
+"""Model specs and runtime settings: the light module DAG files import at parse time.
+
+Only the standard library, pydantic and PyYAML are imported here, so DAG files stay fast to parse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+ESTIMATOR_PATTERN = re.compile(r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9]*$")
+
+DriftMethod = Literal["psi", "wasserstein", "ks", "jensenshannon", "kl_div", "chisquare", "hellinger"]
+Severity = Literal["block", "warn", "off"]
+
+
+class SpecError(ValueError):
+    """A model spec that cannot be used; the message names the file, the field and what is valid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Strict):
+    type: Literal["int", "float", "category", "bool"]
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+    nullable: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Feature:
+        if self.type == "category" and not self.categories:
+            raise ValueError("a category feature needs a non-empty 'categories' list")
+        if self.type != "category" and self.categories is not None:
+            raise ValueError(f"'categories' only applies to category features, not to type {self.type!r}")
+        if self.type in ("category", "bool") and (self.min is not None or self.max is not None):
+            raise ValueError(f"'min'/'max' only apply to int and float features, not to type {self.type!r}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) must not exceed 'max' ({self.max})")
+        return self
+
+
+class Target(_Strict):
+    column: str
+    label_delay_days: int = Field(ge=0, le=365)
+    positive_label: int = 1
+
+
+class Source(_Strict):
+    """Where a daily drop lives, relative to the object store root; `{model}` and `{dt}` are filled in."""
+
+    path: str
+    format: Literal["csv"] = "csv"
+
+    @field_validator("path")
+    @classmethod
+    def _has_date(cls, value: str) -> str:
+        if "{dt}" not in value:
+            raise ValueError("the path must contain '{dt}' so each day has its own partition")
+        return value
+
+
+class Sources(_Strict):
+    drop: Source = Source(path="landing/{model}/dt={dt}/")
+    labels: Source = Source(path="landing/{model}/labels/dt={dt}/")
+
+
+class ExtraCheck(_Strict):
+    """Any GX Core expectation by class name, with its keyword arguments."""
+
+    expectation: str = Field(pattern=r"^Expect[A-Za-z]+$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    severity: Literal["block", "warn"] = "warn"
+
+
+class Checks(_Strict):
+    types: Severity = "block"
+    nulls: Severity = "block"
+    ranges: Severity = "block"
+    categories: Severity = "block"
+    unique_ids: Severity = "block"
+    row_count: Severity = "block"
+
+
+class Validation(_Strict):
+    min_rows: int = Field(default=1, ge=1)
+    max_rows: int = Field(default=50_000_000, ge=1)
+    max_bad_row_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    checks: Checks = Checks()
+    extra_checks: list[ExtraCheck] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Validation:
+        if self.min_rows > self.max_rows:
+            raise ValueError(f"'min_rows' ({self.min_rows}) must not exceed 'max_rows' ({self.max_rows})")
+        return self
+
+
+class FeatureDrift(_Strict):
+    method: DriftMethod | None = None
+    threshold: float | None = Field(default=None, gt=0)
+    critical: bool = False
+
+
+class Drift(_Strict):
+    method: DriftMethod = "psi"
+    threshold: float = Field(default=0.1, gt=0)
+    features: dict[str, FeatureDrift] = Field(default_factory=dict)
+    prediction: FeatureDrift = FeatureDrift()
+    dataset_drift_share: float = Field(default=0.3, gt=0.0, le=1.0)
+    sample_size: int = Field(default=50_000, ge=100)
+    seed: int = 0
+    window_nights: int = Field(default=3, ge=1, le=60)
+    min_drifted_nights: int = Field(default=2, ge=1, le=60)
+    cooldown_days: int = Field(default=5, ge=0, le=365)
+
+    @model_validator(mode="after")
+    def _window(self) -> Drift:
+        if self.min_drifted_nights > self.window_nights:
+            raise ValueError(
+                f"'min_drifted_nights' ({self.min_drifted_nights}) must not exceed 'window_nights' ({self.window_nights})"
+            )
+        return self
+
+    def method_for(self, feature: str) -> str:
+        override = self.features.get(feature)
+        return (override.method if override and override.method else None) or self.method
+
+    def threshold_for(self, feature: str) -> float:
+        override = self.features.get(feature)
+        return (override.threshold if override and override.threshold else None) or self.threshold
+
+    def critical_features(self) -> list[str]:
+        return sorted(name for name, override in self.features.items() if override.critical)
+
+
+class Training(_Strict):
+    estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    params: dict[str, Any] = Field(default_factory=dict)
+    window_days: int = Field(default=14, ge=1, le=3650)
+    holdout_days: int = Field(default=1, ge=1)
+    min_labelled_days: int = Field(default=3, ge=1)
+    reference_sample_size: int = Field(default=20_000, ge=100)
+    seed: int = 0
+    fallback_cron: str | None = "0 6 * * 0"
+
+    @field_validator("estimator")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if not ESTIMATOR_PATTERN.match(value):
+            raise ValueError(
+                "must be the dotted path of a scikit-learn estimator class, "
+                "e.g. 'sklearn.ensemble.HistGradientBoostingClassifier'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _holdout(self) -> Training:
+        if self.holdout_days >= self.window_days:
+            raise ValueError(
+                f"'holdout_days' ({self.holdout_days}) must be smaller than 'window_days' ({self.window_days})"
+            )
+        return self
+
+
+class Slice(_Strict):
+    column: str
+    max_regression: float = Field(default=0.02, ge=0.0)
+    min_rows: int = Field(default=50, ge=1)
+
+
+class Promotion(_Strict):
+    metric: Literal["roc_auc", "average_precision", "accuracy", "f1", "log_loss"] = "roc_auc"
+    floor: float
+    min_improvement: float = Field(default=0.0, ge=0.0)
+    slices: list[Slice] = Field(default_factory=list)
+
+
+class Schedule(_Strict):
+    cron: str = "0 2 * * *"
+    start_date: dt.date
+    end_date: dt.date | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5 and not value.startswith("@"):
+            raise ValueError("must be a five-field cron expression such as '0 2 * * *' or a preset like '@daily'")
+        return value
+
+
+ModelName = Annotated[str, Field(pattern=NAME_PATTERN.pattern)]
+
+
+class ModelSpec(_Strict):
+    name: ModelName
+    description: str = ""
+    owner: str = "data-engineering"
+    entity_id: str
+    timestamp: str
+    schedule: Schedule
+    features: dict[str, Feature] = Field(min_length=1)
+    target: Target
+    sources: Sources = Sources()
+    validation: Validation = Validation()
+    drift: Drift = Drift()
+    training: Training = Training()
+    promotion: Promotion
+
+    @model_validator(mode="after")
+    def _columns_known(self) -> ModelSpec:
+        reserved = {self.entity_id, self.timestamp, self.target.column}
+        if len(reserved) != 3:
+            raise ValueError("'entity_id', 'timestamp' and 'target.column' must be three different columns")
+        clash = reserved & set(self.features)
+        if clash:
+            raise ValueError(f"features must not include the id, timestamp or target column: {sorted(clash)}")
+        known = sorted(self.features)
+        for name in self.drift.features:
+            if name not in self.features:
+                raise ValueError(f"drift.features.{name}: not a feature of this model; valid: {known}")
+        for slice_ in self.promotion.slices:
+            if slice_.column not in self.features:
+                raise ValueError(f"promotion.slices: column {slice_.column!r} is not a feature; valid: {known}")
+            if self.features[slice_.column].type not in ("category", "bool"):
+                raise ValueError(f"promotion.slices: column {slice_.column!r} must be a category or bool feature")
+        return self
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.name
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
+    @property
+    def raw_columns(self) -> list[str]:
+        """Columns a daily drop must carry, in order."""
+        return [self.entity_id, self.timestamp, *self.features]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (check its spelling against the spec reference in the README)"
+    if error["type"] == "missing":
+        message = "required field is missing"
+    given = error.get("input")
+    suffix = f" (got {given!r})" if error["type"] not in ("missing",) and not isinstance(given, dict) else ""
+    return f"  - {location}: {message}{suffix}"
+
+
+def load_spec(path: Path | str) -> ModelSpec:
+    """Load and validate one model spec; raise SpecError naming the file, field and what is valid."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise SpecError(f"{path}: model spec file not found") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a model spec must be a YAML mapping with 'name', 'features', … at the top level")
+    try:
+        spec = ModelSpec.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n".join(_describe(error) for error in exc.errors())
+        raise SpecError(f"{path}: invalid model spec:\n{lines}") from None
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: name {spec.name!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def load_specs(models_dir: Path | str | None = None) -> list[ModelSpec]:
+    """All specs in the models folder, sorted by name."""
+    folder = Path(models_dir) if models_dir else settings().models_dir
+    return [load_spec(path) for path in sorted(folder.glob("*.yaml"))]
+
+
+def get_spec(name: str, models_dir: Path | str | None = None) -> ModelSpec:
+    folder = Path(models_dir) if models_dir else settings().models_dir
+    return load_spec(folder / f"{name}.yaml")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where everything lives; each location is overridable by an environment variable."""
+
+    home: Path
+    models_dir: Path
+    store_uri: str
+    warehouse_url: str
+    mlflow_tracking_uri: str
+    mlflow_artifact_root: str
+    schedule_start: dt.date | None
+    schedule_end: dt.date | None
+
+
+def _date_from_env(name: str) -> dt.date | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise SpecError(f"environment variable {name}={value!r}: expected a date as YYYY-MM-DD") from None
+
+
+def settings() -> Settings:
+    home = Path(os.environ.get("NIGHTSHIFT_HOME", PROJECT_ROOT / ".nightshift")).resolve()
+    return Settings(
+        home=home,
+        models_dir=Path(os.environ.get("NIGHTSHIFT_MODELS_DIR", PROJECT_ROOT / "include" / "models")),
+        store_uri=os.environ.get("NIGHTSHIFT_STORE_URI", (home / "store").as_uri()),
+        warehouse_url=os.environ.get("NIGHTSHIFT_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse.db'}"),
+        mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
+        mlflow_artifact_root=os.environ.get("NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT", (home / "mlartifacts").as_uri()),
+        schedule_start=_date_from_env("NIGHTSHIFT_SCHEDULE_START"),
+        schedule_end=_date_from_env("NIGHTSHIFT_SCHEDULE_END"),
+    )
+
+
+def retrain_asset_name(model: str) -> str:
+    return f"{model}_retrain_request"
+
+
+def retrain_asset_uri(model: str) -> str:
+    return f"nightshift://{model}/retrain-request"
+
+
+def schedule_window(spec: ModelSpec, config: Settings) -> tuple[dt.date, dt.date | None]:
+    """The nightly schedule's first and last dates: the spec's, unless the environment overrides them."""
+    return (config.schedule_start or spec.schedule.start_date, config.schedule_end or spec.schedule.end_date)
+
+
+def catchup_enabled() -> bool:
+    return os.environ.get("NIGHTSHIFT_CATCHUP", "false").strip().lower() in ("1", "true", "yes")
