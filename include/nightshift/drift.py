@@ -1,0 +1,372 @@
+"""Nightly drift check with Evidently: per-feature methods and thresholds from the model spec.
+
+Plain Python (no Airflow). `compute_drift` samples both sides deterministically, runs one Evidently
+report and turns its snapshot into a small JSON-serialisable summary; `render_index` and
+`latest_pointer` build the pages analysts open across nights.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import evidently
+import numpy as np
+import pandas as pd
+from evidently import ColumnType, DataDefinition, Dataset, Report
+from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+from evidently.metrics import ValueDrift
+from evidently.presets import DataDriftPreset
+
+from nightshift.config import ModelSpec
+
+NUMERIC_TYPES = frozenset({"int", "float"})
+_DRIFTED = "FAIL"
+_NOT_DRIFTED = "SUCCESS"
+
+
+@dataclass
+class DriftResult:
+    summary: dict[str, Any]
+    html: str
+    report_json: str
+
+
+def compute_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: ModelSpec,
+    *,
+    model: str,
+    dt: str,
+    model_version: str | None,
+    prediction_column: str | None = "score",
+) -> DriftResult:
+    """Compare `current` with `reference` on the spec's features, plus the prediction column when both sides have it."""
+    drift = spec.drift
+    features = spec.feature_names
+    _check_frames(reference, current, spec, prediction_column)
+    both = prediction_column is not None and prediction_column in reference and prediction_column in current
+    pred = prediction_column if both else None
+    columns = [*features, pred] if pred else list(features)
+    numeric = [f for f in features if spec.features[f].type in NUMERIC_TYPES]
+    if pred:
+        numeric.append(pred)
+
+    methods = {f: drift.method_for(f) for f in features}
+    thresholds = {f: float(drift.threshold_for(f)) for f in features}
+    for name in features:
+        _check_method(name, methods[name], numerical=name in numeric)
+    pred_method = drift.prediction.method or drift.method
+    pred_threshold = float(drift.prediction.threshold or drift.threshold)
+    if pred:
+        _check_method(pred, pred_method, numerical=True)
+
+    rng = np.random.default_rng(drift.seed)
+    ref = _prepare(_sample(reference, columns, drift.sample_size, rng), numeric)
+    cur = _prepare(_sample(current, columns, drift.sample_size, rng), numeric)
+
+    empty = {c: bool(ref[c].isna().all() or cur[c].isna().all()) for c in columns}
+    compared = [f for f in features if not empty[f]]
+    metrics: list[Any] = []
+    if compared:
+        metrics.append(
+            DataDriftPreset(
+                columns=compared,
+                per_column_method={f: methods[f] for f in compared},
+                per_column_threshold={f: thresholds[f] for f in compared},
+                drift_share=drift.dataset_drift_share,
+            )
+        )
+    if pred and not empty[pred]:
+        metrics.append(ValueDrift(column=pred, method=pred_method, threshold=pred_threshold))
+
+    usable = [c for c in columns if not empty[c]]
+    definition = DataDefinition(
+        numerical_columns=[c for c in usable if c in numeric],
+        categorical_columns=[c for c in usable if c not in numeric],
+    )
+    if metrics:
+        snapshot = Report(metrics, include_tests=True).run(
+            Dataset.from_pandas(cur[usable], data_definition=definition),
+            Dataset.from_pandas(ref[usable], data_definition=definition),
+        )
+        verdicts = _column_verdicts(snapshot.dict())
+        page = snapshot.get_html_str(as_iframe=False)
+        report_json = snapshot.json()
+    else:
+        verdicts, page, report_json = {}, _empty_page(model, dt), '{"metrics": [], "tests": []}'
+
+    critical = set(drift.critical_features())
+    rows = []
+    for name in features:
+        score, drifted = _verdict(name, verdicts, ref, cur, empty[name])
+        rows.append(
+            {
+                "feature": name,
+                "method": methods[name],
+                "threshold": thresholds[name],
+                "score": score,
+                "drifted": drifted,
+                "critical": name in critical,
+            }
+        )
+    prediction = None
+    if pred:
+        score, drifted = _verdict(pred, verdicts, ref, cur, empty[pred])
+        prediction = {"method": pred_method, "threshold": pred_threshold, "score": score, "drifted": drifted}
+
+    drifted_names = [r["feature"] for r in rows if r["drifted"]]
+    share = len(drifted_names) / len(features)
+    summary = {
+        "model": model,
+        "dt": dt,
+        "model_version": model_version,
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+        "sample": {
+            "size": drift.sample_size,
+            "seed": drift.seed,
+            "reference_sampled": len(ref),
+            "current_sampled": len(cur),
+        },
+        "features": rows,
+        "prediction": prediction,
+        "drifted_features": drifted_names,
+        "drift_share": share,
+        "dataset_drift": share >= drift.dataset_drift_share,
+        "critical_drifted": [n for n in drifted_names if n in critical],
+        "evidently_version": evidently.__version__,
+    }
+    return DriftResult(summary=summary, html=_with_header(page, summary), report_json=report_json)
+
+
+def _with_header(page: str, summary: dict[str, Any]) -> str:
+    """Give Evidently's page a title and a one-line banner naming the model, night and sample."""
+    sample = summary["sample"]
+    title = html.escape(f"Drift report: {summary['model']} {summary['dt']}")
+    drifted = ", ".join(summary["drifted_features"]) or "none"
+    banner = html.escape(
+        f"{summary['model']} · {summary['dt']} · model version {summary['model_version'] or '—'} · "
+        f"reference {summary['reference_rows']:,} rows (sampled {sample['reference_sampled']:,}), "
+        f"current {summary['current_rows']:,} rows (sampled {sample['current_sampled']:,}), seed {sample['seed']} · "
+        f"drifted features: {drifted} · dataset drift: {'yes' if summary['dataset_drift'] else 'no'}"
+    )
+    style = "font:14px system-ui,sans-serif;padding:10px 24px;background:#f6f8fa;border-bottom:1px solid #d1d9e0"
+    page = page.replace("<head>", f"<head><title>{title}</title>", 1)
+    return page.replace("<body>", f'<body><div id="nightshift-banner" style="{style}">{banner}</div>', 1)
+
+
+def _check_frames(
+    reference: pd.DataFrame, current: pd.DataFrame, spec: ModelSpec, prediction_column: str | None
+) -> None:
+    if prediction_column is not None and prediction_column in spec.features:
+        raise ValueError(f"prediction column {prediction_column!r} is also a feature of model {spec.name!r}")
+    for side, frame in (("reference", reference), ("current", current)):
+        missing = [f for f in spec.feature_names if f not in frame.columns]
+        if missing:
+            raise ValueError(f"{side} data lacks feature columns {missing}; it has {list(frame.columns)}")
+        if frame.empty:
+            raise ValueError(f"{side} data has no rows; drift needs rows on both sides")
+        wrong = [
+            f
+            for f, feature in spec.features.items()
+            if feature.type in NUMERIC_TYPES
+            and (not pd.api.types.is_numeric_dtype(frame[f]) or pd.api.types.is_bool_dtype(frame[f]))
+        ]
+        if (
+            prediction_column is not None
+            and prediction_column in frame
+            and not pd.api.types.is_numeric_dtype(frame[prediction_column])
+        ):
+            wrong.append(prediction_column)
+        if wrong:
+            dtypes = {c: str(frame[c].dtype) for c in wrong}
+            raise ValueError(f"{side} data: columns {dtypes} must have a numeric dtype")
+
+
+def _check_method(column: str, method: str, *, numerical: bool) -> None:
+    kind = ColumnType.Numerical if numerical else ColumnType.Categorical
+    try:
+        get_registered_stattest(method, kind)
+    except ValueError as exc:
+        raise ValueError(f"drift method {method!r} cannot be used for {kind.value} column {column!r}: {exc}") from None
+
+
+def _sample(frame: pd.DataFrame, columns: list[str], size: int, rng: np.random.Generator) -> pd.DataFrame:
+    """At most `size` rows of `columns`, in their original order; copies only the sampled rows."""
+    positions = [frame.columns.get_loc(c) for c in columns]
+    if len(frame) <= size:
+        return frame.iloc[:, positions].reset_index(drop=True)
+    rows = np.sort(rng.choice(len(frame), size=size, replace=False))
+    return frame.iloc[rows, positions].reset_index(drop=True)
+
+
+def _prepare(frame: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
+    """Plain numpy dtypes for Evidently: nullable numbers to float64, category/bool/string columns to object."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if column in numeric:
+            if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+                out[column] = series.astype("float64")
+        elif not pd.api.types.is_object_dtype(series):
+            out[column] = pd.Series([None if pd.isna(v) else str(v) for v in series], dtype=object)
+    return out
+
+
+def _column_verdicts(snapshot: dict[str, Any]) -> dict[str, tuple[float | None, bool]]:
+    """Score and Evidently's own drift verdict per column, from the ValueDrift metrics and their tests."""
+    columns: dict[str, str] = {}
+    scores: dict[str, float | None] = {}
+    for metric in snapshot["metrics"]:
+        config = metric.get("config", {})
+        if config.get("type") == "evidently:metric_v2:ValueDrift":
+            columns[metric["id"]] = config["column"]
+            scores[config["column"]] = _number(metric["value"])
+    verdicts: dict[str, tuple[float | None, bool]] = {}
+    for test in snapshot["tests"]:
+        column = columns.get(test.get("metric_config", {}).get("metric_id"))
+        if column is None:
+            continue
+        if test["status"] not in (_DRIFTED, _NOT_DRIFTED):
+            raise RuntimeError(f"Evidently drift test for column {column!r} ended {test['status']}: {test}")
+        verdicts[column] = (scores[column], test["status"] == _DRIFTED)
+    missing = set(scores) - set(verdicts)
+    if missing:
+        raise RuntimeError(f"Evidently gave no drift verdict for columns {sorted(missing)}")
+    return verdicts
+
+
+def _verdict(
+    column: str, verdicts: dict[str, tuple[float | None, bool]], ref: pd.DataFrame, cur: pd.DataFrame, empty: bool
+) -> tuple[float | None, bool]:
+    """An all-null side has no distribution: no score, and drifted unless both sides are all null."""
+    if empty:
+        return None, bool(ref[column].notna().any() or cur[column].notna().any())
+    return verdicts[column]
+
+
+def _number(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _empty_page(model: str, dt: str) -> str:
+    title = html.escape(f"Drift report: {model} {dt}")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'></head>"
+        f"<body><h1>{title}</h1><p>No column had values on both sides, so nothing was compared.</p></body></html>"
+    )
+
+
+def latest_pointer(summaries: list[dict[str, Any]], model: str) -> dict[str, Any]:
+    """Content of latest.json: the newest night (the last given wins a tie) and how many nights exist."""
+    newest = _newest(summaries)
+    return {
+        "model": model,
+        "dt": newest["dt"] if newest else None,
+        "summary": newest,
+        "report_html": newest.get("report_html") if newest else None,
+        "nights": len(summaries),
+    }
+
+
+def _newest(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    newest: dict[str, Any] | None = None
+    for summary in summaries:
+        if newest is None or str(summary["dt"]) >= str(newest["dt"]):
+            newest = summary
+    return newest
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#1f2328}
+h1{font-size:1.4rem;margin-bottom:.2rem} p.meta{color:#59636e;margin-top:0}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{border-bottom:1px solid #d1d9e0;padding:.45rem .6rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa;position:sticky;top:0}
+tr.drifted td{background:#fff1f0} tr.drifted td.flag{color:#b42318;font-weight:600}
+.critical{color:#b42318;font-weight:600} .num{text-align:right;font-variant-numeric:tabular-nums}
+.muted{color:#59636e}
+"""
+
+
+def render_index(summaries: list[dict[str, Any]], model: str) -> str:
+    """One self-contained page listing every night given, newest first; drifted nights highlighted."""
+    nights = sorted(summaries, key=lambda s: str(s["dt"]), reverse=True)
+    drifted_count = sum(1 for s in nights if _night_drifted(s))
+    rows = "\n".join(_index_row(s) for s in nights) or (
+        '<tr><td colspan="7" class="muted">No nights have been checked yet.</td></tr>'
+    )
+    title = html.escape(f"Drift history: {model}")
+    return f"""<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title><style>{_STYLE}</style></head>
+<body>
+<h1>{title}</h1>
+<p class="meta">{len(nights)} night(s); {drifted_count} flagged
+(dataset drift, a drifted critical feature or prediction drift).</p>
+<table>
+<thead><tr><th>Date</th><th>Model version</th><th class="num">Drift share</th><th>Dataset drift</th>
+<th>Drifted features</th><th>Prediction drift</th><th>Report</th></tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>
+</body>
+</html>
+"""
+
+
+def _night_drifted(summary: dict[str, Any]) -> bool:
+    prediction = summary.get("prediction") or {}
+    return bool(summary.get("dataset_drift") or summary.get("critical_drifted") or prediction.get("drifted"))
+
+
+def _index_row(summary: dict[str, Any]) -> str:
+    esc = _escape
+    critical = set(summary.get("critical_drifted") or [])
+    drifted = summary.get("drifted_features") or []
+    features = ", ".join(
+        f'<span class="critical" title="critical feature">{esc(name)}</span>' if name in critical else esc(name)
+        for name in drifted
+    )
+    total = len(summary.get("features") or [])
+    share = summary.get("drift_share")
+    share_text = f"{share:.0%} ({len(drifted)}/{total})" if isinstance(share, int | float) else "—"
+    prediction = summary.get("prediction")
+    if prediction:
+        score = prediction.get("score")
+        score_text = f" ({prediction.get('method')} {score:.3f})" if isinstance(score, int | float) else ""
+        prediction_text = esc(("yes" if prediction.get("drifted") else "no") + score_text)
+    else:
+        prediction_text = '<span class="muted">—</span>'
+    links = " · ".join(
+        link for link in (_link(summary.get("report_html"), "HTML"), _link(summary.get("report_json"), "JSON")) if link
+    )
+    css = ' class="drifted"' if _night_drifted(summary) else ""
+    none = '<span class="muted">none</span>'
+    dash = '<span class="muted">—</span>'
+    return (
+        f"<tr{css}><td>{esc(summary.get('dt'))}</td><td>{esc(summary.get('model_version') or '—')}</td>"
+        f'<td class="num">{esc(share_text)}</td><td class="flag">{"yes" if summary.get("dataset_drift") else "no"}</td>'
+        f"<td>{features or none}</td><td>{prediction_text}</td><td>{links or dash}</td></tr>"
+    )
+
+
+def _link(href: Any, label: str) -> str:
+    if not href:
+        return ""
+    target = str(href)
+    if urlsplit(target).scheme not in ("", "http", "https"):
+        return ""
+    return f'<a href="{html.escape(target, quote=True)}">{label}</a>'
+
+
+def _escape(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)

@@ -1,0 +1,200 @@
+"""The MLflow registry: log candidates with their reference sample, read aliases, promote and roll back."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from nightshift.config import Settings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+REFERENCE_PATH = "reference"
+
+
+class RegistryError(RuntimeError):
+    """The registry could not do what was asked; the message names the model, version and what to check."""
+
+
+class ChampionChanged(RegistryError):
+    """The champion moved between evaluation and promotion."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def client(settings: Settings) -> MlflowClient:
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+
+
+def _unreachable(settings: Settings, exc: Exception) -> RegistryError:
+    return RegistryError(
+        f"MLflow at {settings.mlflow_tracking_uri}: {exc}. Check that the tracking server is up and "
+        "MLFLOW_TRACKING_URI points at it."
+    )
+
+
+def experiment_id(settings: Settings, model: str) -> str:
+    mlflow_client = client(settings)
+    name = f"nightshift/{model}"
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    try:
+        return str(mlflow_client.create_experiment(name, artifact_location=f"{settings.mlflow_artifact_root}/{model}"))
+    except MlflowException:
+        experiment = mlflow_client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def alias_version(settings: Settings, model: str, alias: str) -> VersionInfo | None:
+    """The version an alias points at, or None when the model or alias does not exist."""
+    mlflow_client = client(settings)
+    try:
+        found = mlflow_client.get_model_version_by_alias(model, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise _unreachable(settings, exc) from None
+    return VersionInfo(model, str(found.version), str(found.run_id), dict(found.tags or {}))
+
+
+def get_version(settings: Settings, model: str, version: str) -> VersionInfo:
+    mlflow_client = client(settings)
+    try:
+        found = mlflow_client.get_model_version(model, version)
+    except MlflowException:
+        raise RegistryError(f"model {model}: version {version} does not exist in the registry") from None
+    return VersionInfo(model, str(found.version), str(found.run_id), dict(found.tags or {}))
+
+
+def log_candidate(
+    settings: Settings,
+    model: str,
+    pipeline: Any,
+    *,
+    input_example: pd.DataFrame,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    reference: pd.DataFrame,
+    reference_stats: dict[str, Any],
+    run_name: str,
+) -> VersionInfo:
+    """Log the fitted pipeline, its reference sample and statistics; register it and point `challenger` at it."""
+    from mlflow.models import infer_signature
+
+    client(settings)
+    signature = infer_signature(input_example, pipeline.predict_proba(input_example))
+    with mlflow.start_run(experiment_id=experiment_id(settings, model), run_name=run_name) as run:
+        mlflow.log_params(
+            {key: json.dumps(value) if isinstance(value, dict | list) else value for key, value in params.items()}
+        )
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(tags)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            reference.to_parquet(folder / "reference.parquet", index=False)
+            (folder / "statistics.json").write_text(json.dumps(reference_stats, indent=2, sort_keys=True))
+            mlflow.log_artifacts(str(folder), artifact_path=REFERENCE_PATH)
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=input_example.head(5),
+            registered_model_name=model,
+            serialization_format="skops",
+            skops_trusted_types=trusted_types(pipeline),
+            pip_requirements=runtime_requirements(),
+        )
+        run_id = run.info.run_id
+    version = str(info.registered_model_version)
+    mlflow_client = client(settings)
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(model, version, key, value)
+    mlflow_client.set_registered_model_alias(model, CHALLENGER, version)
+    return VersionInfo(model, version, run_id, dict(tags))
+
+
+def runtime_requirements() -> list[str]:
+    """What loading the model needs, pinned to what trained it (saves MLflow's slow requirement inference)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "numpy", "scipy", "pandas", "skops", "mlflow")]
+
+
+TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
+
+
+def trusted_types(pipeline: Any) -> list[str]:
+    """Types skops must be told to trust for a model we trained ourselves: scikit-learn, NumPy and SciPy only."""
+    import skops.io
+
+    found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    foreign = [name for name in found if not name.startswith(TRUSTED_MODULES)]
+    if foreign:
+        raise RegistryError(
+            f"the model holds types outside scikit-learn, NumPy and SciPy ({foreign}); "
+            "nightshift logs only models it can load safely with skops"
+        )
+    return sorted(found)
+
+
+def load_model(settings: Settings, version: VersionInfo) -> Any:
+    client(settings)
+    try:
+        return mlflow.sklearn.load_model(version.uri)
+    except MlflowException as exc:
+        raise RegistryError(f"model {version.name} version {version.version}: cannot load ({exc})") from None
+
+
+def load_reference(settings: Settings, version: VersionInfo) -> pd.DataFrame:
+    """The reference sample the version was trained on, cached by version on local disk."""
+    cache = settings.home / "cache" / "reference" / version.name / version.version
+    path = cache / "reference.parquet"
+    if not path.exists():
+        client(settings)
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            downloaded = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=f"{REFERENCE_PATH}/reference.parquet", dst_path=tmp
+            )
+            Path(downloaded).replace(path)
+    return pd.read_parquet(path)
+
+
+def set_champion(settings: Settings, model: str, version: str, expected_current: str | None) -> None:
+    """Point `champion` at `version` in one call, after checking the champion is still `expected_current`."""
+    current = alias_version(settings, model, CHAMPION)
+    current_version = current.version if current else None
+    if current_version != expected_current:
+        raise ChampionChanged(
+            f"model {model}: the champion is version {current_version}, not {expected_current} as when the candidate "
+            "was evaluated; nothing was changed. Re-run the evaluation against the current champion."
+        )
+    mlflow_client = client(settings)
+    mlflow_client.set_registered_model_alias(model, CHAMPION, version)
+    challenger = alias_version(settings, model, CHALLENGER)
+    if challenger is not None and challenger.version == version:
+        mlflow_client.delete_registered_model_alias(model, CHALLENGER)

@@ -1,0 +1,243 @@
+"""Training sets from curated features joined with arrived labels, and the candidate pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from sklearn.base import ClassifierMixin, clone
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from nightshift.config import ModelSpec
+from nightshift.storage import ObjectStore, partition_files, partition_key
+
+DATE_COLUMN = "_dt"
+
+
+class TrainingDataError(ValueError):
+    """Not enough labelled data to train or evaluate; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    window_start: dt.date
+    window_end: dt.date
+    labelled_dates: list[dt.date]
+    holdout_dates: list[dt.date]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "train_rows": len(self.train),
+            "holdout_rows": len(self.holdout),
+            "labelled_dates": [day.isoformat() for day in self.labelled_dates],
+            "holdout_dates": [day.isoformat() for day in self.holdout_dates],
+        }
+
+
+def read_parquet_partition(store: ObjectStore, prefix: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """A complete partition's Parquet files as one frame, or None when the partition is absent."""
+    import tempfile
+    from pathlib import Path
+
+    keys = partition_files(store, prefix, suffix=".parquet")
+    if not keys:
+        return None
+    frames = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in keys:
+            path = store.get_file(key, Path(tmp) / Path(key).name)
+            frames.append(pq.read_table(path, columns=columns).to_pandas())
+    return pd.concat(frames, ignore_index=True)
+
+
+def curated_features(store: ObjectStore, spec: ModelSpec, day: dt.date) -> pd.DataFrame | None:
+    return read_parquet_partition(store, partition_key("curated", spec.name, day.isoformat()))
+
+
+def curated_labels(store: ObjectStore, spec: ModelSpec, day: dt.date) -> pd.DataFrame | None:
+    return read_parquet_partition(store, f"curated/{spec.name}/labels/dt={day.isoformat()}")
+
+
+def labelled_dates_until(store: ObjectStore, spec: ModelSpec, as_of: dt.date, days: int) -> list[dt.date]:
+    """Feature dates in the `days` before `as_of` whose curated rows and labels are both present."""
+    return [row.date for row in _labelled_frames(store, spec, as_of, days)]
+
+
+@dataclass(frozen=True)
+class _Labelled:
+    date: dt.date
+    frame: pd.DataFrame
+
+
+def _labelled_frames(store: ObjectStore, spec: ModelSpec, as_of: dt.date, days: int) -> list[_Labelled]:
+    """Join each feature date's curated rows with the labels that arrived by `as_of`."""
+    delay = spec.target.label_delay_days
+    start = as_of - dt.timedelta(days=days - 1)
+    label_frames = [
+        frame
+        for offset in range((as_of - start).days + delay + 1)
+        if (label_day := start + dt.timedelta(days=offset)) <= as_of
+        and (frame := curated_labels(store, spec, label_day)) is not None
+    ]
+    if not label_frames:
+        return []
+    labels = pd.concat(label_frames, ignore_index=True).drop_duplicates(spec.entity_id, keep="last")
+    result = []
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        features = curated_features(store, spec, day)
+        if features is None:
+            continue
+        joined = features.merge(labels, on=spec.entity_id, how="inner")
+        if len(joined):
+            result.append(_Labelled(day, joined.assign(**{DATE_COLUMN: day})))
+    return result
+
+
+def build_training_set(store: ObjectStore, spec: ModelSpec, as_of: dt.date) -> TrainingSet:
+    """Labelled rows over the spec's window ending `as_of`; the latest `holdout_days` labelled dates are the holdout."""
+    recipe = spec.training
+    labelled = _labelled_frames(store, spec, as_of, recipe.window_days)
+    dates = [item.date for item in labelled]
+    needed = max(recipe.min_labelled_days, recipe.holdout_days + 1)
+    if len(dates) < needed:
+        window_start = as_of - dt.timedelta(days=recipe.window_days - 1)
+        raise TrainingDataError(
+            f"model {spec.name}: only {len(dates)} labelled day(s) between {window_start} and {as_of} "
+            f"({', '.join(map(str, dates)) or 'none'}); training needs at least {needed} "
+            "(training.min_labelled_days, and one more than training.holdout_days). "
+            "Wait for more label drops or widen training.window_days."
+        )
+    holdout_dates = dates[-recipe.holdout_days :]
+    frame = pd.concat([item.frame for item in labelled], ignore_index=True)
+    is_holdout = frame[DATE_COLUMN].isin(holdout_dates)
+    return TrainingSet(
+        train=frame[~is_holdout].reset_index(drop=True),
+        holdout=frame[is_holdout].reset_index(drop=True),
+        window_start=as_of - dt.timedelta(days=recipe.window_days - 1),
+        window_end=as_of,
+        labelled_dates=dates,
+        holdout_dates=holdout_dates,
+    )
+
+
+def model_inputs(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Feature columns in the types the pipeline expects: floats for numbers, strings for categories."""
+    columns = {}
+    for name, feature in spec.features.items():
+        values = frame[name]
+        if feature.type == "category":
+            columns[name] = values.astype(object).where(values.notna(), None)
+        else:
+            columns[name] = pd.to_numeric(values, errors="coerce").astype("float64")
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def resolve_estimator(dotted: str, params: dict[str, Any], context: str) -> ClassifierMixin:
+    """Instantiate a scikit-learn classifier from its dotted path, with a clear error for a wrong path or params."""
+    module_name, _, class_name = dotted.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+        raise TrainingDataError(
+            f"{context}: estimator {dotted!r} not found; give the dotted path of a scikit-learn classifier, "
+            "e.g. 'sklearn.ensemble.HistGradientBoostingClassifier'"
+        ) from None
+    try:
+        estimator = cls(**params)
+    except TypeError as exc:
+        raise TrainingDataError(f"{context}: parameters {params} do not fit {dotted}: {exc}") from None
+    if not hasattr(estimator, "predict_proba"):
+        raise TrainingDataError(
+            f"{context}: {dotted} has no predict_proba; nightshift needs a probabilistic classifier"
+        )
+    return estimator
+
+
+def build_pipeline(spec: ModelSpec, estimator: ClassifierMixin) -> Pipeline:
+    numeric = [name for name, feature in spec.features.items() if feature.type != "category"]
+    categorical = [name for name, feature in spec.features.items() if feature.type == "category"]
+    preprocess = ColumnTransformer(
+        [
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("preprocess", preprocess), ("estimator", clone(estimator))])
+
+
+def fit_candidate(
+    spec: ModelSpec, training: TrainingSet, estimator: str | None = None, params: dict[str, Any] | None = None
+) -> Pipeline:
+    """Fit the spec's recipe (or an override) on the training rows."""
+    dotted = estimator or spec.training.estimator
+    chosen = params if params is not None else spec.training.params
+    pipeline = build_pipeline(spec, resolve_estimator(dotted, chosen, f"model {spec.name} training recipe"))
+    target = training.train[spec.target.column].astype(int)
+    if target.nunique() < 2:
+        raise TrainingDataError(
+            f"model {spec.name}: the training rows hold only the label {target.iloc[0]!r}; both classes are needed"
+        )
+    pipeline.fit(model_inputs(training.train, spec), target)
+    return pipeline
+
+
+def positive_scores(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    """Probability of the positive label for each row."""
+    proba = model.predict_proba(model_inputs(frame, spec))
+    classes = list(getattr(model, "classes_", [0, 1]))
+    column = classes.index(spec.target.positive_label) if spec.target.positive_label in classes else -1
+    return np.asarray(proba[:, column], dtype="float64")
+
+
+def reference_sample(frame: pd.DataFrame, spec: ModelSpec, scores: np.ndarray, seed: int) -> pd.DataFrame:
+    """A seeded sample of training rows with the model's own scores: what drift is measured against."""
+    sample = frame[list(spec.features)].assign(score=scores)
+    size = min(spec.training.reference_sample_size, len(sample))
+    return sample.sample(n=size, random_state=seed).reset_index(drop=True)
+
+
+def reference_statistics(sample: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]:
+    stats: dict[str, Any] = {"rows": len(sample), "features": {}}
+    for name, feature in spec.features.items():
+        values = sample[name]
+        if feature.type == "category":
+            shares = values.value_counts(normalize=True, dropna=False)
+            stats["features"][name] = {
+                "type": "category",
+                "shares": {str(k): round(float(v), 6) for k, v in shares.items()},
+            }
+        else:
+            numeric = pd.to_numeric(values, errors="coerce")
+            stats["features"][name] = {
+                "type": feature.type,
+                "mean": float(numeric.mean()),
+                "std": float(numeric.std()),
+                "min": float(numeric.min()),
+                "max": float(numeric.max()),
+                "null_share": float(numeric.isna().mean()),
+            }
+    stats["score"] = {"mean": float(sample["score"].mean()), "std": float(sample["score"].std())}
+    return stats
