@@ -1,0 +1,115 @@
+"""Nightly DAG per model: wait for the drop → validate → score → labels → drift → decide on a retrain."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset, CronTriggerTimetable, PokeReturnValue, dag, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from nightshift.config import (
+    ModelSpec,
+    catchup_enabled,
+    load_specs,
+    retrain_asset_name,
+    retrain_asset_uri,
+    schedule_window,
+    settings,
+)
+
+DOC = """
+### {name}: nightly batch
+
+Runs once a day for the date of its **logical date** (a backfill replays the same steps for past dates).
+
+1. `wait_for_drop` waits for `landing/{name}/dt=<date>/_SUCCESS`.
+2. `validate` checks the drop with Great Expectations; bad rows go to `quarantine/{name}/dt=<date>/rejected.csv`
+   with a reason each, the result to `validation/{name}/dt=<date>/`. Over the bad-row limit the run fails and
+   nothing is scored.
+3. `score` writes `predictions/{name}/dt=<date>/` with `champion` (and `challenger` in shadow).
+4. `ingest_labels` curates the label drop that landed on the date.
+5. `drift` writes `reports/drift/{name}/dt=<date>/` and refreshes `index.html`.
+6. `decide` applies the drift policy; `request_retrain` emits the `{asset}` asset event (skipped otherwise,
+   and always skipped for backfill runs).
+
+Owner: {owner}. Spec: `include/models/{name}.yaml`.
+"""
+
+
+def build_nightly(spec: ModelSpec):
+    config = settings()
+    start, end = schedule_window(spec, config)
+    retrain_request = Asset(name=retrain_asset_name(spec.name), uri=retrain_asset_uri(spec.name))
+    model = spec.name
+
+    @dag(
+        dag_id=f"{model}_nightly",
+        schedule=CronTriggerTimetable(spec.schedule.cron, timezone="UTC"),
+        start_date=dt.datetime.combine(start, dt.time(), dt.UTC),
+        end_date=dt.datetime.combine(end, dt.time(23, 59), dt.UTC) if end else None,
+        catchup=catchup_enabled(),
+        max_active_runs=1,
+        default_args={"owner": spec.owner, "retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+        tags=["nightshift", model, "nightly"],
+        doc_md=DOC.format(name=model, owner=spec.owner, asset=retrain_asset_name(model)),
+    )
+    def nightly() -> None:
+        @task.sensor(poke_interval=60, timeout=12 * 3600, mode="reschedule")
+        def wait_for_drop(**context) -> PokeReturnValue:
+            from nightshift import nightly as stages
+
+            return PokeReturnValue(is_done=stages.drop_ready(model, stages.run_date(context)))
+
+        @task
+        def validate(**context) -> dict:
+            from nightshift import nightly as stages
+
+            try:
+                return stages.validate(model, stages.run_date(context), stages.run_info(context))
+            except (stages.ValidationFailed, ValueError) as exc:
+                raise AirflowFailException(str(exc)) from None
+
+        @task
+        def score(validated: dict, **context) -> dict:
+            from nightshift import nightly as stages
+
+            return stages.score(model, validated["dt"], stages.run_info(context))
+
+        @task
+        def ingest_labels(**context) -> dict:
+            from nightshift import nightly as stages
+
+            return stages.ingest_labels(model, stages.run_date(context), stages.run_info(context))
+
+        @task
+        def drift(scored: dict, **context) -> dict:
+            from nightshift import nightly as stages
+
+            return stages.drift(model, scored["dt"], stages.run_info(context))
+
+        @task
+        def decide(drift_result: dict, labels: dict, **context) -> dict:
+            from nightshift import nightly as stages
+
+            return stages.decide(model, drift_result["dt"], stages.run_info(context), drift_result)
+
+        @task(outlets=[retrain_request])
+        def request_retrain(decision: dict, *, outlet_events=None) -> dict:
+            if not decision["requested"]:
+                raise AirflowSkipException(f"no retrain requested ({decision['decision']}): {decision['reasons']}")
+            outlet_events[retrain_request].extra = decision
+            return decision
+
+        waited = wait_for_drop()
+        labels = ingest_labels()
+        validated = validate()
+        waited >> [validated, labels]
+        scored = score(validated)
+        measured = drift(scored)
+        request_retrain(decide(measured, labels))
+
+    return nightly()
+
+
+for _spec in load_specs():
+    globals()[f"{_spec.name}_nightly"] = build_nightly(_spec)

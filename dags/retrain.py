@@ -1,0 +1,111 @@
+"""Retrain DAG per model: train a candidate → evaluate it against the champion → promote or refuse."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from nightshift.config import ModelSpec, load_specs, retrain_asset_name, retrain_asset_uri
+
+DOC = """
+### {name}: retrain → evaluate → promote
+
+Starts when a nightly run emits the `{asset}` asset event (its `extra` carries the date, the drifted
+features and the report), on the fallback schedule `{fallback}`, or by hand.
+
+* `resolve_request` picks the as-of date: the asset event's date, else the `as_of` param, else the latest
+  curated night.
+* `train_candidate` trains on `training.window_days` days of curated features joined with arrived labels,
+  holding out the latest `training.holdout_days` labelled day(s); logs the model, its reference sample and
+  statistics to MLflow and points `challenger` at it.
+* `evaluate` scores candidate and champion on the same holdout.
+* `promote_or_refuse` applies the gate (`promotion` in the spec), moves `champion` in one call only if it
+  passes and the champion did not change meanwhile, and appends the decision to the promotion ledger.
+
+Manual runs may override the recipe (`estimator`, `estimator_params`) to try an experiment: the gate still
+decides. One run at a time.
+"""
+
+
+def build_retrain(spec: ModelSpec):
+    model = spec.name
+    request_asset = Asset(name=retrain_asset_name(model), uri=retrain_asset_uri(model))
+    fallback = spec.training.fallback_cron
+    schedule = (
+        AssetOrTimeSchedule(timetable=CronTriggerTimetable(fallback, timezone="UTC"), assets=request_asset)
+        if fallback
+        else [request_asset]
+    )
+
+    @dag(
+        dag_id=f"{model}_retrain",
+        schedule=schedule,
+        start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
+        tags=["nightshift", model, "retrain"],
+        params={
+            "as_of": Param(None, type=["null", "string"], format="date", description="Train on data up to this date"),
+            "estimator": Param(None, type=["null", "string"], description="Override: dotted sklearn classifier"),
+            "estimator_params": Param(None, type=["null", "object"], description="Override: estimator parameters"),
+            "reason": Param(None, type=["null", "string"], description="Why this run was started"),
+        },
+        doc_md=DOC.format(name=model, asset=retrain_asset_name(model), fallback=fallback or "none"),
+    )
+    def retrain() -> None:
+        @task
+        def resolve_request(**context) -> dict:
+            from nightshift import lifecycle
+            from nightshift.nightly import run_info
+
+            events = [
+                dict(event.extra or {})
+                for asset_events in (context.get("triggering_asset_events") or {}).values()
+                for event in asset_events
+            ]
+            run = run_info(context)
+            try:
+                return lifecycle.resolve_request(model, events, dict(context["params"]), run)
+            except ValueError as exc:
+                if run.run_type == "scheduled":
+                    raise AirflowSkipException(f"fallback run with nothing to train on: {exc}") from None
+                raise AirflowFailException(str(exc)) from None
+
+        @task
+        def train_candidate(request: dict, **context) -> dict:
+            from nightshift import lifecycle
+            from nightshift.nightly import run_info
+
+            run = run_info(context)
+            try:
+                return lifecycle.train_candidate(model, request, dict(context["params"]), run)
+            except ValueError as exc:
+                if run.run_type == "scheduled":
+                    raise AirflowSkipException(f"fallback run with too little data: {exc}") from None
+                raise AirflowFailException(str(exc)) from None
+
+        @task
+        def evaluate(candidate: dict) -> dict:
+            from nightshift import lifecycle
+
+            return lifecycle.evaluate_candidate(model, candidate)
+
+        @task(pool="nightshift_promotions")
+        def promote_or_refuse(evaluation: dict, request: dict, **context) -> dict:
+            from nightshift import lifecycle
+            from nightshift.nightly import run_info
+
+            when = context["dag_run"].run_after
+            return lifecycle.promote_or_refuse(model, evaluation, request, run_info(context), when)
+
+        request = resolve_request()
+        promote_or_refuse(evaluate(train_candidate(request)), request)
+
+    return retrain()
+
+
+for _spec in load_specs():
+    globals()[f"{_spec.name}_retrain"] = build_retrain(_spec)

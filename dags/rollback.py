@@ -1,0 +1,57 @@
+"""Rollback DAG per model: move `champion` back to the version it replaced, and record it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, task
+
+from nightshift.config import ModelSpec, load_specs
+
+DOC = """
+### {name}: rollback
+
+Manual only. Moves the `champion` alias back to the version the current champion replaced (read from the
+promotion ledger), or to `target_version` when given, in one call, and appends a `rollback` row to the
+ledger with the reason. The nightly run that follows scores with the restored champion and measures
+drift against its own reference sample.
+"""
+
+
+def build_rollback(spec: ModelSpec):
+    model = spec.name
+
+    @dag(
+        dag_id=f"{model}_rollback",
+        schedule=None,
+        start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": spec.owner, "retries": 0},
+        tags=["nightshift", model, "rollback"],
+        params={
+            "target_version": Param(
+                None, type=["null", "string"], description="Version to restore (default: previous)"
+            ),
+            "reason": Param("manual rollback", type="string", description="Why, for the ledger"),
+        },
+        doc_md=DOC.format(name=model),
+    )
+    def rollback() -> None:
+        @task(pool="nightshift_promotions")
+        def move_champion_back(**context) -> dict:
+            from nightshift import lifecycle
+            from nightshift.nightly import run_info
+
+            params = context["params"]
+            return lifecycle.rollback(
+                model, params.get("target_version"), params["reason"], run_info(context), context["dag_run"].run_after
+            )
+
+        move_champion_back()
+
+    return rollback()
+
+
+for _spec in load_specs():
+    globals()[f"{_spec.name}_rollback"] = build_rollback(_spec)

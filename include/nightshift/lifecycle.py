@@ -1,0 +1,248 @@
+"""Retrain, evaluate, promote and roll back, as the retrain and rollback DAGs call them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from typing import Any
+
+from nightshift.config import Settings, get_spec, settings
+from nightshift.nightly import RunInfo
+from nightshift.storage import open_store
+
+
+class RetrainRequestError(ValueError):
+    """A retrain run was started without a usable date or recipe; the message says what to pass."""
+
+
+def code_version() -> str:
+    """The git commit of the project, or the NIGHTSHIFT_CODE_VERSION set at deploy time."""
+    if os.environ.get("NIGHTSHIFT_CODE_VERSION"):
+        return os.environ["NIGHTSHIFT_CODE_VERSION"]
+    from nightshift.config import PROJECT_ROOT
+
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return found.stdout.strip() or "unknown"
+
+
+def latest_curated_date(model: str) -> dt.date | None:
+    config = settings()
+    store = open_store(config.store_uri)
+    dates = sorted(
+        {key.split("dt=", 1)[1].split("/", 1)[0] for key in store.list(f"curated/{model}") if "/labels/" not in key}
+    )
+    return dt.date.fromisoformat(dates[-1]) if dates else None
+
+
+def resolve_request(model: str, events: list[dict[str, Any]], params: dict[str, Any], run: RunInfo) -> dict[str, Any]:
+    """Pick the as-of date and reasons: from the triggering asset events, else the run's params, else the latest data."""
+    get_spec(model)
+    requests = [extra for extra in events if extra.get("model") == model and extra.get("dt")]
+    if requests:
+        latest = max(requests, key=lambda extra: extra["dt"])
+        return {
+            "as_of": latest["dt"],
+            "trigger": "asset",
+            "reasons": latest.get("reasons", []),
+            "drifted_features": latest.get("drifted_features", {}),
+            "report": latest.get("report"),
+            "events": len(requests),
+        }
+    as_of = params.get("as_of")
+    if as_of:
+        try:
+            dt.date.fromisoformat(str(as_of))
+        except ValueError:
+            raise RetrainRequestError(f"param as_of={as_of!r}: expected a date as YYYY-MM-DD") from None
+    else:
+        latest_day = latest_curated_date(model)
+        if latest_day is None:
+            raise RetrainRequestError(
+                f"model {model}: no curated data yet; run the nightly DAG first or pass as_of=YYYY-MM-DD"
+            )
+        as_of = latest_day.isoformat()
+    reason = params.get("reason") or f"{run.run_type} run"
+    return {"as_of": str(as_of), "trigger": run.run_type, "reasons": [reason], "drifted_features": {}, "report": None}
+
+
+def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any], run: RunInfo) -> dict[str, Any]:
+    """Train on the window ending as_of, log the candidate with its reference sample and mark it `challenger`."""
+    import json
+
+    from nightshift import registry
+    from nightshift.evaluate import evaluate_scores
+    from nightshift.train import (
+        build_training_set,
+        fit_candidate,
+        model_inputs,
+        positive_scores,
+        reference_sample,
+        reference_statistics,
+    )
+
+    config = settings()
+    spec = get_spec(model, config.models_dir)
+    store = open_store(config.store_uri)
+    as_of = dt.date.fromisoformat(request["as_of"])
+    training = build_training_set(store, spec, as_of)
+    estimator = params.get("estimator") or spec.training.estimator
+    if params.get("estimator_params") is not None:
+        estimator_params = dict(params["estimator_params"])
+    elif estimator == spec.training.estimator:
+        estimator_params = dict(spec.training.params)
+    else:
+        estimator_params = {}
+    pipeline = fit_candidate(spec, training, estimator, estimator_params)
+    holdout_metrics = evaluate_scores(spec, training.holdout, positive_scores(pipeline, training.holdout, spec))
+    train_scores = positive_scores(pipeline, training.train, spec)
+    reference = reference_sample(training.train, spec, train_scores, spec.training.seed)
+    described = training.describe()
+    tags = {
+        "nightshift.as_of": request["as_of"],
+        "nightshift.window_start": described["window_start"],
+        "nightshift.window_end": described["window_end"],
+        "nightshift.trigger": str(request.get("trigger")),
+        "nightshift.reasons": json.dumps(request.get("reasons", []))[:4000],
+        "nightshift.drifted_features": json.dumps(request.get("drifted_features", {}))[:4000],
+        "nightshift.code_version": code_version(),
+        "nightshift.airflow_run_id": run.run_id,
+        "nightshift.estimator": estimator,
+    }
+    version = registry.log_candidate(
+        config,
+        model,
+        pipeline,
+        input_example=model_inputs(training.train.head(50), spec),
+        params={"estimator": estimator, **estimator_params, **{f"data.{k}": v for k, v in described.items()}},
+        metrics={
+            f"holdout_{spec.promotion.metric}": holdout_metrics["value"] or 0.0,
+            "train_rows": float(described["train_rows"]),
+            "holdout_rows": float(described["holdout_rows"]),
+        },
+        tags=tags,
+        reference=reference,
+        reference_stats=reference_statistics(reference, spec),
+        run_name=f"{model}-{request['as_of']}-{run.run_id}"[:250],
+    )
+    return {
+        "model": model,
+        "version": version.version,
+        "mlflow_run_id": version.run_id,
+        "as_of": request["as_of"],
+        "estimator": estimator,
+        "training": described,
+    }
+
+
+def evaluate_candidate(model: str, candidate: dict[str, Any]) -> dict[str, Any]:
+    """Score the candidate and the current champion on the same holdout."""
+    from nightshift import registry
+    from nightshift.evaluate import evaluate_scores
+    from nightshift.train import build_training_set, positive_scores
+
+    config = settings()
+    spec = get_spec(model, config.models_dir)
+    training = build_training_set(open_store(config.store_uri), spec, dt.date.fromisoformat(candidate["as_of"]))
+    holdout = training.holdout
+    candidate_version = registry.get_version(config, model, candidate["version"])
+    candidate_model = registry.load_model(config, candidate_version)
+    result: dict[str, Any] = {
+        "model": model,
+        "as_of": candidate["as_of"],
+        "holdout_dates": [day.isoformat() for day in training.holdout_dates],
+        "candidate_version": candidate_version.version,
+        "candidate": evaluate_scores(spec, holdout, positive_scores(candidate_model, holdout, spec)),
+        "champion_version": None,
+        "champion": None,
+    }
+    champion = registry.alias_version(config, model, registry.CHAMPION)
+    if champion is not None:
+        champion_model = registry.load_model(config, champion)
+        result["champion_version"] = champion.version
+        result["champion"] = evaluate_scores(spec, holdout, positive_scores(champion_model, holdout, spec))
+    return result
+
+
+def _ledger_row(model: str, action: str, run: RunInfo, when: dt.datetime, **fields: Any) -> dict[str, Any]:
+    return {"model": model, "action": action, "actor": run.actor, "run_id": run.run_id, "decided_at": when, **fields}
+
+
+def promote_or_refuse(
+    model: str, evaluation: dict[str, Any], request: dict[str, Any], run: RunInfo, when: dt.datetime
+) -> dict[str, Any]:
+    """Apply the gate; move `champion` only if it passes and the champion did not change since evaluation."""
+    from nightshift import registry, warehouse
+    from nightshift.evaluate import decide
+
+    config = settings()
+    spec = get_spec(model, config.models_dir)
+    gate = decide(spec, evaluation["candidate"], evaluation["champion"])
+    common = {
+        "as_of": dt.date.fromisoformat(evaluation["as_of"]),
+        "candidate_version": evaluation["candidate_version"],
+        "previous_version": evaluation["champion_version"],
+        "metric": spec.promotion.metric,
+        "candidate_score": evaluation["candidate"]["value"],
+        "champion_score": (evaluation["champion"] or {}).get("value"),
+        "details": {"evaluation": evaluation, "request": request},
+    }
+    engine = warehouse.connect(config.warehouse_url)
+    if gate.promote:
+        registry.set_champion(config, model, evaluation["candidate_version"], evaluation["champion_version"])
+        action, champion_after = "promote", evaluation["candidate_version"]
+    else:
+        action, champion_after = "refuse", evaluation["champion_version"]
+    warehouse.append_ledger(
+        engine, _ledger_row(model, action, run, when, champion_after=champion_after, reasons=gate.reasons, **common)
+    )
+    return {"model": model, "action": action, "champion": champion_after, "reasons": gate.reasons}
+
+
+def rollback(model: str, target_version: str | None, reason: str, run: RunInfo, when: dt.datetime) -> dict[str, Any]:
+    """Move `champion` back to the version it replaced (or to `target_version`) and record it."""
+    from nightshift import registry, warehouse
+
+    config: Settings = settings()
+    get_spec(model, config.models_dir)
+    current = registry.alias_version(config, model, registry.CHAMPION)
+    if current is None:
+        raise RetrainRequestError(f"model {model}: there is no champion to roll back")
+    engine = warehouse.connect(config.warehouse_url)
+    if not target_version:
+        moves = [row for row in warehouse.ledger(engine, model) if row["action"] in ("promote", "rollback")]
+        arrived = next((row for row in reversed(moves) if row["champion_after"] == current.version), None)
+        if arrived is None or not arrived["previous_version"]:
+            raise RetrainRequestError(
+                f"model {model}: the ledger has no version before champion {current.version}; "
+                "pass target_version to choose one"
+            )
+        target_version = str(arrived["previous_version"])
+    target = registry.get_version(config, model, str(target_version))
+    if target.version == current.version:
+        raise RetrainRequestError(f"model {model}: version {target.version} is already the champion")
+    registry.set_champion(config, model, target.version, current.version)
+    warehouse.append_ledger(
+        engine,
+        _ledger_row(
+            model,
+            "rollback",
+            run,
+            when,
+            candidate_version=target.version,
+            previous_version=current.version,
+            champion_after=target.version,
+            reasons=[reason or "manual rollback"],
+            details={"target_version": target.version},
+        ),
+    )
+    return {"model": model, "action": "rollback", "champion": target.version, "previous": current.version}
