@@ -1,0 +1,128 @@
+"""The season summary: what the nightly runs did, read back from the warehouse and the object store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from nightshift import warehouse
+from nightshift.config import Settings
+from nightshift.storage import open_store
+
+
+def season_summary(config: Settings, model: str) -> dict[str, Any]:
+    engine = warehouse.connect(config.warehouse_url)
+    store = open_store(config.store_uri)
+    with engine.connect() as connection:
+        validations = [
+            dict(row._mapping)
+            for row in connection.execute(
+                sa.select(warehouse.validation_runs)
+                .where(warehouse.validation_runs.c.model == model)
+                .order_by(warehouse.validation_runs.c.dt)
+            )
+        ]
+        scored = connection.execute(
+            sa.select(
+                warehouse.predictions.c.alias, sa.func.count(), sa.func.count(sa.distinct(warehouse.predictions.c.dt))
+            )
+            .where(warehouse.predictions.c.model == model)
+            .group_by(warehouse.predictions.c.alias)
+        ).all()
+        nights = [
+            dict(row._mapping)
+            for row in connection.execute(
+                sa.select(warehouse.drift_nights)
+                .where(warehouse.drift_nights.c.model == model)
+                .order_by(warehouse.drift_nights.c.dt)
+            )
+        ]
+        decisions = [
+            dict(row._mapping)
+            for row in connection.execute(
+                sa.select(warehouse.retrain_decisions)
+                .where(warehouse.retrain_decisions.c.model == model)
+                .order_by(warehouse.retrain_decisions.c.dt)
+            )
+        ]
+    from nightshift.policy import night_drifted
+
+    ledger = warehouse.ledger(engine, model)
+    return {
+        "model": model,
+        "nights_run": len(validations),
+        "nights_failed_validation": [str(row["dt"]) for row in validations if not row["passed"]],
+        "rows_received": sum(row["rows"] for row in validations),
+        "rows_quarantined": sum(row["quarantined_rows"] for row in validations),
+        "rows_scored": {alias: count for alias, count, _ in scored},
+        "nights_scored": {alias: days for alias, _, days in scored},
+        "nights_with_drift_report": len(nights),
+        "nights_drifted": [
+            str(row["dt"])
+            for row in nights
+            if night_drifted({**row, "critical_drifted": row["critical_drifted"] != "[]"})
+        ],
+        "retrain_requests": [
+            {"dt": str(row["dt"]), "decision": row["decision"]} for row in decisions if row["requested"]
+        ],
+        "ledger": [
+            {
+                "action": row["action"],
+                "as_of": str(row["as_of"]) if row["as_of"] else None,
+                "candidate_version": row["candidate_version"],
+                "previous_version": row["previous_version"],
+                "champion_after": row["champion_after"],
+                "metric": row["metric"],
+                "candidate_score": row["candidate_score"],
+                "champion_score": row["champion_score"],
+                "reasons": row["reasons"],
+                "actor": row["actor"],
+            }
+            for row in ledger
+        ],
+        "drift_index": store.url_for(f"reports/drift/{model}/index.html"),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    def score(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    lines = [
+        f"nightshift season summary: {summary['model']}",
+        f"  nights run:              {summary['nights_run']}"
+        + (
+            f" (failed validation: {', '.join(summary['nights_failed_validation'])})"
+            if summary["nights_failed_validation"]
+            else ""
+        ),
+        f"  rows received:           {summary['rows_received']}",
+        f"  rows quarantined:        {summary['rows_quarantined']}",
+        "  rows scored:             "
+        + (
+            ", ".join(
+                f"{alias} {count} over {summary['nights_scored'][alias]} nights"
+                for alias, count in summary["rows_scored"].items()
+            )
+            or "none"
+        ),
+        f"  drift reports:           {summary['nights_with_drift_report']} nights",
+        f"  nights with drift:       {len(summary['nights_drifted'])} ({', '.join(summary['nights_drifted']) or 'none'})",
+        f"  retrain requests:        {len(summary['retrain_requests'])} ({', '.join(r['dt'] for r in summary['retrain_requests']) or 'none'})",
+    ]
+    promotions = [row for row in summary["ledger"] if row["action"] == "promote"]
+    refusals = [row for row in summary["ledger"] if row["action"] == "refuse"]
+    lines.append(f"  promotions:              {len(promotions)}")
+    lines.append(f"  refusals:                {len(refusals)}")
+    lines.append("  ledger:")
+    for row in summary["ledger"]:
+        lines.append(
+            f"    {row['action']:<8} v{row['candidate_version']} over v{row['previous_version'] or '-'} as of {row['as_of'] or '-'}: "
+            f"{row['metric'] or ''} candidate {score(row['candidate_score'])} vs champion {score(row['champion_score'])}"
+            f" -> champion v{row['champion_after'] or '-'} ({row['actor']})"
+        )
+        for reason in row["reasons"]:
+            lines.append(f"             - {reason}")
+    lines.append(f"  drift index:             {summary['drift_index']}")
+    return "\n".join(lines)
