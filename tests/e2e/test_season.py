@@ -1,0 +1,216 @@
+"""A short simulated season through the real DAGs (dag.test), asserting the whole loop's behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.airflow_helpers import asset_events, load_dag, migrate_airflow_db, night_at, task_states
+
+pytestmark = pytest.mark.e2e
+
+START = dt.date(2026, 10, 1)
+SHIFT = dt.date(2026, 10, 9)
+NIGHTS = 14
+ROWS = 1500
+OVER_LIMIT = START + dt.timedelta(days=NIGHTS)
+MALFORMED = OVER_LIMIT + dt.timedelta(days=1)
+EMPTY = OVER_LIMIT + dt.timedelta(days=2)
+MODEL = "credit_risk"
+
+
+def day(offset: int) -> dt.date:
+    return START + dt.timedelta(days=offset)
+
+
+@pytest.fixture(scope="module")
+def season(tmp_path_factory):
+    """Run every night of the season, plus the retrains the nights request, and keep what happened."""
+    from nightshift.config import retrain_asset_name, settings
+    from nightshift.simulate import SimulationPlan, simulate
+    from nightshift.storage import open_store, partition_writer
+
+    home = tmp_path_factory.mktemp("season")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NIGHTSHIFT_HOME", str(home))
+        config = settings()
+        store = open_store(config.store_uri)
+        from nightshift.config import get_spec
+
+        spec = get_spec(MODEL)
+        simulate(
+            store,
+            spec,
+            SimulationPlan(
+                start=START,
+                days=NIGHTS + 1,
+                rows_per_day=ROWS,
+                shift_date=SHIFT,
+                bad_row_share=0.01,
+                bad_dates={OVER_LIMIT: 0.25},
+            ),
+        )
+        with partition_writer(store, f"landing/{MODEL}/dt={MALFORMED}", {}) as folder:
+            (folder / "part-00000.csv").write_text("application_id,age,favourite_colour\na1,30,red\n")
+        with partition_writer(store, f"landing/{MODEL}/dt={EMPTY}", {}) as folder:
+            (folder / "part-00000.csv").write_text("")
+
+        migrate_airflow_db()
+        nightly = load_dag(f"{MODEL}_nightly")
+        retrain = load_dag(f"{MODEL}_retrain")
+        record: dict = {"home": home, "config": config, "store": store, "nights": {}, "retrains": []}
+        for offset in range(NIGHTS):
+            date = day(offset)
+            run = nightly.test(logical_date=night_at(date))
+            states = task_states(run)
+            record["nights"][date] = {"state": str(run.state), "tasks": states}
+            if states.get("request_retrain") == "success":
+                event = asset_events(retrain_asset_name(MODEL))[-1]
+                conf = {"as_of": event["dt"], "reason": "; ".join(event["reasons"])}
+                retrain_run = retrain.test(logical_date=night_at(date) + dt.timedelta(hours=1), run_conf=conf)
+                record["retrains"].append({"dt": date, "event": event, "state": str(retrain_run.state)})
+        record["events"] = asset_events(retrain_asset_name(MODEL))
+
+        rerun_date = day(NIGHTS - 1)
+        key = f"predictions/{MODEL}/dt={rerun_date}/champion.parquet"
+        record["before_rerun"] = pd.read_parquet(store.local_path(key))
+        record["rerun"] = nightly.test(logical_date=night_at(rerun_date))
+        record["after_rerun"] = pd.read_parquet(store.local_path(key))
+        record["rerun_date"] = rerun_date
+
+        worse = retrain.test(
+            logical_date=night_at(rerun_date) + dt.timedelta(hours=5),
+            run_conf={
+                "as_of": rerun_date.isoformat(),
+                "estimator": "sklearn.dummy.DummyClassifier",
+                "estimator_params": {"strategy": "prior"},
+                "reason": "test: a deliberately worse candidate",
+            },
+        )
+        record["worse"] = worse
+        for date in (OVER_LIMIT, MALFORMED, EMPTY):
+            run = nightly.test(logical_date=night_at(date))
+            record["nights"][date] = {"state": str(run.state), "tasks": task_states(run)}
+        yield record
+
+
+def warehouse_rows(season, table: str) -> list[dict]:
+    from nightshift import warehouse
+
+    engine = warehouse.connect(season["config"].warehouse_url)
+    return warehouse.fetch_all(engine, getattr(warehouse, table), model=MODEL)
+
+
+def test_every_good_night_succeeds(season):
+    for offset in range(NIGHTS):
+        assert season["nights"][day(offset)]["state"] == "success", (day(offset), season["nights"][day(offset)])
+
+
+def test_no_drift_request_before_the_shift_and_one_after_naming_features(season):
+    drift_requests = [event for event in season["events"] if "no champion" not in " ".join(event["reasons"])]
+    assert drift_requests, season["events"]
+    assert all(dt.date.fromisoformat(event["dt"]) >= SHIFT for event in drift_requests)
+    first = drift_requests[0]
+    assert first["drifted_features"], first
+    assert {"credit_score", "debt_to_income"} & set(first["drifted_features"])
+    assert first["report"].endswith(f"dt={first['dt']}/report.html")
+    bootstrap = [event for event in season["events"] if "no champion" in " ".join(event["reasons"])]
+    assert len(bootstrap) == 1 and dt.date.fromisoformat(bootstrap[0]["dt"]) < SHIFT
+
+
+def test_better_candidate_promoted_and_ledger_written(season):
+    ledger = warehouse_rows(season, "promotion_ledger")
+    promotions = [row for row in ledger if row["action"] == "promote"]
+    assert promotions[0]["previous_version"] is None
+    after_drift = [row for row in promotions if row["previous_version"] is not None]
+    assert after_drift, ledger
+    best = after_drift[-1]
+    assert best["candidate_score"] > best["champion_score"] + 0.005
+    details = json.loads(best["details"])
+    assert details["evaluation"]["candidate"]["rows"] == details["evaluation"]["champion"]["rows"]
+    from nightshift import registry
+
+    champion = registry.alias_version(season["config"], MODEL, registry.CHAMPION)
+    assert champion is not None and champion.version == best["champion_after"]
+
+
+def test_worse_candidate_refused_and_champion_unchanged(season):
+    from nightshift import registry
+
+    assert str(season["worse"].state) == "success"
+    ledger = warehouse_rows(season, "promotion_ledger")
+    refusal = [row for row in ledger if row["run_id"] == season["worse"].run_id]
+    assert [row["action"] for row in refusal] == ["refuse"]
+    assert refusal[0]["champion_after"] == refusal[0]["previous_version"]
+    assert refusal[0]["candidate_score"] < refusal[0]["champion_score"]
+    champion = registry.alias_version(season["config"], MODEL, registry.CHAMPION)
+    assert champion.version == refusal[0]["previous_version"]
+
+
+def test_rerun_is_identical_and_does_not_duplicate(season):
+    assert str(season["rerun"].state) == "success"
+    pd.testing.assert_frame_equal(season["before_rerun"], season["after_rerun"])
+    predictions = [row for row in warehouse_rows(season, "predictions") if row["dt"] == season["rerun_date"]]
+    ids = [row["prediction_id"] for row in predictions]
+    assert (
+        len(ids)
+        == len(set(ids))
+        == len(season["after_rerun"]) + sum(1 for row in predictions if row["alias"] == "challenger")
+    )
+    validations = [row for row in warehouse_rows(season, "validation_runs") if row["dt"] == season["rerun_date"]]
+    assert len(validations) == 1
+
+
+def test_bad_rows_quarantined_with_reasons_and_the_rest_scored(season):
+    store = season["store"]
+    date = day(NIGHTS - 2)
+    rejected = pd.read_csv(store.local_path(f"quarantine/{MODEL}/dt={date}/rejected.csv"))
+    assert len(rejected) > 0
+    assert rejected["_reasons"].str.contains(r"age: 'unknown'|annual_income|home_ownership|credit_score").all()
+    scored = pd.read_parquet(store.local_path(f"predictions/{MODEL}/dt={date}/champion.parquet"))
+    assert len(scored) + len(rejected) == ROWS
+    assert not set(scored["entity_id"]) & set(rejected["application_id"])
+
+
+def test_over_limit_drop_fails_readably_and_scores_nothing(season):
+    night = season["nights"][OVER_LIMIT]
+    assert night["state"] == "failed"
+    assert night["tasks"]["validate"] == "failed"
+    assert night["tasks"]["score"] in ("upstream_failed", None)
+    [row] = [row for row in warehouse_rows(season, "validation_runs") if row["dt"] == OVER_LIMIT]
+    assert not row["passed"]
+    assert "above the limit of 5.0%" in row["message"] and "max_bad_row_share" in row["message"]
+    store = season["store"]
+    assert not store.exists(f"predictions/{MODEL}/dt={OVER_LIMIT}/_SUCCESS")
+    assert not store.exists(f"curated/{MODEL}/dt={OVER_LIMIT}/_SUCCESS")
+    assert not [row for row in warehouse_rows(season, "predictions") if row["dt"] == OVER_LIMIT]
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [(MALFORMED, r"missing columns \['application_ts'"), (EMPTY, "the file is empty")],
+)
+def test_malformed_files_get_a_clear_error(season, date, expected):
+    night = season["nights"][date]
+    assert night["state"] == "failed" and night["tasks"]["validate"] == "failed"
+    [row] = [row for row in warehouse_rows(season, "validation_runs") if row["dt"] == date]
+    assert f"dt={date}/part-00000.csv" in row["message"]
+    assert pd.Series([row["message"]]).str.contains(expected).all()
+    result = json.loads(season["store"].read_bytes(f"validation/{MODEL}/dt={date}/result.json"))
+    assert result["passed"] is False
+
+
+def test_drift_index_lists_every_scored_night(season):
+    store = season["store"]
+    index = store.read_bytes(f"reports/drift/{MODEL}/index.html").decode()
+    nights = [row["dt"] for row in warehouse_rows(season, "drift_nights")]
+    assert nights
+    for date in nights:
+        assert f"dt={date}/report.html" in index
+    latest = json.loads(store.read_bytes(f"reports/drift/{MODEL}/latest.json"))
+    assert latest["dt"] == max(nights).isoformat()
+    assert Path(store.local_path(f"reports/drift/{MODEL}/dt={latest['dt']}/report.json")).stat().st_size > 1000
