@@ -54,6 +54,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"  airflow runs:            {json.dumps(summary['airflow_runs'])}")
     print(f"  finished in {summary['seconds']:.0f}s. Open the drift index in a browser: {summary['drift_index']}")
+    if args.json_out:
+        with open(args.json_out, "w") as handle:
+            json.dump(summary, handle, indent=2, default=str)
     return 0
 
 
@@ -106,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=4000, help="rows per night")
     demo.add_argument("--shift-after", type=int, default=11, help="nights before the shift starts")
     demo.add_argument("--timeout", type=float, default=1500, help="seconds to wait for the season")
+    demo.add_argument("--json-out", default=None, help="also write the summary as JSON to this file")
     demo.set_defaults(func=cmd_demo)
 
     summary = commands.add_parser("summary", help="print the season summary from the warehouse")

@@ -251,7 +251,7 @@ class ModelSpec(_Strict):
         return [self.entity_id, self.timestamp, *self.features]
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":

@@ -126,7 +126,7 @@ class Services:
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env = env
         self.log_dir = log_dir
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
         port = int(self.env["AIRFLOW__API__PORT"])
@@ -139,10 +139,8 @@ class Services:
         binary = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
         for component in ("api-server", "scheduler", "dag-processor"):
             log = (self.log_dir / f"{component}.log").open("ab")
-            self.processes.append(
-                subprocess.Popen(
-                    [binary, component], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
+            self.processes[component] = subprocess.Popen(
+                [binary, component], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.wait_for_api()
 
@@ -160,28 +158,32 @@ class Services:
         raise RuntimeError(f"the Airflow API server did not answer on {url}; see {self.log_dir}/api-server.log")
 
     def check_alive(self) -> None:
-        for process in self.processes:
+        for component, process in self.processes.items():
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"`{' '.join(map(str, process.args))}` exited with code {process.returncode}; see {self.log_dir}"
+                    f"`airflow {component}` exited with code {process.returncode}; see {self.log_dir}/{component}.log"
                 )
 
     def stop(self) -> None:
-        for process in self.processes:
+        for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
+        for process in self.processes.values():
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def run_states(airflow_db: Path, dag_id: str) -> dict[str, int]:
+def run_states(airflow_db: Path, dag_id: str, run_type: str | None = None) -> dict[str, int]:
+    """How many runs of a DAG are in each state (optionally only runs of one type)."""
+    query = "SELECT state, COUNT(*) FROM dag_run WHERE dag_id = ?"
+    params: tuple[str, ...] = (dag_id,)
+    if run_type:
+        query += " AND run_type = ?"
+        params = (dag_id, run_type)
     with sqlite3.connect(f"file:{airflow_db}?mode=ro", uri=True, timeout=30) as connection:
-        rows = connection.execute(
-            "SELECT state, COUNT(*) FROM dag_run WHERE dag_id = ? GROUP BY state", (dag_id,)
-        ).fetchall()
+        rows = connection.execute(query + " GROUP BY state", params).fetchall()
     return {state: count for state, count in rows}
 
 
@@ -280,6 +282,28 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
             )
 
         wait_until(experiment_done, services, 600, "the manual retrain run")
+
+        first, last = season.end - dt.timedelta(days=1), season.end
+        log(f"[demo] backfill: replaying {first} to {last}; reports are rewritten, no retrain is requested")
+        _airflow(
+            env,
+            "backfill",
+            "create",
+            "--dag-id",
+            nightly_id,
+            "--from-date",
+            f"{first.isoformat()}T00:00:00+00:00",
+            "--to-date",
+            f"{last.isoformat()}T23:00:00+00:00",
+            "--reprocess-behavior",
+            "completed",
+        )
+
+        def backfill_done() -> bool:
+            states = run_states(airflow_db, nightly_id, run_type="backfill")
+            return sum(states.get(state, 0) for state in TERMINAL) >= 2 and all(state in TERMINAL for state in states)
+
+        wait_until(backfill_done, services, 600, "the backfill runs")
     finally:
         services.stop()
     summary = season_summary(config, season.model)

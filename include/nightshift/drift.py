@@ -349,6 +349,8 @@ def _index_row(summary: dict[str, Any]) -> str:
     links = " · ".join(
         link for link in (_link(summary.get("report_html"), "HTML"), _link(summary.get("report_json"), "JSON")) if link
     )
+    if summary.get("skipped"):
+        features = f'<span class="muted">not measured: {esc(summary["skipped"])}</span>'
     css = ' class="drifted"' if _night_drifted(summary) else ""
     none = '<span class="muted">none</span>'
     dash = '<span class="muted">—</span>'

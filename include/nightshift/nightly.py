@@ -267,7 +267,12 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
 
     current = night(model, day)
     champion = registry.alias_version(current.settings, model, registry.CHAMPION)
+    prefix = f"{report_prefix(model)}/dt={current.dt}"
     if champion is None:
+        skipped = {"model": model, "dt": current.dt, "skipped": "no champion yet", "run_id": run.run_id}
+        with partition_writer(current.store, prefix, {"model": model, "dt": current.dt}) as folder:
+            (folder / "summary.json").write_text(json.dumps(skipped, indent=2, sort_keys=True))
+        refresh_index(current.store, model)
         return {"dt": current.dt, "skipped": "no champion yet: no reference to compare with"}
     reference = registry.load_reference(current.settings, champion)
     features = curated_features(current.store, current.spec, current.day)
@@ -281,7 +286,6 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     result = compute_drift(
         reference, features, current.spec, model=model, dt=current.dt, model_version=champion.version
     )
-    prefix = f"{report_prefix(model)}/dt={current.dt}"
     summary = {**result.summary, "run_id": run.run_id, "run_type": run.run_type}
     with partition_writer(current.store, prefix, {"model": model, "dt": current.dt}) as folder:
         (folder / "report.html").write_text(result.html)
@@ -342,8 +346,9 @@ def refresh_index(store: ObjectStore, model: str) -> None:
         if key.endswith("/summary.json") and is_complete(store, key.rsplit("/", 1)[0]):
             night_dir = key.rsplit("/", 2)[-2]
             summary = read_json(store, key)
-            summary["report_html"] = f"{night_dir}/report.html"
-            summary["report_json"] = f"{night_dir}/report.json"
+            if not summary.get("skipped"):
+                summary["report_html"] = f"{night_dir}/report.html"
+                summary["report_json"] = f"{night_dir}/report.json"
             summaries.append(summary)
     summaries.sort(key=lambda item: item["dt"])
     store.write_bytes(f"{base}/index.html", render_index(summaries, model).encode())

@@ -63,6 +63,9 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
             for row in nights
             if night_drifted({**row, "critical_drifted": row["critical_drifted"] != "[]"})
         ],
+        "backfill_nights": [
+            {"dt": str(row["dt"]), "decision": row["decision"]} for row in decisions if row["run_type"] == "backfill"
+        ],
         "retrain_requests": [
             {"dt": str(row["dt"]), "decision": row["decision"]} for row in decisions if row["requested"]
         ],
@@ -111,6 +114,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  nights with drift:       {len(summary['nights_drifted'])} ({', '.join(summary['nights_drifted']) or 'none'})",
         f"  retrain requests:        {len(summary['retrain_requests'])} ({', '.join(r['dt'] for r in summary['retrain_requests']) or 'none'})",
     ]
+    if summary["backfill_nights"]:
+        lines.append(
+            "  backfilled nights:       "
+            + ", ".join(f"{row['dt']} ({row['decision']})" for row in summary["backfill_nights"])
+        )
     promotions = [row for row in summary["ledger"] if row["action"] == "promote"]
     refusals = [row for row in summary["ledger"] if row["action"] == "refuse"]
     lines.append(f"  promotions:              {len(promotions)}")

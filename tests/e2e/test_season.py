@@ -21,6 +21,7 @@ OVER_LIMIT = START + dt.timedelta(days=NIGHTS)
 MALFORMED = OVER_LIMIT + dt.timedelta(days=1)
 EMPTY = OVER_LIMIT + dt.timedelta(days=2)
 MODEL = "credit_risk"
+RERUN = START + dt.timedelta(days=NIGHTS - 3)
 
 
 def day(offset: int) -> dt.date:
@@ -65,9 +66,15 @@ def season(tmp_path_factory):
         record: dict = {"home": home, "config": config, "store": store, "nights": {}, "retrains": []}
         for offset in range(NIGHTS):
             date = day(offset)
-            run = nightly.test(logical_date=night_at(date))
+            run = nightly.test(logical_date=night_at(date), run_after=night_at(date))
             states = task_states(run)
             record["nights"][date] = {"state": str(run.state), "tasks": states}
+            if date == RERUN:
+                # Same logical date and run_after: the same run id, as when a night is cleared in the UI.
+                key = f"predictions/{MODEL}/dt={date}/champion.parquet"
+                record["before_rerun"] = pd.read_parquet(store.local_path(key))
+                record["rerun"] = nightly.test(logical_date=night_at(date), run_after=night_at(date))
+                record["after_rerun"] = pd.read_parquet(store.local_path(key))
             if states.get("request_retrain") == "success":
                 event = asset_events(retrain_asset_name(MODEL))[-1]
                 conf = {"as_of": event["dt"], "reason": "; ".join(event["reasons"])}
@@ -75,25 +82,27 @@ def season(tmp_path_factory):
                 record["retrains"].append({"dt": date, "event": event, "state": str(retrain_run.state)})
         record["events"] = asset_events(retrain_asset_name(MODEL))
 
-        rerun_date = day(NIGHTS - 1)
-        key = f"predictions/{MODEL}/dt={rerun_date}/champion.parquet"
-        record["before_rerun"] = pd.read_parquet(store.local_path(key))
-        record["rerun"] = nightly.test(logical_date=night_at(rerun_date))
-        record["after_rerun"] = pd.read_parquet(store.local_path(key))
-        record["rerun_date"] = rerun_date
-
+        last = day(NIGHTS - 1)
         worse = retrain.test(
-            logical_date=night_at(rerun_date) + dt.timedelta(hours=5),
+            logical_date=night_at(last) + dt.timedelta(hours=5),
             run_conf={
-                "as_of": rerun_date.isoformat(),
+                "as_of": last.isoformat(),
                 "estimator": "sklearn.dummy.DummyClassifier",
                 "estimator_params": {"strategy": "prior"},
                 "reason": "test: a deliberately worse candidate",
             },
         )
         record["worse"] = worse
+        from nightshift import registry
+
+        record["champion_after_worse"] = registry.alias_version(config, MODEL, registry.CHAMPION)
+        rollback = load_dag(f"{MODEL}_rollback")
+        record["rollback"] = rollback.test(
+            logical_date=night_at(last) + dt.timedelta(hours=6), run_conf={"reason": "test: roll back"}
+        )
+        record["champion_after_rollback"] = registry.alias_version(config, MODEL, registry.CHAMPION)
         for date in (OVER_LIMIT, MALFORMED, EMPTY):
-            run = nightly.test(logical_date=night_at(date))
+            run = nightly.test(logical_date=night_at(date), run_after=night_at(date))
             record["nights"][date] = {"state": str(run.state), "tasks": task_states(run)}
         yield record
 
@@ -132,37 +141,46 @@ def test_better_candidate_promoted_and_ledger_written(season):
     assert best["candidate_score"] > best["champion_score"] + 0.005
     details = json.loads(best["details"])
     assert details["evaluation"]["candidate"]["rows"] == details["evaluation"]["champion"]["rows"]
-    from nightshift import registry
-
-    champion = registry.alias_version(season["config"], MODEL, registry.CHAMPION)
-    assert champion is not None and champion.version == best["champion_after"]
+    assert season["champion_after_worse"].version == best["champion_after"]
 
 
 def test_worse_candidate_refused_and_champion_unchanged(season):
-    from nightshift import registry
-
     assert str(season["worse"].state) == "success"
     ledger = warehouse_rows(season, "promotion_ledger")
     refusal = [row for row in ledger if row["run_id"] == season["worse"].run_id]
     assert [row["action"] for row in refusal] == ["refuse"]
     assert refusal[0]["champion_after"] == refusal[0]["previous_version"]
     assert refusal[0]["candidate_score"] < refusal[0]["champion_score"]
-    champion = registry.alias_version(season["config"], MODEL, registry.CHAMPION)
-    assert champion.version == refusal[0]["previous_version"]
+    assert season["champion_after_worse"].version == refusal[0]["previous_version"]
+
+
+def test_rollback_restores_the_version_the_champion_replaced(season):
+    assert str(season["rollback"].state) == "success"
+    ledger = warehouse_rows(season, "promotion_ledger")
+    [rollback] = [row for row in ledger if row["action"] == "rollback"]
+    replaced = [
+        row for row in ledger if row["action"] == "promote" and row["champion_after"] == rollback["previous_version"]
+    ]
+    assert rollback["previous_version"] == season["champion_after_worse"].version
+    assert rollback["champion_after"] == replaced[-1]["previous_version"]
+    assert season["champion_after_rollback"].version == rollback["champion_after"]
+    assert json.loads(rollback["reasons"]) == ["test: roll back"]
 
 
 def test_rerun_is_identical_and_does_not_duplicate(season):
     assert str(season["rerun"].state) == "success"
     pd.testing.assert_frame_equal(season["before_rerun"], season["after_rerun"])
-    predictions = [row for row in warehouse_rows(season, "predictions") if row["dt"] == season["rerun_date"]]
+    predictions = [row for row in warehouse_rows(season, "predictions") if row["dt"] == RERUN]
     ids = [row["prediction_id"] for row in predictions]
     assert (
         len(ids)
         == len(set(ids))
         == len(season["after_rerun"]) + sum(1 for row in predictions if row["alias"] == "challenger")
     )
-    validations = [row for row in warehouse_rows(season, "validation_runs") if row["dt"] == season["rerun_date"]]
-    assert len(validations) == 1
+    for table in ("validation_runs", "drift_nights", "retrain_decisions"):
+        assert len([row for row in warehouse_rows(season, table) if row["dt"] == RERUN]) == 1, table
+    metrics = [(row["feature"]) for row in warehouse_rows(season, "drift_metrics") if row["dt"] == RERUN]
+    assert len(metrics) == len(set(metrics)) > 0
 
 
 def test_bad_rows_quarantined_with_reasons_and_the_rest_scored(season):

@@ -1,0 +1,103 @@
+"""`nightshift demo` through Airflow's real scheduler: retrains start from the asset event, not from a script."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("demo")
+    out = home / "summary.json"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "NIGHTSHIFT", "MLFLOW"))}
+    env.update({"NIGHTSHIFT_HOME": str(home), "NIGHTSHIFT_AIRFLOW_PORT": str(free_port())})
+    command = [
+        str(Path(sys.executable).parent / "nightshift"),
+        "demo",
+        "--nights",
+        "10",
+        "--rows",
+        "1500",
+        "--shift-after",
+        "6",
+        "--timeout",
+        "1200",
+        "--json-out",
+        str(out),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500, check=False)
+    logs = (
+        "".join(path.read_text()[-3000:] for path in (home / "logs").glob("*.log")) if (home / "logs").exists() else ""
+    )
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{logs}"
+    airflow_db = home / "airflow" / "airflow.db"
+    with sqlite3.connect(airflow_db) as connection:
+        runs = connection.execute("SELECT dag_id, run_type, state FROM dag_run ORDER BY id").fetchall()
+    return {"summary": json.loads(out.read_text()), "stdout": done.stdout, "runs": runs, "home": home}
+
+
+def test_every_night_ran_on_the_schedule(demo_run):
+    nightly = [run for run in demo_run["runs"] if run[0] == "credit_risk_nightly"]
+    assert len(nightly) == 10
+    assert {run_type for _, run_type, _ in nightly} == {"scheduled", "backfill"}
+    assert {state for _, _, state in nightly} == {"success"}
+
+
+def test_retrains_were_started_by_the_asset_event(demo_run):
+    retrains = [run for run in demo_run["runs"] if run[0] == "credit_risk_retrain"]
+    asset_triggered = [run for run in retrains if run[1] == "asset_triggered"]
+    assert len(asset_triggered) >= 2, retrains
+    assert all(state == "success" for _, _, state in asset_triggered)
+
+
+def test_ledger_shows_promotion_after_drift_and_the_refused_experiment(demo_run):
+    ledger = demo_run["summary"]["ledger"]
+    first = ledger[0]
+    assert first["action"] == "promote" and first["previous_version"] is None
+    assert first["actor"] == "airflow:asset_triggered"
+    after_shift = [row for row in ledger if row["as_of"] >= "2026-10-07" and row["actor"] == "airflow:asset_triggered"]
+    assert after_shift, ledger
+    experiment = ledger[-1]
+    assert experiment["action"] == "refuse"
+    assert experiment["champion_after"] == experiment["previous_version"]
+    assert any("misses the floor" in reason for reason in experiment["reasons"])
+
+
+def test_summary_is_printed_with_the_drift_index(demo_run):
+    assert "nightshift season summary: credit_risk" in demo_run["stdout"]
+    summary = demo_run["summary"]
+    assert summary["nights_run"] == 10
+    assert summary["rows_quarantined"] > 0
+    assert summary["nights_drifted"] and min(summary["nights_drifted"]) >= "2026-10-07"
+    index = Path(summary["drift_index"].removeprefix("file://"))
+    assert index.exists() and "2026-10-10" in index.read_text()
+
+
+def test_backfill_rewrites_reports_but_never_requests_a_retrain(demo_run):
+    backfills = [run for run in demo_run["runs"] if run[0] == "credit_risk_nightly" and run[1] == "backfill"]
+    assert len(backfills) == 2 and {state for _, _, state in backfills} == {"success"}
+    assert demo_run["summary"]["backfill_nights"] == [
+        {"dt": "2026-10-09", "decision": "backfill"},
+        {"dt": "2026-10-10", "decision": "backfill"},
+    ]
+    store = demo_run["home"] / "store" / "reports" / "drift" / "credit_risk"
+    for date in ("2026-10-09", "2026-10-10"):
+        summary = json.loads((store / f"dt={date}" / "summary.json").read_text())
+        assert summary["run_type"] == "backfill"
+        assert (store / f"dt={date}" / "report.html").stat().st_size > 100_000
