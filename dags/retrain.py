@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -27,6 +29,17 @@ features and the report), on the fallback schedule `{fallback}`, or by hand.
 Manual runs may override the recipe (`estimator`, `estimator_params`) to try an experiment: the gate still
 decides. One run at a time.
 """
+
+
+@contextmanager
+def not_enough_data(run_type: str) -> Iterator[None]:
+    """Too little data or a bad request: skip a fallback (cron) run quietly, fail any other run without retrying."""
+    try:
+        yield
+    except ValueError as exc:
+        if run_type == "scheduled":
+            raise AirflowSkipException(f"fallback run with too little data: {exc}") from None
+        raise AirflowFailException(str(exc)) from None
 
 
 def build_retrain(spec: ModelSpec):
@@ -67,12 +80,8 @@ def build_retrain(spec: ModelSpec):
                 for event in asset_events
             ]
             run = run_info(context)
-            try:
+            with not_enough_data(run.run_type):
                 return lifecycle.resolve_request(model, events, dict(context["params"]), run)
-            except ValueError as exc:
-                if run.run_type == "scheduled":
-                    raise AirflowSkipException(f"fallback run with nothing to train on: {exc}") from None
-                raise AirflowFailException(str(exc)) from None
 
         @task
         def train_candidate(request: dict, **context) -> dict:
@@ -80,12 +89,8 @@ def build_retrain(spec: ModelSpec):
             from nightshift.nightly import run_info
 
             run = run_info(context)
-            try:
+            with not_enough_data(run.run_type):
                 return lifecycle.train_candidate(model, request, dict(context["params"]), run)
-            except ValueError as exc:
-                if run.run_type == "scheduled":
-                    raise AirflowSkipException(f"fallback run with too little data: {exc}") from None
-                raise AirflowFailException(str(exc)) from None
 
         @task
         def evaluate(candidate: dict) -> dict:

@@ -8,46 +8,29 @@ import sqlalchemy as sa
 
 from nightshift import warehouse
 from nightshift.config import Settings
+from nightshift.policy import night_drifted
 from nightshift.storage import open_store
 
 
 def season_summary(config: Settings, model: str) -> dict[str, Any]:
     engine = warehouse.connect(config.warehouse_url)
     store = open_store(config.store_uri)
-    with engine.connect() as connection:
-        validations = [
-            dict(row._mapping)
-            for row in connection.execute(
-                sa.select(warehouse.validation_runs)
-                .where(warehouse.validation_runs.c.model == model)
-                .order_by(warehouse.validation_runs.c.dt)
-            )
-        ]
-        scored = connection.execute(
-            sa.select(
-                warehouse.predictions.c.alias, sa.func.count(), sa.func.count(sa.distinct(warehouse.predictions.c.dt))
-            )
-            .where(warehouse.predictions.c.model == model)
-            .group_by(warehouse.predictions.c.alias)
-        ).all()
-        nights = [
-            dict(row._mapping)
-            for row in connection.execute(
-                sa.select(warehouse.drift_nights)
-                .where(warehouse.drift_nights.c.model == model)
-                .order_by(warehouse.drift_nights.c.dt)
-            )
-        ]
-        decisions = [
-            dict(row._mapping)
-            for row in connection.execute(
-                sa.select(warehouse.retrain_decisions)
-                .where(warehouse.retrain_decisions.c.model == model)
-                .order_by(warehouse.retrain_decisions.c.dt)
-            )
-        ]
-    from nightshift.policy import night_drifted
 
+    def by_date(table: sa.Table) -> list[dict[str, Any]]:
+        query = sa.select(table).where(table.c.model == model).order_by(table.c.dt)
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    validations = by_date(warehouse.validation_runs)
+    nights = by_date(warehouse.drift_nights)
+    decisions = by_date(warehouse.retrain_decisions)
+    predictions = warehouse.predictions
+    with engine.connect() as connection:
+        scored = connection.execute(
+            sa.select(predictions.c.alias, sa.func.count(), sa.func.count(sa.distinct(predictions.c.dt)))
+            .where(predictions.c.model == model)
+            .group_by(predictions.c.alias)
+        ).all()
     ledger = warehouse.ledger(engine, model)
     return {
         "model": model,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,9 +50,6 @@ class TrainingSet:
 
 def read_parquet_partition(store: ObjectStore, prefix: str, columns: list[str] | None = None) -> pd.DataFrame | None:
     """A complete partition's Parquet files as one frame, or None when the partition is absent."""
-    import tempfile
-    from pathlib import Path
-
     keys = partition_files(store, prefix, suffix=".parquet")
     if not keys:
         return None
@@ -70,11 +69,6 @@ def curated_labels(store: ObjectStore, spec: ModelSpec, day: dt.date) -> pd.Data
     return read_parquet_partition(store, f"curated/{spec.name}/labels/dt={day.isoformat()}")
 
 
-def labelled_dates_until(store: ObjectStore, spec: ModelSpec, as_of: dt.date, days: int) -> list[dt.date]:
-    """Feature dates in the `days` before `as_of` whose curated rows and labels are both present."""
-    return [row.date for row in _labelled_frames(store, spec, as_of, days)]
-
-
 @dataclass(frozen=True)
 class _Labelled:
     date: dt.date
@@ -83,13 +77,11 @@ class _Labelled:
 
 def _labelled_frames(store: ObjectStore, spec: ModelSpec, as_of: dt.date, days: int) -> list[_Labelled]:
     """Join each feature date's curated rows with the labels that arrived by `as_of`."""
-    delay = spec.target.label_delay_days
     start = as_of - dt.timedelta(days=days - 1)
     label_frames = [
         frame
-        for offset in range((as_of - start).days + delay + 1)
-        if (label_day := start + dt.timedelta(days=offset)) <= as_of
-        and (frame := curated_labels(store, spec, label_day)) is not None
+        for offset in range(days)
+        if (frame := curated_labels(store, spec, start + dt.timedelta(days=offset))) is not None
     ]
     if not label_frames:
         return []
