@@ -12,7 +12,7 @@ $(BIN)/nightshift: requirements.txt requirements-dev.txt constraints.txt pyproje
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip==26.3"
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(BIN)/nightshift
 
 demo: setup  ## simulate a season and run it through Airflow's scheduler; prints the summary
