@@ -70,17 +70,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_airflow_env(args: argparse.Namespace) -> int:
     """Print `export` lines that point a shell's Airflow at the embedded default's data."""
-    from nightshift.demo import airflow_settings
+    from nightshift.demo import Season, airflow_settings
 
-    for key, value in sorted(airflow_settings(settings()).items()):
+    for key, value in sorted(airflow_settings(settings(), Season()).items()):
         print(f"export {key}={shlex.quote(value)}")
     return 0
 
 
 def cmd_airflow_setup(args: argparse.Namespace) -> int:
-    from nightshift.demo import airflow_env, prepare_airflow
+    from nightshift.demo import Season, airflow_env, prepare_airflow
 
-    prepare_airflow(airflow_env(settings()))
+    prepare_airflow(airflow_env(settings(), Season()))
     print("Airflow metadata database migrated; pool nightshift_promotions (1 slot) set")
     return 0
 

@@ -47,13 +47,20 @@ class Season:
         return self.start + dt.timedelta(days=self.shift_after)
 
 
-def airflow_env(config: Settings, season: Season | None = None, port: int | None = None) -> dict[str, str]:
+def airflow_env(
+    config: Settings, season: Season | None = None, port: int | None = None, catchup: bool = False
+) -> dict[str, str]:
     """The process environment plus the embedded default's Airflow settings."""
-    return {**os.environ, **airflow_settings(config, season, port)}
+    return {**os.environ, **airflow_settings(config, season, port, catchup)}
 
 
-def airflow_settings(config: Settings, season: Season | None = None, port: int | None = None) -> dict[str, str]:
-    """Settings for every Airflow process on the embedded default, all state under NIGHTSHIFT_HOME."""
+def airflow_settings(
+    config: Settings, season: Season | None = None, port: int | None = None, catchup: bool = False
+) -> dict[str, str]:
+    """Settings for every Airflow process on the embedded default, all state under NIGHTSHIFT_HOME.
+
+    With a season, the nightly schedule is limited to its dates; with `catchup`, the scheduler runs them all.
+    """
     home = config.home / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     secret_file = home / "jwt_secret"
@@ -86,7 +93,7 @@ def airflow_settings(config: Settings, season: Season | None = None, port: int |
     if season is not None:
         env["NIGHTSHIFT_SCHEDULE_START"] = season.start.isoformat()
         env["NIGHTSHIFT_SCHEDULE_END"] = season.end.isoformat()
-        env["NIGHTSHIFT_CATCHUP"] = "true"
+    env["NIGHTSHIFT_CATCHUP"] = "true" if catchup else "false"
     return env
 
 
@@ -218,7 +225,7 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
     started = time.monotonic()
     log(f"[demo] resetting demo state under {config.home}")
     reset(config)
-    env = airflow_env(config, season)
+    env = airflow_env(config, season, catchup=True)
     airflow_db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
     log("[demo] migrating Airflow's metadata database (SQLite)")
     prepare_airflow(env)
