@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from nightshift.config import ModelSpec, load_specs, retrain_asset_name, retrain_asset_uri
+from nightshift.config import PROMOTION_POOL, ModelSpec, load_specs, retrain_asset_name, retrain_asset_uri
 
 DOC = """
 ### {name}: retrain → evaluate → promote
@@ -98,7 +98,7 @@ def build_retrain(spec: ModelSpec):
 
             return lifecycle.evaluate_candidate(model, candidate)
 
-        @task(pool="nightshift_promotions")
+        @task(pool=PROMOTION_POOL)
         def promote_or_refuse(evaluation: dict, request: dict, **context) -> dict:
             from nightshift import lifecycle
             from nightshift.nightly import run_info

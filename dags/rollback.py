@@ -6,7 +6,7 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, task
 
-from nightshift.config import ModelSpec, load_specs
+from nightshift.config import PROMOTION_POOL, ModelSpec, load_specs
 
 DOC = """
 ### {name}: rollback
@@ -38,7 +38,7 @@ def build_rollback(spec: ModelSpec):
         doc_md=DOC.format(name=model),
     )
     def rollback() -> None:
-        @task(pool="nightshift_promotions")
+        @task(pool=PROMOTION_POOL)
         def move_champion_back(**context) -> dict:
             from nightshift import lifecycle
             from nightshift.nightly import run_info

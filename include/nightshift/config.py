@@ -16,6 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+OBJECT_STORE_CONN_ID = "nightshift_object_store"
+WAREHOUSE_CONN_ID = "nightshift_warehouse"
+MLFLOW_CONN_ID = "nightshift_mlflow"
+PROMOTION_POOL = "nightshift_promotions"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 ESTIMATOR_PATTERN = re.compile(r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9]*$")
 

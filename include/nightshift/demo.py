@@ -22,10 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nightshift.config import PROJECT_ROOT, Settings, get_spec, settings
+from nightshift.config import PROJECT_ROOT, PROMOTION_POOL, Settings, get_spec, settings
 
 TERMINAL = ("success", "failed")
-PROMOTION_POOL = "nightshift_promotions"
 
 
 @dataclass(frozen=True)
