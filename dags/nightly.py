@@ -16,6 +16,7 @@ from nightshift.config import (
     schedule_window,
     settings,
 )
+from nightshift.connections import export_from_context
 
 DOC = """
 ### {name}: nightly batch
@@ -49,7 +50,12 @@ def build_nightly(spec: ModelSpec):
         end_date=dt.datetime.combine(end, dt.time(23, 59), dt.UTC) if end else None,
         catchup=catchup_enabled(),
         max_active_runs=1,
-        default_args={"owner": spec.owner, "retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+        default_args={
+            "owner": spec.owner,
+            "retries": 2,
+            "retry_delay": dt.timedelta(minutes=1),
+            "pre_execute": export_from_context,
+        },
         tags=["nightshift", model, "nightly"],
         doc_md=DOC.format(name=model, owner=spec.owner, asset=retrain_asset_name(model)),
     )

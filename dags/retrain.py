@@ -10,6 +10,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param,
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from nightshift.config import PROMOTION_POOL, ModelSpec, load_specs, retrain_asset_name, retrain_asset_uri
+from nightshift.connections import export_from_context
 
 DOC = """
 ### {name}: retrain → evaluate → promote
@@ -58,7 +59,12 @@ def build_retrain(spec: ModelSpec):
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
+        default_args={
+            "owner": spec.owner,
+            "retries": 1,
+            "retry_delay": dt.timedelta(minutes=1),
+            "pre_execute": export_from_context,
+        },
         tags=["nightshift", model, "retrain"],
         params={
             "as_of": Param(None, type=["null", "string"], format="date", description="Train on data up to this date"),

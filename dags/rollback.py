@@ -7,6 +7,7 @@ import datetime as dt
 from airflow.sdk import Param, dag, task
 
 from nightshift.config import PROMOTION_POOL, ModelSpec, load_specs
+from nightshift.connections import export_from_context
 
 DOC = """
 ### {name}: rollback
@@ -27,7 +28,7 @@ def build_rollback(spec: ModelSpec):
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": spec.owner, "retries": 0},
+        default_args={"owner": spec.owner, "retries": 0, "pre_execute": export_from_context},
         tags=["nightshift", model, "rollback"],
         params={
             "target_version": Param(

@@ -308,7 +308,7 @@ class Settings:
     store_uri: str
     warehouse_url: str
     mlflow_tracking_uri: str
-    mlflow_artifact_root: str
+    mlflow_artifact_root: str | None
     schedule_start: dt.date | None
     schedule_end: dt.date | None
 
@@ -325,13 +325,15 @@ def _date_from_env(name: str) -> dt.date | None:
 
 def settings() -> Settings:
     home = Path(os.environ.get("NIGHTSHIFT_HOME", PROJECT_ROOT / ".nightshift")).resolve()
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     return Settings(
         home=home,
         models_dir=Path(os.environ.get("NIGHTSHIFT_MODELS_DIR", PROJECT_ROOT / "include" / "models")),
         store_uri=os.environ.get("NIGHTSHIFT_STORE_URI", (home / "store").as_uri()),
         warehouse_url=os.environ.get("NIGHTSHIFT_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse.db'}"),
-        mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
-        mlflow_artifact_root=os.environ.get("NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT", (home / "mlartifacts").as_uri()),
+        mlflow_tracking_uri=tracking_uri,
+        mlflow_artifact_root=os.environ.get("NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT")
+        or ((home / "mlartifacts").as_uri() if tracking_uri.startswith(("sqlite:", "file:")) else None),
         schedule_start=_date_from_env("NIGHTSHIFT_SCHEDULE_START"),
         schedule_end=_date_from_env("NIGHTSHIFT_SCHEDULE_END"),
     )

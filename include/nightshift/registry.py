@@ -60,7 +60,8 @@ def experiment_id(settings: Settings, model: str) -> str:
     if experiment is not None:
         return str(experiment.experiment_id)
     try:
-        return str(mlflow_client.create_experiment(name, artifact_location=f"{settings.mlflow_artifact_root}/{model}"))
+        location = f"{settings.mlflow_artifact_root}/{model}" if settings.mlflow_artifact_root else None
+        return str(mlflow_client.create_experiment(name, artifact_location=location))
     except MlflowException:
         experiment = mlflow_client.get_experiment_by_name(name)
         if experiment is None:
