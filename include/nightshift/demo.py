@@ -1,7 +1,6 @@
 """`make demo`: a simulated season run by Airflow's real scheduler on the embedded default.
 
-This module drives Airflow only through its command line and reads the run states from its SQLite
-metadata database; it never imports Airflow.
+This module drives Airflow through its command line and its REST API; it never imports Airflow.
 """
 
 from __future__ import annotations
@@ -13,14 +12,15 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nightshift.config import PROJECT_ROOT, PROMOTION_POOL, Settings, get_spec, settings
 
@@ -181,25 +181,65 @@ class Services:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def run_states(airflow_db: Path, dag_id: str, run_type: str | None = None) -> dict[str, int]:
-    """How many runs of a DAG are in each state (optionally only runs of one type)."""
-    query = "SELECT state, COUNT(*) FROM dag_run WHERE dag_id = ?"
-    params: tuple[str, ...] = (dag_id,)
-    if run_type:
-        query += " AND run_type = ?"
-        params = (dag_id, run_type)
-    with sqlite3.connect(f"file:{airflow_db}?mode=ro", uri=True, timeout=30) as connection:
-        rows = connection.execute(query + " GROUP BY state", params).fetchall()
-    return {state: count for state, count in rows}
+class AirflowApi:
+    """The few calls of Airflow's public REST API (v2) the demo and the tests need: runs, triggers, backfills."""
 
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
 
-def pending_asset_triggers(airflow_db: Path, dag_id: str) -> int:
-    with sqlite3.connect(f"file:{airflow_db}?mode=ro", uri=True, timeout=30) as connection:
-        return int(
-            connection.execute(
-                "SELECT COUNT(*) FROM asset_dag_run_queue WHERE target_dag_id = ?", (dag_id,)
-            ).fetchone()[0]
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.base_url}/api/v2{path}", data=data, method=method, headers={"Content-Type": "application/json"}
         )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:1000]
+            raise RuntimeError(f"Airflow API {method} {path} answered {exc.code}: {detail}") from None
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._call("GET", f"/dags/{dag_id}/dagRuns?limit=100&offset={len(found)}&order_by=id")
+            found.extend(page["dag_runs"])
+            if len(found) >= page["total_entries"] or not page["dag_runs"]:
+                return found
+
+    def states(self, dag_id: str, run_type: str | None = None) -> dict[str, int]:
+        """How many runs of a DAG are in each state (optionally only runs of one type)."""
+        counts: dict[str, int] = {}
+        for run in self.runs(dag_id):
+            if run_type is None or run["run_type"] == run_type:
+                counts[run["state"]] = counts.get(run["state"], 0) + 1
+        return counts
+
+    def queued_asset_events(self, dag_id: str) -> int:
+        try:
+            return int(self._call("GET", f"/dags/{dag_id}/assets/queuedEvents")["total_entries"])
+        except RuntimeError as exc:
+            if "answered 404" in str(exc):
+                return 0
+            raise
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}))
+
+    def backfill(self, dag_id: str, first: dt.date, last: dt.date) -> dict[str, Any]:
+        """Create a backfill as the UI does: every night from `first` to `last`, reprocessing completed runs."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": f"{first.isoformat()}T00:00:00Z",
+            "to_date": f"{last.isoformat()}T23:00:00Z",
+            "reprocess_behavior": "completed",
+            "max_active_runs": 1,
+        }
+        return dict(self._call("POST", "/backfills", body))
+
+
+def finished(states: dict[str, int]) -> int:
+    return sum(states.get(state, 0) for state in TERMINAL)
 
 
 def wait_until(condition: Callable[[], bool], services: Services, timeout: float, what: str) -> None:
@@ -225,7 +265,7 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
     log(f"[demo] resetting demo state under {config.home}")
     reset(config)
     env = airflow_env(config, season, catchup=True)
-    airflow_db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    api = AirflowApi(f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}")
     log("[demo] migrating Airflow's metadata database (SQLite)")
     prepare_airflow(env)
     log(
@@ -253,69 +293,46 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
 
         def season_done() -> bool:
             nonlocal last_report
-            nightly, retrain = run_states(airflow_db, nightly_id), run_states(airflow_db, retrain_id)
+            nightly, retrain = api.states(nightly_id), api.states(retrain_id)
             report = f"nightly {dict(sorted(nightly.items()))} retrain {dict(sorted(retrain.items()))}"
             if report != last_report:
                 log(f"[demo] {time.monotonic() - started:5.0f}s  {report}")
                 last_report = report
-            finished = sum(nightly.get(state, 0) for state in TERMINAL)
             busy = sum(count for state, count in retrain.items() if state not in TERMINAL)
-            return finished >= season.nights and busy == 0 and pending_asset_triggers(airflow_db, retrain_id) == 0
+            return finished(nightly) >= season.nights and busy == 0 and api.queued_asset_events(retrain_id) == 0
 
         wait_until(season_done, services, timeout, "the season's nightly runs and the retrains they requested")
         log("[demo] experiment: a manual retrain with a deliberately weak recipe (DummyClassifier) must be refused")
-        before = sum(run_states(airflow_db, retrain_id).values())
-        _airflow(
-            env,
-            "dags",
-            "trigger",
+        before = finished(api.states(retrain_id))
+        api.trigger(
             retrain_id,
-            "--conf",
-            json.dumps(
-                {
-                    "estimator": "sklearn.dummy.DummyClassifier",
-                    "estimator_params": {"strategy": "prior"},
-                    "reason": "demo: a deliberately worse candidate",
-                    "as_of": season.end.isoformat(),
-                }
-            ),
+            {
+                "estimator": "sklearn.dummy.DummyClassifier",
+                "estimator_params": {"strategy": "prior"},
+                "reason": "demo: a deliberately worse candidate",
+                "as_of": season.end.isoformat(),
+            },
         )
 
         def experiment_done() -> bool:
-            states = run_states(airflow_db, retrain_id)
-            return sum(states.get(state, 0) for state in TERMINAL) > before and all(
-                state in TERMINAL for state in states
-            )
+            states = api.states(retrain_id)
+            return finished(states) > before and all(state in TERMINAL for state in states)
 
         wait_until(experiment_done, services, 600, "the manual retrain run")
 
         first, last = season.end - dt.timedelta(days=1), season.end
         log(f"[demo] backfill: replaying {first} to {last}; reports are rewritten, no retrain is requested")
-        _airflow(
-            env,
-            "backfill",
-            "create",
-            "--dag-id",
-            nightly_id,
-            "--from-date",
-            f"{first.isoformat()}T00:00:00+00:00",
-            "--to-date",
-            f"{last.isoformat()}T23:00:00+00:00",
-            "--reprocess-behavior",
-            "completed",
-        )
+        api.backfill(nightly_id, first, last)
 
         def backfill_done() -> bool:
-            states = run_states(airflow_db, nightly_id, run_type="backfill")
-            return sum(states.get(state, 0) for state in TERMINAL) >= 2 and all(state in TERMINAL for state in states)
+            states = api.states(nightly_id, run_type="backfill")
+            return finished(states) >= 2 and all(state in TERMINAL for state in states)
 
         wait_until(backfill_done, services, 600, "the backfill runs")
+        airflow_runs = {nightly_id: api.states(nightly_id), retrain_id: api.states(retrain_id)}
     finally:
         services.stop()
     summary = season_summary(config, season.model)
-    summary["airflow_runs"] = {
-        nightly_id: run_states(airflow_db, nightly_id),
-        retrain_id: run_states(airflow_db, retrain_id),
-    }
+    summary["airflow_runs"] = airflow_runs
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary
