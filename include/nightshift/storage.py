@@ -7,13 +7,17 @@ trust a partition only when its manifest is there, so a partition is either abse
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 from urllib.parse import urlparse
+
+from nightshift.config import OBJECT_STORE_CONN_ID
 
 MARKER = "_SUCCESS"
 CONTENT_TYPES = {
@@ -22,6 +26,9 @@ CONTENT_TYPES = {
     ".csv": "text/csv; charset=utf-8",
     ".parquet": "application/vnd.apache.parquet",
 }
+S3_ENDPOINT_ENV = "NIGHTSHIFT_S3_ENDPOINT_URL"
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+_DELETE_BATCH = 1000
 
 
 class StorageError(RuntimeError):
@@ -111,7 +118,271 @@ class LocalStore:
             base.unlink()
 
 
-STORE_TYPES: dict[str, Callable[[str], ObjectStore]] = {"file": LocalStore}
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+}
+_DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "Forbidden", "403"}
+_MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
+_NOT_SUPPORTED_CODES = {
+    "NotImplemented",
+    "NotImplementedError",
+    "MethodNotAllowed",
+    "UnsupportedOperation",
+    "XNotImplemented",
+}
+
+
+def _configured_endpoint() -> str | None:
+    """The S3 endpoint the environment asks for: NIGHTSHIFT_S3_ENDPOINT_URL wins over boto3's own variables."""
+    for name in (S3_ENDPOINT_ENV, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _error_code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _error_status(exc: Any) -> int | None:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if status is not None else None
+
+
+class S3Store:
+    """An S3 bucket (or a prefix in it), addressed as `s3://bucket/optional/prefix`; keys are relative to the prefix.
+
+    The client is built lazily from the environment: the standard AWS variables and credential chain, plus
+    NIGHTSHIFT_S3_ENDPOINT_URL (wins over AWS_ENDPOINT_URL) for MinIO and other S3-compatible servers, which
+    are addressed path-style.
+    """
+
+    def __init__(self, uri: str) -> None:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise StorageError(f"object store URI {uri!r}: expected s3://bucket/optional/prefix")
+        self.bucket = parsed.netloc
+        self.prefix = "/".join(part for part in parsed.path.split("/") if part not in ("", "."))
+        self.uri = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        configured = _configured_endpoint()
+        config = Config(
+            signature_version="s3v4",
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+            s3={"addressing_style": "path"} if configured else None,
+        )
+        try:
+            return boto3.session.Session().client(
+                "s3", endpoint_url=os.environ.get(S3_ENDPOINT_ENV, "").strip() or None, config=config
+            )
+        except ValueError as exc:
+            raise StorageError(
+                f"{self.uri}: S3 endpoint {configured!r} is not usable ({exc}); set {S3_ENDPOINT_ENV} or "
+                "AWS_ENDPOINT_URL to a URL such as http://minio:9000"
+            ) from exc
+
+    @property
+    def endpoint(self) -> str:
+        if self._client is not None:
+            return str(self._client.meta.endpoint_url)
+        return _configured_endpoint() or "the default AWS endpoint"
+
+    def _full(self, key: str) -> str:
+        parts = [part for part in key.split("/") if part not in ("", ".")]
+        if key.startswith("/") or ".." in parts:
+            raise StorageError(f"{self.uri}: key {key!r} points outside the store")
+        return "/".join([self.prefix, *parts] if self.prefix else parts)
+
+    def _object_key(self, key: str) -> str:
+        full = self._full(key)
+        if full == self.prefix:
+            raise StorageError(f"{self.uri}: key {key!r} does not name an object")
+        return full
+
+    def _relative(self, full: str) -> str:
+        return full[len(self.prefix) + 1 :] if self.prefix else full
+
+    def url_for(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._full(key)}"
+
+    def _fail(self, exc: Any, action: str, key: str | None) -> NoReturn:
+        """Raise the StorageError (or FileNotFoundError) that explains a botocore ClientError."""
+        code = _error_code(exc)
+        message = exc.response.get("Error", {}).get("Message") or str(exc)
+        where = self.url_for(key) if key is not None else f"s3://{self.bucket}"
+        if key is not None and code in _MISSING_KEY_CODES:
+            raise FileNotFoundError(f"{where}: no such object") from None
+        if code in ("NoSuchBucket",) or (key is None and code in ("404", "NotFound")):
+            raise StorageError(
+                f"bucket {self.bucket!r} does not exist at S3 endpoint {self.endpoint} (store {self.uri}); "
+                "create it (nightshift.storage.ensure_bucket) or fix the bucket in NIGHTSHIFT_STORE_URI"
+            ) from exc
+        if code in _CREDENTIAL_CODES:
+            raise StorageError(
+                f"the S3 endpoint {self.endpoint} rejected the credentials for s3://{self.bucket} ({code}: {message}); "
+                "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or the "
+                f"{OBJECT_STORE_CONN_ID} connection"
+            ) from exc
+        if code in _DENIED_CODES:
+            raise StorageError(
+                f"access denied: cannot {action} {where} at S3 endpoint {self.endpoint} ({code}: {message}); check "
+                "that these credentials' IAM or bucket policy allow it"
+            ) from exc
+        if code == "BucketAlreadyExists":
+            raise StorageError(
+                f"bucket {self.bucket!r} belongs to another account; choose another bucket in NIGHTSHIFT_STORE_URI"
+            ) from exc
+        raise StorageError(
+            f"cannot {action} {where} at S3 endpoint {self.endpoint}: {code or _error_status(exc)}: {message}"
+        ) from exc
+
+    @contextmanager
+    def _translated(self, action: str, key: str | None = None) -> Iterator[None]:
+        """Turn botocore failures inside the block into StorageError / FileNotFoundError naming the store."""
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectionClosedError,
+            NoCredentialsError,
+            PartialCredentialsError,
+            ReadTimeoutError,
+        )
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        try:
+            yield
+        except ClientError as exc:
+            self._fail(exc, action, key)
+        except S3UploadFailedError as exc:
+            if isinstance(exc.__context__, ClientError):
+                self._fail(exc.__context__, action, key)
+            raise StorageError(f"cannot {action} {self.url_for(key or '')}: {exc}") from exc
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise StorageError(
+                f"no credentials for s3://{self.bucket} ({exc}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                f"or the {OBJECT_STORE_CONN_ID} connection"
+            ) from exc
+        except (BotoConnectionError, ConnectionClosedError) as exc:
+            raise StorageError(
+                f"S3 endpoint {self.endpoint} is unreachable ({exc}); check that the server is up and "
+                f"{S3_ENDPOINT_ENV} / AWS_ENDPOINT_URL"
+            ) from exc
+        except ReadTimeoutError as exc:
+            raise StorageError(
+                f"S3 endpoint {self.endpoint} did not answer in time while trying to {action} "
+                f"{self.url_for(key or '')} ({exc}); check the server's health and the network"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StorageError(
+                f"cannot {action} {self.url_for(key or '')} at S3 endpoint {self.endpoint}: {exc}"
+            ) from exc
+
+    def read_bytes(self, key: str) -> bytes:
+        full = self._object_key(key)
+        with self._translated("read", key):
+            return bytes(self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read())
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        full = self._object_key(key)
+        with self._translated("write", key):
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data, ContentType=content_type_for(key))
+
+    def put_file(self, key: str, local_path: Path) -> None:
+        full = self._object_key(key)
+        with self._translated("upload", key):
+            self.client.upload_file(
+                str(local_path), self.bucket, full, ExtraArgs={"ContentType": content_type_for(key)}
+            )
+
+    def get_file(self, key: str, local_path: Path) -> Path:
+        full = self._object_key(key)
+        local_path = Path(local_path)
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local_path.with_name(f".{local_path.name}.part")
+        try:
+            with self._translated("download", key):
+                body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
+                with tmp.open("wb") as handle:
+                    for chunk in body.iter_chunks(chunk_size=1024 * 1024):
+                        handle.write(chunk)
+            tmp.replace(local_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return local_path
+
+    def exists(self, key: str) -> bool:
+        full = self._object_key(key)
+        with self._translated("look up", key=None):
+            found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1).get("Contents", [])
+        return bool(found) and found[0]["Key"] == full
+
+    def _keys_below(self, full: str) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{full}/" if full else ""):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._full(prefix)
+        with self._translated("list"):
+            keys = [
+                self._relative(name)
+                for name in self._keys_below(full)
+                if not name.endswith("/") and not name.rsplit("/", 1)[-1].startswith(".")
+            ]
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> None:
+        full = self._full(prefix)
+        with self._translated("delete"):
+            doomed = [*([full] if full else []), *self._keys_below(full)]
+            for start in range(0, len(doomed), _DELETE_BATCH):
+                batch = doomed[start : start + _DELETE_BATCH]
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": name} for name in batch], "Quiet": True}
+                )
+                errors = answer.get("Errors", [])
+                if errors:
+                    shown = ", ".join(f"{error.get('Key')}: {error.get('Code')}" for error in errors[:5])
+                    raise StorageError(
+                        f"cannot delete {len(errors)} object(s) under s3://{self.bucket}/{full} at S3 endpoint "
+                        f"{self.endpoint}: {shown}"
+                    )
+
+    def presigned_url(self, key: str, expires_seconds: int) -> str:
+        """A GET link to one object that works without credentials until it expires."""
+        full = self._object_key(key)
+        with self._translated("sign a link to", key):
+            return str(
+                self.client.generate_presigned_url(
+                    "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=expires_seconds
+                )
+            )
+
+
+STORE_TYPES: dict[str, Callable[[str], ObjectStore]] = {"file": LocalStore, "s3": S3Store}
 
 
 def open_store(uri: str) -> ObjectStore:
@@ -125,6 +396,83 @@ def open_store(uri: str) -> ObjectStore:
             + ", ".join(f"{name}://" for name in sorted(STORE_TYPES))
         ) from None
     return factory(uri)
+
+
+def ensure_bucket(uri: str) -> dict[str, Any]:
+    """Create the bucket of an `s3://` URI if missing, block public access and turn on default encryption.
+
+    Idempotent. Settings the server does not implement (some S3-compatible servers) are skipped and listed
+    under "not_supported"; the returned dict says what was applied.
+    """
+    from botocore.exceptions import ClientError
+
+    store = S3Store(uri)
+    client = store.client
+    report: dict[str, Any] = {
+        "bucket": store.bucket,
+        "created": False,
+        "public_access_block": False,
+        "encryption": False,
+        "not_supported": {},
+    }
+    with store._translated("create the bucket"):
+        try:
+            client.head_bucket(Bucket=store.bucket)
+        except ClientError as exc:
+            if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+            region = client.meta.region_name
+            options: dict[str, Any] = {"Bucket": store.bucket}
+            if region and region not in ("us-east-1", "aws-global"):
+                options["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            try:
+                client.create_bucket(**options)
+                report["created"] = True
+            except ClientError as race:
+                if _error_code(race) != "BucketAlreadyOwnedByYou":
+                    raise
+    settings_to_apply: dict[str, Callable[[], Any]] = {
+        "public_access_block": lambda: client.put_public_access_block(
+            Bucket=store.bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        ),
+        "encryption": lambda: client.put_bucket_encryption(
+            Bucket=store.bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        ),
+    }
+    for name, apply in settings_to_apply.items():
+        with store._translated(f"set {name.replace('_', ' ')} on"):
+            try:
+                apply()
+                report[name] = True
+            except ClientError as exc:
+                if _error_code(exc) not in _NOT_SUPPORTED_CODES and _error_status(exc) != 501:
+                    raise
+                report["not_supported"][name] = (
+                    f"{_error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+                )
+    return report
+
+
+def presigned_url(store: ObjectStore, key: str, expires_seconds: int = 3600) -> str:
+    """A link to one object for a browser: a presigned GET URL on S3, the plain file:// URL for a local store."""
+    if not 1 <= expires_seconds <= MAX_PRESIGN_SECONDS:
+        raise StorageError(
+            f"a link must expire after 1 to {MAX_PRESIGN_SECONDS} seconds (7 days), not {expires_seconds}"
+        )
+    if isinstance(store, S3Store):
+        return store.presigned_url(key, expires_seconds)
+    if isinstance(store, LocalStore):
+        return store.url_for(key)
+    raise StorageError(f"{store.uri}: this store cannot make links to its objects")
 
 
 def partition_key(area: str, model: str, dt: str) -> str:

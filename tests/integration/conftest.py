@@ -1,0 +1,156 @@
+"""A real S3 API for integration tests: moto's standalone server on a free local port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nightshift.storage import ensure_bucket
+
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "NIGHTSHIFT_S3_ENDPOINT_URL",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def moto_server(log: Path, **env: str) -> Iterator[str]:
+    """Run `moto_server` from this virtualenv on a free port until the block ends; yield its endpoint URL."""
+    executable = Path(sys.executable).parent / "moto_server"
+    if not executable.exists():
+        pytest.fail(f"{executable} not found; install moto[server] into this environment")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    environment = {key: value for key, value in os.environ.items() if key != "INITIAL_NO_AUTH_ACTION_COUNT"}
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**environment, **env},
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(f"{endpoint}/moto-api/"):
+            if process.poll() is not None:
+                pytest.fail(f"moto_server exited with code {process.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"moto_server did not answer on {endpoint} within 30s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def raw_client(endpoint: str, service: str = "s3", key: str = "testing", secret: str = "testing") -> Any:
+    """A boto3 client for checking the server's state independently of the code under test."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1").client(
+        service, endpoint_url=endpoint, config=Config(s3={"addressing_style": "path"})
+    )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint URL of a moto server that lives for the whole test session."""
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto_server.log") as endpoint:
+        yield endpoint
+
+
+@dataclass(frozen=True)
+class LockedBucket:
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+
+
+@pytest.fixture(scope="session")
+def locked_bucket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedBucket]:
+    """A moto server that enforces IAM, with a bucket and a user who has no permissions at all."""
+    log = tmp_path_factory.mktemp("moto-auth") / "moto_server.log"
+    with moto_server(log, INITIAL_NO_AUTH_ACTION_COUNT="3") as endpoint:
+        iam = raw_client(endpoint, "iam")
+        iam.create_user(UserName="nobody")
+        key = iam.create_access_key(UserName="nobody")["AccessKey"]
+        raw_client(endpoint).create_bucket(Bucket="locked-bucket")
+        yield LockedBucket(endpoint, "locked-bucket", key["AccessKeyId"], key["SecretAccessKey"])
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No AWS settings from the developer's shell or ~/.aws leak into a test."""
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch
+
+
+@pytest.fixture
+def s3_store_uri(s3_server: str, aws_env: pytest.MonkeyPatch) -> str:
+    """`s3://<fresh bucket>/nightshift` on the moto server, with the environment pointing at it."""
+    aws_env.setenv("AWS_ACCESS_KEY_ID", "testing")
+    aws_env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    aws_env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    aws_env.setenv("NIGHTSHIFT_S3_ENDPOINT_URL", s3_server)
+    bucket = f"nightshift-{uuid.uuid4().hex[:12]}"
+    ensure_bucket(f"s3://{bucket}")
+    return f"s3://{bucket}/nightshift"
+
+
+@pytest.fixture
+def s3_admin(s3_server: str) -> Any:
+    """A plain boto3 client on the moto server, to inspect what the store wrote."""
+    return raw_client(s3_server)
+
+
+@pytest.fixture
+def closed_endpoint() -> str:
+    """An HTTP endpoint on a local port nothing listens on."""
+    return f"http://127.0.0.1:{free_port()}"
