@@ -8,7 +8,7 @@ import json
 import shlex
 import sys
 
-from nightshift.config import SpecError, get_spec, load_specs, settings
+from nightshift.config import PROJECT_ROOT, SpecError, get_spec, load_specs, settings
 
 
 def _date(value: str) -> dt.date:
@@ -85,6 +85,63 @@ def cmd_airflow_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_airflow_settings_load(args: argparse.Namespace) -> int:
+    """Load airflow_settings.yaml (Astro CLI format) into the Airflow this environment configures."""
+    from nightshift.airflow_settings import AirflowSettingsError, apply_settings, load_settings
+
+    try:
+        loaded = load_settings(args.file)
+    except AirflowSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = apply_settings(loaded)
+    except AirflowSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines()))
+    return 0
+
+
+def cmd_report_link(args: argparse.Namespace) -> int:
+    """Print a time-limited link to the drift index, or with --night to that night's report."""
+    from nightshift.config import NAME_PATTERN
+    from nightshift.nightly import report_prefix
+    from nightshift.storage import StorageError, is_complete, open_store, presigned_url
+
+    if not NAME_PATTERN.match(args.model):
+        print(f"error: {args.model!r} is not a model name (lowercase letters, digits and _)", file=sys.stderr)
+        return 2
+    store_uri = settings().store_uri
+    base = report_prefix(args.model)
+    try:
+        store = open_store(store_uri)
+        if args.night is None:
+            key = f"{base}/index.html"
+            if not store.exists(key):
+                print(
+                    f"error: {store.url_for(key)} does not exist yet; the nightly DAG's drift task writes it "
+                    f"after the first night of {args.model!r} is scored (store: {store_uri})",
+                    file=sys.stderr,
+                )
+                return 1
+        else:
+            night = f"{base}/dt={args.night.isoformat()}"
+            key = f"{night}/report.html"
+            if not (is_complete(store, night) and store.exists(key)):
+                print(
+                    f"error: no drift report for {args.model!r} on {args.night} at {store.url_for(key)}; that night "
+                    "was not measured yet, is still being written, or had no champion to compare with",
+                    file=sys.stderr,
+                )
+                return 1
+        print(presigned_url(store, key, args.expires))
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nightshift", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +179,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = commands.add_parser("airflow-setup", help="migrate Airflow's database and create the promotion pool")
     setup.set_defaults(func=cmd_airflow_setup)
+
+    load = commands.add_parser(
+        "airflow-settings-load",
+        help="load connections, variables and pools from airflow_settings.yaml into Airflow (idempotent)",
+        description=(
+            "Validate airflow_settings.yaml (Astro CLI format) and load it through the `airflow` CLI into the "
+            "metadata database the environment configures (AIRFLOW_HOME, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN). "
+            "Existing entries are updated; connections and variables the environment defines "
+            "(AIRFLOW_CONN_<ID>, AIRFLOW_VAR_<NAME>) are skipped because they win anyway."
+        ),
+    )
+    load.add_argument("--file", default=str(PROJECT_ROOT / "airflow_settings.yaml"), help="the settings file")
+    load.set_defaults(func=cmd_airflow_settings_load)
+
+    link = commands.add_parser(
+        "report-link",
+        help="print a time-limited link to a model's drift index (or, with --night, to one night's report)",
+        description=(
+            "Print a link to reports/drift/<model>/index.html in the configured store (NIGHTSHIFT_STORE_URI): "
+            "a presigned GET URL for s3://, the plain file:// URL for a local store. The index links to each "
+            "night's report relatively (dt=…/report.html), and a presigned index cannot sign those links, so "
+            "clicking through from an S3 index link fails: use --night YYYY-MM-DD for that night's report.html. "
+            "A presigned link stops working when --expires runs out or the signing credentials expire."
+        ),
+    )
+    link.add_argument("--model", default="credit_risk")
+    link.add_argument("--night", type=_date, default=None, help="link to this night's report.html (YYYY-MM-DD)")
+    link.add_argument("--expires", type=int, default=3600, help="seconds until the link expires (max 604800)")
+    link.set_defaults(func=cmd_report_link)
     return parser
 
 

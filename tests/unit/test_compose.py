@@ -1,0 +1,416 @@
+"""docker-compose.yaml, Dockerfile and .env.example, checked statically (no Docker engine needed).
+
+The compose file is parsed with yaml.safe_load; `${VAR}` interpolation is re-implemented here (the subset
+compose uses: ${VAR}, ${VAR:?err}, ${VAR:-default}, $$) to check the rendered values too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from nightshift.config import MLFLOW_CONN_ID, OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID
+
+PROJECT = Path(__file__).resolve().parents[2]
+COMPOSE_TEXT = (PROJECT / "docker-compose.yaml").read_text()
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+DOCKERFILE = (PROJECT / "Dockerfile").read_text()
+ENV_EXAMPLE_TEXT = (PROJECT / ".env.example").read_text()
+SETTINGS = yaml.safe_load((PROJECT / "airflow_settings.yaml").read_text())["airflow"]
+
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+AIRFLOW_SERVICES = (*AIRFLOW_COMPONENTS, "airflow-init")
+ONE_SHOT = ("minio-init", "airflow-init")
+LONG_RUNNING = tuple(name for name in SERVICES if name not in ONE_SHOT)
+DEFAULT_SERVICES = tuple(name for name, service in SERVICES.items() if not service.get("profiles"))
+
+REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[?-])(?P<arg>[^}]*))?\}")
+REQUIRED = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:\?[^}]+\}$")
+SECRET_NAME = re.compile(r"PASSWORD|PASSPHRASE|SECRET|KEY|TOKEN")
+# Non-secret settings that may have a default in the compose file.
+OPTIONAL_WITH_DEFAULT = {"AIRFLOW_UID", "AIRFLOW_UI_BIND_ADDRESS", "NIGHTSHIFT_CODE_VERSION"}
+
+
+def references(text: str = COMPOSE_TEXT) -> list[re.Match[str]]:
+    """Every ${...} compose interpolates (an escaped $${...} is left to the shell)."""
+    return [match for match in re.finditer(r"\$\$|" + REFERENCE.pattern, text) if match.group(0) != "$$"]
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE_TEXT.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f".env.example: {line!r} is not KEY=value"
+            values[key.strip()] = value.strip()
+    return values
+
+
+def environment(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment") or {}
+    assert isinstance(env, dict), f"{service}: write environment as a mapping"
+    return {key: str(value) for key, value in env.items()}
+
+
+def is_secret_name(key: str) -> bool:
+    return bool(SECRET_NAME.search(key)) and not key.endswith(("_FILE", "_PATH"))
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's interpolation: `$$` is a literal `$`; `${VAR:?err}` fails when VAR is unset or empty."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group("name"), match.group("op"), match.group("arg")
+        value = env.get(name)
+        if op in (":?", "?") and not value:
+            raise KeyError(f"{name}: {arg}")
+        if op in (":-", "-") and not value:
+            return arg
+        return value or ""
+
+    return re.sub(r"\$\$|" + REFERENCE.pattern, one, text)
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Any]:
+    """The compose file as compose would see it with a .env where every variable is set (hex secrets)."""
+    fake = {key: value or f"{key.lower().replace('_', '')}0123abcd" for key, value in env_example().items()}
+    return yaml.safe_load(interpolate(COMPOSE_TEXT, fake))
+
+
+def image_tag(image: str) -> str:
+    name = image.rsplit("/", 1)[-1]
+    assert ":" in name, f"{image}: no tag"
+    return name.split(":", 1)[1]
+
+
+def dockerfile_stages() -> dict[str, str]:
+    return {
+        match.group(2): match.group(1)
+        for match in re.finditer(r"^FROM\s+(\S+)\s+AS\s+(\S+)\s*$", DOCKERFILE, re.MULTILINE | re.IGNORECASE)
+    }
+
+
+def requirement_pins() -> dict[str, str]:
+    pins = {}
+    for line in (PROJECT / "requirements.txt").read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("==", 1)
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+# -- services, images, health, order --------------------------------------------------------------------------
+
+
+def test_every_part_of_the_stack_is_a_service():
+    expected = {"postgres", "minio", "minio-init", "mlflow", "airflow-init", *AIRFLOW_COMPONENTS}
+    assert expected <= set(SERVICES), f"missing services: {sorted(expected - set(SERVICES))}"
+    for name in AIRFLOW_COMPONENTS:
+        assert SERVICES[name]["command"] == name or name in " ".join(SERVICES[name]["command"]), name
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_image_is_pinned_to_an_exact_version(name):
+    service = SERVICES[name]
+    image = service.get("image")
+    assert image, f"{name}: no image (a built service needs a versioned image name too)"
+    tag = image_tag(image)
+    assert tag != "latest" and re.search(r"\d", tag), f"{name}: {image} is not pinned to a version"
+    if "build" in service:
+        target = service["build"].get("target") if isinstance(service["build"], dict) else None
+        assert target in dockerfile_stages(), f"{name}: build target {target!r} is not a stage of Dockerfile"
+
+
+def test_dockerfile_bases_are_pinned_and_match_the_lock():
+    stages = dockerfile_stages()
+    assert set(stages) == {"airflow", "mlflow"}
+    for base in stages.values():
+        tag = image_tag(base)
+        assert tag != "latest" and re.match(r"^\d+\.\d+\.\d+", tag), f"Dockerfile: {base} is not pinned"
+    pins = requirement_pins()
+    assert stages["airflow"] == f"apache/airflow:{pins['apache-airflow']}-python3.11"
+    assert stages["mlflow"].startswith("python:3.11.")
+    for package in ("mlflow", "psycopg2-binary", "boto3"):
+        assert f"{package}=={pins[package]}" in DOCKERFILE, f"Dockerfile: {package} must be pinned as requirements.txt"
+    assert "-r /tmp/nightshift/requirements.txt -c /tmp/nightshift/constraints.txt" in DOCKERFILE
+    # The default target (the last stage) is Airflow, what `docker build .` and the Astro CLI expect.
+    assert DOCKERFILE.rstrip().splitlines()[-1].startswith("ENV PYTHONPATH=/opt/airflow/include")
+    assert list(stages)[-1] == "airflow"
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_every_long_running_service_has_a_healthcheck_and_restarts(name):
+    check = SERVICES[name].get("healthcheck") or {}
+    assert check.get("test") and not check.get("disable"), f"{name}: no healthcheck"
+    assert SERVICES[name].get("restart") == "unless-stopped", name
+
+
+@pytest.mark.parametrize("name", ONE_SHOT)
+def test_one_shot_jobs_run_once(name):
+    assert SERVICES[name].get("restart") == "no"
+    assert not SERVICES[name].get("ports")
+
+
+def test_depends_on_waits_for_health_or_completion():
+    for name, service in SERVICES.items():
+        depends = service.get("depends_on") or {}
+        assert isinstance(depends, dict), f"{name}: depends_on needs the long form with a condition"
+        for target, rule in depends.items():
+            assert target in SERVICES, f"{name} depends on unknown service {target}"
+            expected = "service_completed_successfully" if target in ONE_SHOT else "service_healthy"
+            assert rule.get("condition") == expected, f"{name} -> {target}: condition should be {expected}"
+            if name in DEFAULT_SERVICES:
+                assert target in DEFAULT_SERVICES, f"{name} depends on {target}, which only runs under a profile"
+
+
+def test_start_up_order():
+    def needs(name: str) -> set[str]:
+        return set(SERVICES[name].get("depends_on") or {})
+
+    assert needs("minio-init") == {"minio"}
+    assert {"postgres", "minio-init"} <= needs("mlflow")
+    assert needs("airflow-init") == {"postgres"}
+    for name in AIRFLOW_COMPONENTS:
+        assert {"postgres", "airflow-init"} <= needs(name), name
+    # Tasks run in the scheduler (LocalExecutor): it waits for what they use.
+    assert {"api-server", "mlflow", "minio-init"} <= needs("scheduler")
+    assert "api-server" in needs("triggerer")
+
+    seen: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"dependency cycle: {' -> '.join((*path, name))}"
+        for target in needs(name):
+            visit(target, (*path, name))
+        seen.add(name)
+
+    for name in SERVICES:
+        visit(name, ())
+
+
+# -- Airflow ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_mounts_the_project_and_can_import_nightshift(name):
+    service = SERVICES[name]
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target, *_ = volume.split(":")
+        mounts[target] = source
+    for folder in ("dags", "include", "plugins"):
+        assert mounts.get(f"/opt/airflow/{folder}") == f"./{folder}", f"{name}: ./{folder} is not mounted"
+    assert "/opt/airflow/include" in environment(name)["PYTHONPATH"].split(":")
+    assert (PROJECT / "include" / "nightshift" / "__init__.py").exists()
+    assert service["image"] == SERVICES["api-server"]["image"], "all Airflow services run the project image"
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_reads_dot_env(name):
+    env_file = SERVICES[name].get("env_file")
+    files = env_file if isinstance(env_file, list) else [env_file]
+    assert ".env" in [item if isinstance(item, str) else item.get("path") for item in files]
+
+
+def test_airflow_components_share_one_configuration(rendered):
+    envs = {name: environment(name) for name in AIRFLOW_SERVICES}
+    first = envs["scheduler"]
+    assert first["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    metadata = urlparse(rendered["services"]["scheduler"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert metadata.scheme == "postgresql+psycopg2" and metadata.hostname == "postgres"
+    assert metadata.path == "/airflow"
+    assert first["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://api-server:8080/execution/"
+    shared = (
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        "AIRFLOW__CORE__EXECUTOR",
+        "NIGHTSHIFT_STORE_URI",
+        "NIGHTSHIFT_WAREHOUSE_URL",
+        "MLFLOW_TRACKING_URI",
+    )
+    for name, env in envs.items():
+        for key in shared:
+            assert env.get(key) == first[key], f"{name}: {key} differs from the scheduler's"
+    # The README's advice for LocalExecutor deployments: the warm forkserver.
+    assert first["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
+    assert first["AIRFLOW__CORE__MP_FORKSERVER_PRELOAD"].split(",")[-1] == "nightshift.preload"
+
+
+def test_nightshift_points_at_the_compose_servers(rendered):
+    env = rendered["services"]["scheduler"]["environment"]
+    store = urlparse(env["NIGHTSHIFT_STORE_URI"])
+    assert store.scheme == "s3"
+    assert env["NIGHTSHIFT_S3_ENDPOINT_URL"] == "http://minio:9000"
+    warehouse = urlparse(env["NIGHTSHIFT_WAREHOUSE_URL"])
+    assert (warehouse.scheme, warehouse.hostname, warehouse.path) == ("postgresql+psycopg2", "postgres", "/warehouse")
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # The bucket minio-init creates is the one nightshift and MLflow use.
+    script = SERVICES["minio-init"]["command"][0]
+    assert f"mc mb --ignore-existing store/{store.netloc}" in script
+    assert f"--artifacts-destination=s3://{store.netloc}/mlflow" in SERVICES["mlflow"]["command"]
+    # airflow_settings.yaml's store variable says the same.
+    variables = {var["variable_name"]: var["variable_value"] for var in SETTINGS["variables"]}
+    assert variables["nightshift_store_uri"] == env["NIGHTSHIFT_STORE_URI"]
+
+
+def test_connections_from_the_environment_match_airflow_settings(rendered):
+    env = rendered["services"]["scheduler"]["environment"]
+    by_id = {conn["conn_id"]: conn for conn in SETTINGS["connections"]}
+    defined = {
+        key.removeprefix("AIRFLOW_CONN_").lower(): json.loads(value)
+        for key, value in env.items()
+        if key.startswith("AIRFLOW_CONN_")
+    }
+    assert set(defined) == {OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID}, (
+        "the credential-bearing connections come from .env"
+    )
+    for conn_id, conn in defined.items():
+        settings = by_id[conn_id]
+        assert conn["conn_type"] == settings["conn_type"]
+        assert conn.get("host") == settings.get("conn_host")
+        assert conn.get("schema") == settings.get("conn_schema")
+        assert (conn.get("extra") or None) == (settings.get("conn_extra") or None)
+        assert conn["password"] and conn["password"] != settings["conn_password"]
+    assert MLFLOW_CONN_ID in by_id
+
+
+def test_mlflow_server_uses_postgres_and_s3_on_minio(rendered):
+    service = SERVICES["mlflow"]
+    env = rendered["services"]["mlflow"]["environment"]
+    backend = urlparse(env["MLFLOW_BACKEND_STORE_URI"])
+    assert (backend.scheme, backend.hostname, backend.path) == ("postgresql+psycopg2", "postgres", "/mlflow")
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    command = service["command"]
+    assert command[0] == "server" and "--host=0.0.0.0" in command and "--serve-artifacts" in command
+    allowed = next(arg for arg in command if arg.startswith("--allowed-hosts=")).split("=", 1)[1].split(",")
+    assert "mlflow:5000" in allowed, "Airflow reaches the server as mlflow:5000; MLflow rejects unknown Host headers"
+    assert service["image"].endswith(":3.17.2") and requirement_pins()["mlflow"] == "3.17.2"
+
+
+def test_postgres_creates_the_three_databases(rendered):
+    service = SERVICES["postgres"]
+    (config,) = service["configs"]
+    assert config["target"].startswith("/docker-entrypoint-initdb.d/") and config["target"].endswith(".sh")
+    script = rendered["configs"][config["source"]]["content"]
+    for database in ("airflow", "warehouse", "mlflow"):
+        assert re.search(rf"^nightshift_create_database {database} ", script, re.MULTILINE), database
+    assert "--host" in service["healthcheck"]["test"], "pg_isready over TCP, so init scripts have finished"
+
+
+def test_minio_bucket_is_private_and_encrypted():
+    script = SERVICES["minio-init"]["command"][0]
+    assert "mc anonymous set none store/nightshift" in script
+    assert "mc encrypt set sse-s3 store/nightshift" in script
+    assert "MINIO_KMS_SECRET_KEY" in environment("minio"), "SSE-S3 needs MinIO's KMS key"
+    assert "mc admin user add" in script and "mc admin policy attach" in script
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("sh") is None, reason="needs bash and sh")
+def test_embedded_scripts_are_valid_shell(rendered):
+    services = rendered["services"]
+    scripts = {
+        "postgres-init": ("bash", rendered["configs"]["postgres-init"]["content"]),
+        "minio-init": ("sh", services["minio-init"]["command"][0]),
+        "airflow-init": ("bash", services["airflow-init"]["command"][-1]),
+        "api-server": ("bash", services["api-server"]["command"][-1]),
+    }
+    for name, (shell, script) in scripts.items():
+        done = subprocess.run([shell, "-n"], input=script, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+    snippet = re.search(r"python -c '(.*?)'", services["api-server"]["command"][-1], re.DOTALL)
+    assert snippet, "api-server: the password-file snippet moved"
+    compile(snippet.group(1), "api-server password file", "exec")
+    assert "exec airflow api-server" in services["api-server"]["command"][-1]
+    assert "nightshift.cli airflow-settings-load" in services["airflow-init"]["command"][-1]
+
+
+# -- secrets, ports, .env.example ------------------------------------------------------------------------------------
+
+
+def test_secret_settings_are_required_interpolations():
+    for name in SERVICES:
+        for key, value in environment(name).items():
+            if is_secret_name(key):
+                assert REQUIRED.match(value), f"{name}: {key} must be ${{VAR:?...}} from .env, not {value!r}"
+
+
+def test_every_secret_reference_is_required_and_nothing_else_has_a_hidden_default():
+    for match in references():
+        name, op = match.group("name"), match.group("op")
+        if name in OPTIONAL_WITH_DEFAULT:
+            assert not is_secret_name(name)
+            continue
+        assert op == ":?", f"${{{name}}} must fail when unset: write ${{{name}:?set {name} in .env}}"
+
+
+def test_no_literal_credentials():
+    for match in re.finditer(r"://([^:/\s'\"@]+):([^@\s'\"]+)@", COMPOSE_TEXT):
+        assert REQUIRED.match(match.group(2)), f"a password is written into a URL: {match.group(0)}"
+    dev_values = {conn["conn_password"] for conn in SETTINGS["connections"] if conn.get("conn_password")} | {
+        conn["conn_login"] for conn in SETTINGS["connections"] if conn.get("conn_login")
+    }
+    for text, where in (
+        (COMPOSE_TEXT, "docker-compose.yaml"),
+        (DOCKERFILE, "Dockerfile"),
+        (ENV_EXAMPLE_TEXT, ".env.example"),
+    ):
+        for value in dev_values - {"warehouse"}:
+            assert value not in text, f"{where} contains the local-dev credential {value!r} from airflow_settings.yaml"
+
+
+def test_dollar_signs_are_escaped_or_interpolations():
+    stray = re.findall(r"\$(?!\$|\{)", re.sub(r"\$\$", "", COMPOSE_TEXT))
+    assert not stray, "a lone $ would be interpolated by compose: write $$ for the shell"
+
+
+def test_only_the_airflow_ui_is_published_by_default():
+    published = {}
+    for name, service in SERVICES.items():
+        for port in service.get("ports") or []:
+            spec = interpolate(str(port), {})
+            *host, container = spec.split(":")
+            published.setdefault(name, []).append((host, container))
+            if name not in DEFAULT_SERVICES:
+                assert host and host[0] == "127.0.0.1", f"{name}: debug ports stay on this machine"
+    default = {name: ports for name, ports in published.items() if name in DEFAULT_SERVICES}
+    assert default == {"api-server": [(["127.0.0.1", "8080"], "8080")]}
+    assert "AIRFLOW_UI_BIND_ADDRESS" in env_example()
+
+
+def test_dot_env_example_defines_every_variable_the_compose_file_uses():
+    used = {match.group("name") for match in references()}
+    defined = env_example()
+    assert used - set(defined) == set(), f"add to .env.example: {sorted(used - set(defined))}"
+    assert set(defined) - used == set(), f"unused in docker-compose.yaml: {sorted(set(defined) - used)}"
+
+
+def test_dot_env_example_has_no_secret_values():
+    text_lines = ENV_EXAMPLE_TEXT.splitlines()
+    for key, value in env_example().items():
+        if is_secret_name(key) or key.endswith(("_USER", "_PASSWORD")):
+            assert value == "", f".env.example: {key} must be empty (fill it in .env)"
+        index = next(i for i, line in enumerate(text_lines) if line.startswith(f"{key}="))
+        while index > 0 and re.match(r"^[A-Z0-9_]+=", text_lines[index - 1]):
+            index -= 1  # one comment may explain a group of lines
+        assert text_lines[index - 1].startswith("#"), f".env.example: explain {key} in a comment above it"
+
+
+def test_compose_fails_without_dot_env_secrets():
+    with pytest.raises(KeyError, match=r"_PASSWORD: set [A-Z_]+ in \.env"):
+        interpolate(COMPOSE_TEXT, {})
