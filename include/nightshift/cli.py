@@ -142,6 +142,12 @@ def cmd_report_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
+    from nightshift import warehouse
+
+    return warehouse.migrate_command()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nightshift", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = commands.add_parser("airflow-env", help="print export lines for Airflow on the embedded default")
     env.set_defaults(func=cmd_airflow_env)
+
+    migrate = commands.add_parser(
+        "warehouse-migrate",
+        help="create or upgrade the warehouse schema (NIGHTSHIFT_WAREHOUSE_URL) to the newest version",
+    )
+    migrate.set_defaults(func=cmd_warehouse_migrate)
 
     setup = commands.add_parser("airflow-setup", help="migrate Airflow's database and create the promotion pool")
     setup.set_defaults(func=cmd_airflow_setup)

@@ -1,0 +1,478 @@
+"""The warehouse on a real PostgreSQL server: migrations, the COPY load of predictions, the writers, failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from nightshift import warehouse
+from tests.integration import postgres
+
+DAY = dt.date(2026, 10, 5)
+HEAD = warehouse.head_version()
+TABLES = {"predictions", "validation_runs", "drift_metrics", "drift_nights", "retrain_decisions", "promotion_ledger"}
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    """A throwaway database for this module, dropped at its end."""
+    reason = postgres.unavailable()
+    if reason:
+        pytest.skip(reason)
+    with postgres.throwaway_database() as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def engine(database: str) -> Iterator[sa.Engine]:
+    """The module's warehouse, at the newest schema, in the database's public schema."""
+    engine = warehouse.connect(postgres.url_for(database))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def empty_url(database: str) -> Iterator[str]:
+    """A URL whose tables live in a fresh, empty schema: a brand-new warehouse for migration tests."""
+    with postgres.throwaway_schema(database) as schema:
+        yield postgres.url_for(database, schema)
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest) -> str:
+    """A model name no other test writes, so tests share the module's warehouse without seeing each other."""
+    return "m_" + hashlib.blake2b(request.node.name.split("[")[0].encode(), digest_size=5).hexdigest()
+
+
+def predictions(model: str, day: dt.date, ids: Any, version: str = "1", alias: str = "champion") -> list[dict]:
+    return [
+        {
+            "prediction_id": f"{model}|{day}|{alias}|{i}",
+            "model": model,
+            "dt": day,
+            "entity_id": f"e{i}",
+            "score": i / 1000,
+            "model_version": version,
+            "alias": alias,
+            "run_id": f"run-{version}",
+        }
+        for i in ids
+    ]
+
+
+def stored(engine: sa.Engine, model: str, day: dt.date | None = None) -> list[dict]:
+    where = {"model": model} if day is None else {"model": model, "dt": day}
+    return sorted(warehouse.fetch_all(engine, warehouse.predictions, **where), key=lambda row: row["prediction_id"])
+
+
+def index_names(engine: sa.Engine, table: str) -> set[str]:
+    return {index["name"] for index in sa.inspect(engine).get_indexes(table)}
+
+
+def schema_differences(engine: sa.Engine) -> list:
+    """What Alembic's autogenerate would change to make the database match `warehouse.metadata`."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    def ours(name, type_, parent):
+        return not (type_ == "table" and name == warehouse.VERSION_TABLE)
+
+    with engine.connect() as connection:
+        return compare_metadata(MigrationContext.configure(connection, opts={"include_name": ours}), warehouse.metadata)
+
+
+def ddl_statements(run: Any) -> list[str]:
+    """The CREATE/DROP/ALTER statements any engine sends while `run()` runs."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().split(" ", 1)[0].upper() in ("CREATE", "DROP", "ALTER"):
+            seen.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    return seen
+
+
+def ledger_row(model: str, **overrides: Any) -> dict:
+    return {
+        "model": model,
+        "action": "promote",
+        "candidate_version": "2",
+        "previous_version": "1",
+        "champion_after": "2",
+        "reasons": ["better"],
+        "details": {"x": 1},
+        "actor": "airflow:asset_triggered",
+        "run_id": "run-1",
+        "decided_at": dt.datetime(2026, 10, 6, tzinfo=dt.UTC),
+        **overrides,
+    }
+
+
+def write_every_table(engine: sa.Engine, model: str) -> None:
+    warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(50)))
+    warehouse.record_validation(
+        engine,
+        {
+            "model": model,
+            "dt": DAY,
+            "rows": 50,
+            "accepted_rows": 49,
+            "quarantined_rows": 1,
+            "bad_row_share": 0.02,
+            "passed": True,
+            "message": None,
+            "result_uri": "s3://b/result.html",
+            "run_id": "r",
+        },
+    )
+    warehouse.record_drift(
+        engine,
+        {
+            "model": model,
+            "dt": DAY,
+            "model_version": "1",
+            "drift_share": 0.5,
+            "dataset_drift": True,
+            "drifted_features": '["a"]',
+            "critical_drifted": "[]",
+            "prediction_drifted": False,
+            "report_uri": "s3://b/drift.html",
+            "run_id": "r",
+        },
+        [
+            {
+                "model": model,
+                "dt": DAY,
+                "feature": "a",
+                "method": "psi",
+                "threshold": 0.2,
+                "score": 0.3,
+                "drifted": True,
+                "critical": False,
+                "model_version": "1",
+            }
+        ],
+    )
+    warehouse.record_retrain_decision(
+        engine,
+        {
+            "model": model,
+            "dt": DAY,
+            "requested": True,
+            "decision": "retrain",
+            "reasons": "[]",
+            "report_uri": None,
+            "run_id": "r",
+            "run_type": "scheduled",
+        },
+    )
+    warehouse.append_ledger(engine, ledger_row(model))
+
+
+def every_row(engine: sa.Engine) -> dict[str, list[dict]]:
+    return {
+        name: sorted(warehouse.fetch_all(engine, warehouse.metadata.tables[name]), key=repr) for name in sorted(TABLES)
+    }
+
+
+# Migrations
+
+
+def test_migrations_create_every_table_and_a_second_run_is_a_no_op(empty_url: str) -> None:
+    assert warehouse.migrate(empty_url) == HEAD
+    engine = sa.create_engine(empty_url)
+    try:
+        assert TABLES | {warehouse.VERSION_TABLE} == set(sa.inspect(engine).get_table_names())
+        assert "alembic_version" not in sa.inspect(engine).get_table_names()
+        assert schema_differences(engine) == []
+        write_every_table(engine, "m")
+        before = every_row(engine)
+
+        assert ddl_statements(lambda: warehouse.migrate(empty_url)) == []
+        assert warehouse.migrate(empty_url) == HEAD
+        warehouse.connect(empty_url).dispose()
+        assert warehouse.schema_version(engine) == HEAD
+        assert warehouse.count_rows(engine, sa.table(warehouse.VERSION_TABLE)) == 1
+        assert every_row(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_from_version_1_keeps_the_rows_and_adds_the_new_objects(empty_url: str) -> None:
+    assert warehouse.migrate(empty_url, "0001") == "0001"
+    engine = sa.create_engine(empty_url)
+    try:
+        assert index_names(engine, "predictions") == {"ix_predictions_model_dt_alias"}
+        write_every_table(engine, "m")
+        before = every_row(engine)
+
+        assert warehouse.migrate(empty_url) == HEAD
+        assert every_row(engine) == before
+        assert index_names(engine, "predictions") == {"ux_predictions_night_entity"}
+        assert index_names(engine, "drift_metrics") == {"ix_drift_metrics_feature_trend"}
+        assert index_names(engine, "retrain_decisions") == {"ix_retrain_decisions_requested"}
+        assert schema_differences(engine) == []
+        assert warehouse.last_requested(engine, "m", DAY + dt.timedelta(days=1)) == DAY
+    finally:
+        engine.dispose()
+
+
+def test_a_warehouse_made_before_migrations_existed_is_adopted_with_its_rows(empty_url: str) -> None:
+    warehouse.migrate(empty_url, "0001")
+    engine = sa.create_engine(empty_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP TABLE {warehouse.VERSION_TABLE}")
+        write_every_table(engine, "m")
+        before = every_row(engine)
+
+        warehouse.connect(empty_url).dispose()
+        assert warehouse.schema_version(engine) == HEAD
+        assert every_row(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_a_failing_migration_rolls_back_that_version_whole(empty_url: str) -> None:
+    warehouse.migrate(empty_url, "0001")
+    engine = sa.create_engine(empty_url)
+    try:
+        twins = predictions("m", DAY, range(2))
+        twins[1]["entity_id"] = twins[0]["entity_id"]
+        warehouse.replace_predictions(engine, "m", DAY, twins)
+
+        with pytest.raises(warehouse.WarehouseError, match="from 0001 to version 0002 failed: could not create unique"):
+            warehouse.migrate(empty_url)
+        assert warehouse.schema_version(engine) == "0001"
+        assert index_names(engine, "predictions") == {"ix_predictions_model_dt_alias"}
+        assert index_names(engine, "drift_metrics") == set()
+
+        warehouse.replace_predictions(engine, "m", DAY, predictions("m", DAY, range(2)))
+        assert warehouse.migrate(empty_url) == HEAD
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_first_connects_migrate_once(empty_url: str) -> None:
+    with ThreadPoolExecutor(6) as pool:
+        engines = list(pool.map(lambda _: warehouse.connect(empty_url), range(6)))
+    try:
+        assert {warehouse.schema_version(engine) for engine in engines} == {HEAD}
+        assert schema_differences(engines[0]) == []
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_migrate_command_reports_what_it_did(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert warehouse.migrate_command(empty_url) == 0
+    first = capsys.readouterr().out
+    assert "host 127.0.0.1" in first and f"schema upgraded from nothing to version {HEAD}" in first
+    assert warehouse.migrate_command(empty_url) == 0
+    assert f"schema already at version {HEAD}" in capsys.readouterr().out
+
+
+# Loading predictions
+
+
+def test_replacing_a_night_twice_leaves_only_the_second_set(engine: sa.Engine, model: str) -> None:
+    other_night = DAY + dt.timedelta(days=1)
+    other_model = f"{model}_o"
+    warehouse.replace_predictions(engine, model, other_night, predictions(model, other_night, range(300)))
+    warehouse.replace_predictions(engine, other_model, DAY, predictions(other_model, DAY, range(300)))
+    untouched = stored(engine, model, other_night) + stored(engine, other_model)
+
+    assert warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(1000))) == 1000
+    second = predictions(model, DAY, range(600, 1400), version="2") + predictions(
+        model, DAY, range(100), version="2", alias="challenger"
+    )
+    assert warehouse.replace_predictions(engine, model, DAY, iter(second)) == 900
+
+    assert stored(engine, model, DAY) == sorted(second, key=lambda row: row["prediction_id"])
+    assert warehouse.count_rows(engine, warehouse.predictions, model=model, dt=DAY) == 900
+    assert stored(engine, model, other_night) + stored(engine, other_model) == untouched
+
+
+def test_loading_the_same_rows_again_changes_nothing(engine: sa.Engine, model: str) -> None:
+    rows = predictions(model, DAY, range(500))
+    warehouse.replace_predictions(engine, model, DAY, rows)
+    warehouse.replace_predictions(engine, model, DAY, rows)
+    assert stored(engine, model) == sorted(rows, key=lambda row: row["prediction_id"])
+
+
+def test_an_empty_load_clears_the_night(engine: sa.Engine, model: str) -> None:
+    warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(10)))
+    assert warehouse.replace_predictions(engine, model, DAY, []) == 0
+    assert stored(engine, model) == []
+
+
+def test_awkward_values_survive_copy_exactly(engine: sa.Engine, model: str) -> None:
+    entities = ["", " ", "comma,inside", 'quote"inside', "new\nline", "tab\tinside", "ünïcødé ✓", "\\N", "NULL", "\\."]
+    scores = [0.0, -0.0, 0.1 + 0.2, 1e-300, 1.7976931348623157e308, -1.5, 1 / 3, 2.0, 123456789.123456789, 0.5]
+    rows = predictions(model, DAY, range(len(entities)))
+    for row, entity, score in zip(rows, entities, scores, strict=True):
+        row.update(entity_id=entity, score=score)
+    warehouse.replace_predictions(engine, model, DAY, rows)
+    assert [(row["entity_id"], row["score"]) for row in stored(engine, model)] == [
+        (row["entity_id"], row["score"]) for row in sorted(rows, key=lambda row: row["prediction_id"])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("broken", "error"),
+    [
+        ({"score": "not a number"}, sa.exc.DataError),
+        ({"entity_id": None}, sa.exc.IntegrityError),
+        ({"model_version": ...}, sa.exc.IntegrityError),
+        ({"prediction_id": "duplicate"}, sa.exc.IntegrityError),
+        ({"entity_id": "e0"}, sa.exc.IntegrityError),
+    ],
+    ids=["score-not-a-number", "null-entity", "missing-column", "duplicate-id", "duplicate-entity"],
+)
+def test_a_bad_row_midway_raises_and_leaves_the_previous_rows(
+    engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch, broken: dict, error: type[Exception]
+) -> None:
+    monkeypatch.setattr(warehouse, "COPY_BATCH_ROWS", 100)
+    warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(1000)))
+    before = stored(engine, model)
+
+    rows = predictions(model, DAY, range(1000), version="2")
+    if broken.get("prediction_id") == "duplicate":
+        broken = {"prediction_id": rows[10]["prediction_id"]}
+    rows[750].update(broken)
+    rows[750] = {key: value for key, value in rows[750].items() if value is not ...}
+    with pytest.raises(error):
+        warehouse.replace_predictions(engine, model, DAY, rows)
+    assert stored(engine, model) == before
+
+
+def test_a_dropped_connection_midway_leaves_the_previous_rows(
+    engine: sa.Engine, database: str, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warehouse, "COPY_BATCH_ROWS", 100)
+    warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(1000)))
+    before = stored(engine, model)
+
+    def rows_then_drop() -> Iterator[dict]:
+        for i, row in enumerate(predictions(model, DAY, range(1000), version="2")):
+            if i == 500:
+                assert postgres.terminate_backends(database) >= 1
+            yield row
+
+    with pytest.raises(sa.exc.OperationalError):
+        warehouse.replace_predictions(engine, model, DAY, rows_then_drop())
+    assert stored(engine, model) == before
+    assert warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(10), version="3")) == 10
+
+
+def test_concurrent_loads_of_different_nights_do_not_interfere(
+    engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warehouse, "COPY_BATCH_ROWS", 200)
+    nights = [DAY + dt.timedelta(days=k) for k in range(4)]
+    barrier = threading.Barrier(len(nights))
+
+    def load(night: dt.date, rows: list[dict]) -> int:
+        def all_open_at_once() -> Iterator[dict]:
+            for i, row in enumerate(rows):
+                if i == len(rows) // 2:
+                    barrier.wait(timeout=30)
+                yield row
+
+        return warehouse.replace_predictions(engine, model, night, all_open_at_once())
+
+    first = {night: predictions(model, night, range(2000)) for night in nights}
+    second = {night: predictions(model, night, range(k * 300, 1000 + k * 300), "2") for k, night in enumerate(nights)}
+    for batch in (first, second):
+        barrier.reset()
+        with ThreadPoolExecutor(len(nights)) as pool:
+            loaded = list(pool.map(load, batch, batch.values()))
+        assert loaded == [len(rows) for rows in batch.values()]
+    for night, rows in second.items():
+        assert stored(engine, model, night) == sorted(rows, key=lambda row: row["prediction_id"])
+
+
+def test_two_loads_of_the_same_night_never_mix(engine: sa.Engine, model: str) -> None:
+    sets = [predictions(model, DAY, range(0, 2000), "a"), predictions(model, DAY, range(1000, 2500), "b")]
+    barrier = threading.Barrier(2)
+
+    def staged_together(rows: list[dict]) -> Iterator[dict]:
+        yield from rows
+        barrier.wait(timeout=30)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda rows: warehouse.replace_predictions(engine, model, DAY, staged_together(rows)), sets))
+    assert stored(engine, model) in [sorted(rows, key=lambda row: row["prediction_id"]) for rows in sets]
+
+
+# The other writers
+
+
+def test_ledger_rows_are_idempotent_per_run_and_action(engine: sa.Engine, model: str) -> None:
+    row = ledger_row(model)
+    warehouse.append_ledger(engine, row)
+    warehouse.append_ledger(engine, row)
+    warehouse.append_ledger(engine, {**row, "run_id": "run-2", "action": "refuse"})
+    ledger = warehouse.ledger(engine, model)
+    assert [(r["action"], r["run_id"]) for r in ledger] == [("promote", "run-1"), ("refuse", "run-2")]
+    assert ledger[0]["reasons"] == ["better"] and ledger[0]["details"] == {"x": 1}
+    assert ledger[0]["decided_at"] == dt.datetime(2026, 10, 6, tzinfo=dt.UTC)
+
+
+def test_night_writers_replace_their_rows_on_postgres(engine: sa.Engine, model: str) -> None:
+    write_every_table(engine, model)
+    write_every_table(engine, model)
+    later = DAY + dt.timedelta(days=3)
+    warehouse.record_retrain_decision(
+        engine,
+        {
+            "model": model,
+            "dt": later,
+            "requested": False,
+            "decision": "wait",
+            "reasons": "[]",
+            "report_uri": None,
+            "run_id": "r2",
+            "run_type": "backfill",
+        },
+    )
+    for table in (warehouse.validation_runs, warehouse.drift_nights, warehouse.drift_metrics):
+        assert warehouse.count_rows(engine, table, model=model) == 1
+    assert warehouse.count_rows(engine, warehouse.retrain_decisions, model=model) == 2
+    assert warehouse.last_requested(engine, model, later + dt.timedelta(days=1)) == DAY
+    assert warehouse.last_requested(engine, model, DAY) is None
+    assert [row["dt"] for row in warehouse.drift_history(engine, model, DAY, later)] == [DAY]
+    assert len(warehouse.ledger(engine, model)) == 1
+
+
+# Failures to connect
+
+
+def test_an_unreachable_server_raises_a_warehouse_error_naming_it() -> None:
+    with pytest.raises(warehouse.WarehouseError) as caught:
+        warehouse.connect("postgresql+psycopg2://nightshift:s3cret@127.0.0.1:1/warehouse")
+    message = str(caught.value)
+    assert "host 127.0.0.1, port 1, database warehouse" in message
+    assert "Connection refused" in message and "check that the server is up" in message
+    assert "NIGHTSHIFT_WAREHOUSE_URL" in message and "nightshift_warehouse" in message
+    assert "s3cret" not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_a_missing_database_raises_a_warehouse_error_naming_it(database: str) -> None:
+    url = postgres.url_for(f"{database}_missing")
+    with pytest.raises(warehouse.WarehouseError, match=f'database "{database}_missing" does not exist'):
+        warehouse.connect(url)
+    assert warehouse.migrate_command(url) == 1
