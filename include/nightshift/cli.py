@@ -145,7 +145,10 @@ def cmd_report_link(args: argparse.Namespace) -> int:
 def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
     from nightshift import warehouse
 
-    return warehouse.migrate_command()
+    config = settings()
+    if config.warehouse_url == f"sqlite:///{config.home / 'warehouse.db'}":
+        config.home.mkdir(parents=True, exist_ok=True)
+    return warehouse.migrate_command(config.warehouse_url)
 
 
 def build_parser() -> argparse.ArgumentParser:

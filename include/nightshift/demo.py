@@ -252,6 +252,35 @@ def wait_until(condition: Callable[[], bool], services: Services, timeout: float
     raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what}; logs are in {services.log_dir}")
 
 
+def wait_for_season(
+    api: AirflowApi, services: Services, season: Season, timeout: float, log: Callable[[str], None]
+) -> None:
+    """Wait until every night of the season ran and every retrain it requested finished."""
+    nightly_id, retrain_id = f"{season.model}_nightly", f"{season.model}_retrain"
+    started = time.monotonic()
+    last_report = ""
+
+    def season_done() -> bool:
+        nonlocal last_report
+        nightly, retrain = api.states(nightly_id), api.states(retrain_id)
+        report = f"nightly {dict(sorted(nightly.items()))} retrain {dict(sorted(retrain.items()))}"
+        if report != last_report:
+            log(f"[demo] {time.monotonic() - started:5.0f}s  {report}")
+            last_report = report
+        busy = sum(count for state, count in retrain.items() if state not in TERMINAL)
+        return finished(nightly) >= season.nights and busy == 0 and api.queued_asset_events(retrain_id) == 0
+
+    wait_until(season_done, services, timeout, "the season's nightly runs and the retrains they requested")
+
+
+def wait_for_backfill(api: AirflowApi, services: Services, dag_id: str, nights: int, timeout: float = 900) -> None:
+    def backfill_done() -> bool:
+        states = api.states(dag_id, run_type="backfill")
+        return finished(states) >= nights and all(state in TERMINAL for state in states)
+
+    wait_until(backfill_done, services, timeout, "the backfill runs")
+
+
 def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] = print) -> dict:
     """Simulate a season, let the scheduler run it, show a refused experiment, and return the summary."""
     from nightshift.simulate import SimulationPlan, simulate
@@ -289,19 +318,7 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
     try:
         log("[demo] starting Airflow: api-server, scheduler, dag-processor (LocalExecutor)")
         services.start()
-        last_report = ""
-
-        def season_done() -> bool:
-            nonlocal last_report
-            nightly, retrain = api.states(nightly_id), api.states(retrain_id)
-            report = f"nightly {dict(sorted(nightly.items()))} retrain {dict(sorted(retrain.items()))}"
-            if report != last_report:
-                log(f"[demo] {time.monotonic() - started:5.0f}s  {report}")
-                last_report = report
-            busy = sum(count for state, count in retrain.items() if state not in TERMINAL)
-            return finished(nightly) >= season.nights and busy == 0 and api.queued_asset_events(retrain_id) == 0
-
-        wait_until(season_done, services, timeout, "the season's nightly runs and the retrains they requested")
+        wait_for_season(api, services, season, timeout, log)
         log("[demo] experiment: a manual retrain with a deliberately weak recipe (DummyClassifier) must be refused")
         before = finished(api.states(retrain_id))
         api.trigger(
@@ -324,11 +341,7 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
         log(f"[demo] backfill: replaying {first} to {last}; reports are rewritten, no retrain is requested")
         api.backfill(nightly_id, first, last)
 
-        def backfill_done() -> bool:
-            states = api.states(nightly_id, run_type="backfill")
-            return finished(states) >= 2 and all(state in TERMINAL for state in states)
-
-        wait_until(backfill_done, services, 600, "the backfill runs")
+        wait_for_backfill(api, services, nightly_id, 2)
         airflow_runs = {nightly_id: api.states(nightly_id), retrain_id: api.states(retrain_id)}
     finally:
         services.stop()

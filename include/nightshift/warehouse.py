@@ -205,8 +205,6 @@ def _engine(url: str) -> Engine:
     options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": 60}
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     elif parsed.get_backend_name() == "postgresql":
         options["pool_pre_ping"] = True
         if parsed.get_driver_name() in ("psycopg2", "psycopg"):

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +11,7 @@ from typing import Any
 import pytest
 
 from nightshift.storage import ensure_bucket
+from tests.servers import free_port, moto_server
 
 AWS_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -32,56 +25,6 @@ AWS_VARIABLES = (
     "AWS_ENDPOINT_URL_S3",
     "NIGHTSHIFT_S3_ENDPOINT_URL",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def moto_server(log: Path, **env: str) -> Iterator[str]:
-    """Run `moto_server` from this virtualenv on a free port until the block ends; yield its endpoint URL."""
-    executable = Path(sys.executable).parent / "moto_server"
-    if not executable.exists():
-        pytest.fail(f"{executable} not found; install moto[server] into this environment")
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    environment = {key: value for key, value in os.environ.items() if key != "INITIAL_NO_AUTH_ACTION_COUNT"}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(executable), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**environment, **env},
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(f"{endpoint}/moto-api/"):
-            if process.poll() is not None:
-                pytest.fail(f"moto_server exited with code {process.returncode}:\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not answer on {endpoint} within 30s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def raw_client(endpoint: str, service: str = "s3", key: str = "testing", secret: str = "testing") -> Any:
