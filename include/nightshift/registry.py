@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,36 @@ class VersionInfo:
         return f"models:/{self.name}/{self.version}"
 
 
+_REACHABLE: set[str] = set()
+
+
+def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the server, when a tracking server does not answer its health check."""
+    if not tracking_uri.startswith(("http://", "https://")) or tracking_uri in _REACHABLE:
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError as exc:
+        raise RegistryError(
+            f"MLflow tracking server at {tracking_uri} answered its health check with HTTP {exc.code}; "
+            "check the server's logs and that MLFLOW_TRACKING_URI (or the nightshift_mlflow connection) is right"
+        ) from None
+    except OSError as exc:
+        raise RegistryError(
+            f"MLflow tracking server at {tracking_uri} is unreachable ({getattr(exc, 'reason', exc)}); check that "
+            "the server is up and that MLFLOW_TRACKING_URI (or the nightshift_mlflow connection) points at it"
+        ) from None
+    _REACHABLE.add(tracking_uri)
+
+
 def client(settings: Settings) -> MlflowClient:
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    check_reachable(settings.mlflow_tracking_uri)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)

@@ -1,0 +1,41 @@
+"""An unreachable MLflow server fails fast with a message naming it, before anything is written."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.servers import free_port
+
+
+def test_unreachable_tracking_server_is_named(home, monkeypatch):
+    from nightshift import registry
+    from nightshift.config import settings
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    started = time.monotonic()
+    with pytest.raises(registry.RegistryError) as caught:
+        registry.alias_version(settings(), "credit_risk", registry.CHAMPION)
+    assert time.monotonic() - started < 30
+    assert f"MLflow tracking server at {url} is unreachable" in str(caught.value)
+    assert "nightshift_mlflow" in str(caught.value)
+
+
+def test_nightly_score_fails_readably_and_leaves_no_partition(home, monkeypatch, demo_spec):
+    import datetime as dt
+
+    from nightshift import nightly
+    from nightshift.config import settings
+    from nightshift.registry import RegistryError
+    from nightshift.simulate import SimulationPlan, simulate
+    from nightshift.storage import open_store
+
+    store = open_store(settings().store_uri)
+    simulate(store, demo_spec, SimulationPlan(start=dt.date(2026, 10, 1), days=1, rows_per_day=200))
+    nightly.validate("credit_risk", "2026-10-01", nightly.RunInfo("r", "manual"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RegistryError, match="is unreachable"):
+        nightly.score("credit_risk", "2026-10-01", nightly.RunInfo("r", "manual"))
+    assert not store.exists("predictions/credit_risk/dt=2026-10-01/_SUCCESS")
