@@ -237,6 +237,9 @@ class AirflowApi:
         }
         return dict(self._call("POST", "/backfills", body))
 
+    def backfill_completed(self, backfill_id: int) -> bool:
+        return self._call("GET", f"/backfills/{backfill_id}").get("completed_at") is not None
+
 
 def finished(states: dict[str, int]) -> int:
     return sum(states.get(state, 0) for state in TERMINAL)
@@ -273,10 +276,11 @@ def wait_for_season(
     wait_until(season_done, services, timeout, "the season's nightly runs and the retrains they requested")
 
 
-def wait_for_backfill(api: AirflowApi, services: Services, dag_id: str, nights: int, timeout: float = 900) -> None:
+def wait_for_backfill(api: AirflowApi, services: Services, backfill: dict[str, Any], timeout: float = 900) -> None:
+    """Wait until the scheduler marks the backfill (as returned when it was created) completed."""
+
     def backfill_done() -> bool:
-        states = api.states(dag_id, run_type="backfill")
-        return finished(states) >= nights and all(state in TERMINAL for state in states)
+        return api.backfill_completed(int(backfill["id"]))
 
     wait_until(backfill_done, services, timeout, "the backfill runs")
 
@@ -339,9 +343,7 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
 
         first, last = season.end - dt.timedelta(days=1), season.end
         log(f"[demo] backfill: replaying {first} to {last}; reports are rewritten, no retrain is requested")
-        api.backfill(nightly_id, first, last)
-
-        wait_for_backfill(api, services, nightly_id, 2)
+        wait_for_backfill(api, services, api.backfill(nightly_id, first, last))
         airflow_runs = {nightly_id: api.states(nightly_id), retrain_id: api.states(retrain_id)}
     finally:
         services.stop()

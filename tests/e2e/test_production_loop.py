@@ -125,11 +125,9 @@ def production(tmp_path_factory):
 
             first = season.end - dt.timedelta(days=2)
             record["backfilled"] = [first + dt.timedelta(days=i) for i in range(3)]
-            api.backfill(f"{MODEL}_nightly", first, season.end)
-            wait_for_backfill(api, services, f"{MODEL}_nightly", 3)
+            wait_for_backfill(api, services, api.backfill(f"{MODEL}_nightly", first, season.end))
             record["after"] = {day: predictions(spec_store, day) for day in season_dates(season)}
-            api.backfill(f"{MODEL}_nightly", first, season.end)
-            wait_for_backfill(api, services, f"{MODEL}_nightly", 3)
+            wait_for_backfill(api, services, api.backfill(f"{MODEL}_nightly", first, season.end))
             record["again"] = {day: predictions(spec_store, day) for day in season_dates(season)}
             record["runs_after"] = {dag: api.runs(f"{MODEL}_{dag}") for dag in ("nightly", "retrain")}
             record["queued_after"] = api.queued_asset_events(f"{MODEL}_retrain")
