@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import yaml
 
 from nightshift.airflow_settings import AirflowSettingsError, apply_settings, load_settings, parse_settings
 from nightshift.config import MLFLOW_CONN_ID, OBJECT_STORE_CONN_ID, PROMOTION_POOL, WAREHOUSE_CONN_ID
+from tests.servers import postgres_database
 
 PROJECT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = PROJECT / "airflow_settings.yaml"
@@ -62,10 +64,13 @@ def load_cli(path: Path, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    env = clean_env(tmp_path_factory.mktemp("airflow-settings-home"))
-    run([AIRFLOW, "db", "migrate"], env)
-    return env
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A plain Airflow on a throwaway PostgreSQL metadata database."""
+    with postgres_database("ns_settings_airflow") as url:
+        env = clean_env(tmp_path_factory.mktemp("airflow-settings-home"))
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url
+        run([AIRFLOW, "db", "migrate"], env)
+        yield env
 
 
 @pytest.fixture(scope="module")
