@@ -38,6 +38,31 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
+def serving(
+    name: str, command: list[str], health_url: str, log: Path, env: dict[str, str], wait: float
+) -> Iterator[None]:
+    """Run a server process until the block ends, once its health URL answers; fail with its log if it does not."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + wait
+        while not _answers(health_url):
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} did not answer on {health_url} within {wait:.0f}s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
 def moto_server(log: Path, **env: str) -> Iterator[str]:
     """Run `moto_server` from this virtualenv on a free port until the block ends; yield its endpoint URL."""
     executable = Path(sys.executable).parent / "moto_server"
@@ -46,29 +71,9 @@ def moto_server(log: Path, **env: str) -> Iterator[str]:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     environment = {key: value for key, value in os.environ.items() if key != "INITIAL_NO_AUTH_ACTION_COUNT"}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(executable), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**environment, **env},
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(f"{endpoint}/moto-api/"):
-            if process.poll() is not None:
-                pytest.fail(f"moto_server exited with code {process.returncode}:\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not answer on {endpoint} within 30s:\n{log.read_text()}")
-            time.sleep(0.1)
+    command = [str(executable), "-H", "127.0.0.1", "-p", str(port)]
+    with serving("moto_server", command, f"{endpoint}/moto-api/", log, {**environment, **env}, wait=30):
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextmanager
@@ -107,21 +112,5 @@ def mlflow_server(log: Path, backend_store_uri: str, artifacts_destination: str,
         "--workers",
         "1",
     ]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, **env})
-    try:
-        deadline = time.monotonic() + 120
-        while not _answers(f"{url}/health"):
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not answer on {url} within 120s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with serving("mlflow server", command, f"{url}/health", log, {**os.environ, **env}, wait=120):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
