@@ -33,6 +33,7 @@ class SimulationPlan:
     seed: int = 42
     bad_row_share: float = 0.0
     chunk_rows: int = 250_000
+    files_per_day: int = 1
     bad_dates: dict[dt.date, float] = field(default_factory=dict)
 
     @property
@@ -118,6 +119,13 @@ def corrupt_rows(frame: pd.DataFrame, share: float, rng: np.random.Generator) ->
     return frame
 
 
+def _split(rows: int, parts: int) -> list[int]:
+    """`rows` split into `parts` near-equal file sizes (at least one row each when there are enough rows)."""
+    parts = max(1, min(parts, rows)) if rows else 1
+    base, extra = divmod(rows, parts)
+    return [base + (1 if index < extra else 0) for index in range(parts)]
+
+
 def simulate(store: ObjectStore, spec: ModelSpec, plan: SimulationPlan) -> dict[str, int]:
     """Write every day's drop and its labels (landing `label_delay_days` later); return row counts."""
     totals = {"days": 0, "rows": 0, "labels": 0}
@@ -132,19 +140,23 @@ def simulate(store: ObjectStore, spec: ModelSpec, plan: SimulationPlan) -> dict[
             labels_path = Path(labels_dir) / "labels.csv"
             manifest = {"model": spec.name, "dt": day.isoformat(), "rows": plan.rows_per_day}
             with partition_writer(store, drop_prefix, manifest) as folder:
-                drop_path = folder / "part-00000.csv"
                 written = 0
                 chunk = 0
-                while written < plan.rows_per_day:
-                    rows = min(plan.chunk_rows, plan.rows_per_day - written)
-                    rng = np.random.default_rng(_day_seed(plan.seed, day, chunk))
-                    frame = generate_chunk(day, written, rows, shifted, rng)
-                    labels = frame[[spec.entity_id, spec.target.column]]
-                    drop = corrupt_rows(frame[feature_columns], share, rng)
-                    drop.to_csv(drop_path, mode="a", header=chunk == 0, index=False)
-                    labels.to_csv(labels_path, mode="a", header=chunk == 0, index=False)
-                    written += rows
-                    chunk += 1
+                for part, part_rows in enumerate(_split(plan.rows_per_day, plan.files_per_day)):
+                    drop_path = folder / f"part-{part:05d}.csv"
+                    part_end = written + part_rows
+                    first_in_part = True
+                    while written < part_end:
+                        rows = min(plan.chunk_rows, part_end - written)
+                        rng = np.random.default_rng(_day_seed(plan.seed, day, chunk))
+                        frame = generate_chunk(day, written, rows, shifted, rng)
+                        labels = frame[[spec.entity_id, spec.target.column]]
+                        drop = corrupt_rows(frame[feature_columns], share, rng)
+                        drop.to_csv(drop_path, mode="a", header=first_in_part, index=False)
+                        labels.to_csv(labels_path, mode="a", header=chunk == 0, index=False)
+                        first_in_part = False
+                        written += rows
+                        chunk += 1
             label_manifest = {"model": spec.name, "dt": (day + delay).isoformat(), "for_dt": day.isoformat()}
             with partition_writer(store, label_prefix, label_manifest) as folder:
                 (folder / "labels.csv").write_bytes(labels_path.read_bytes())

@@ -47,3 +47,17 @@ def test_bad_rows_are_injected_at_the_requested_share(tmp_path, demo_spec):
         | (pd.to_numeric(drop["credit_score"], errors="coerce") > 850)
     )
     assert 0.03 < damaged.mean() < 0.07
+
+
+def test_a_night_split_into_files_holds_every_row_once(tmp_path, demo_spec):
+    store = open_store((tmp_path / "parts").as_uri())
+    plan = SimulationPlan(start=dt.date(2026, 10, 1), days=1, rows_per_day=1001, chunk_rows=300, files_per_day=3)
+    simulate(store, demo_spec, plan)
+    keys = sorted(key for key in store.list("landing/credit_risk/dt=2026-10-01") if key.endswith(".csv"))
+    assert [key.rsplit("/", 1)[1] for key in keys] == ["part-00000.csv", "part-00001.csv", "part-00002.csv"]
+    frames = [pd.read_csv(store.local_path(key)) for key in keys]
+    assert [len(frame) for frame in frames] == [334, 334, 333]
+    ids = pd.concat(frames)["application_id"]
+    assert ids.is_unique and len(ids) == 1001
+    labels = pd.read_csv(store.local_path("landing/credit_risk/labels/dt=2026-10-02/labels.csv"))
+    assert set(labels["application_id"]) == set(ids)
