@@ -6,7 +6,9 @@ compose uses: ${VAR}, ${VAR:?err}, ${VAR:-default}, $$) to check the rendered va
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,9 +28,11 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 DOCKERFILE = (PROJECT / "Dockerfile").read_text()
 ENV_EXAMPLE_TEXT = (PROJECT / ".env.example").read_text()
 SETTINGS = yaml.safe_load((PROJECT / "airflow_settings.yaml").read_text())["airflow"]
+README = (PROJECT / "README.md").read_text()
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-AIRFLOW_SERVICES = (*AIRFLOW_COMPONENTS, "airflow-init")
+WORKER = "airflow-worker"
+AIRFLOW_SERVICES = (*AIRFLOW_COMPONENTS, "airflow-init", WORKER, "flower")
 ONE_SHOT = ("minio-init", "airflow-init")
 LONG_RUNNING = tuple(name for name in SERVICES if name not in ONE_SHOT)
 DEFAULT_SERVICES = tuple(name for name, service in SERVICES.items() if not service.get("profiles"))
@@ -37,7 +41,15 @@ REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[?-])(?
 REQUIRED = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:\?[^}]+\}$")
 SECRET_NAME = re.compile(r"PASSWORD|PASSPHRASE|SECRET|KEY|TOKEN")
 # Non-secret settings that may have a default in the compose file.
-OPTIONAL_WITH_DEFAULT = {"AIRFLOW_UID", "AIRFLOW_UI_BIND_ADDRESS", "NIGHTSHIFT_CODE_VERSION"}
+OPTIONAL_WITH_DEFAULT = {
+    "AIRFLOW_UID",
+    "AIRFLOW_UI_BIND_ADDRESS",
+    "NIGHTSHIFT_CODE_VERSION",
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CORE__PARALLELISM",
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+}
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 
 
 def references(text: str = COMPOSE_TEXT) -> list[re.Match[str]]:
@@ -83,11 +95,19 @@ def interpolate(text: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\$|" + REFERENCE.pattern, one, text)
 
 
+def render(**overrides: str | None) -> dict[str, Any]:
+    """The compose file as compose would see it with .env.example filled in (hex secrets); None unsets a key."""
+    env = {key: value or f"{key.lower().replace('_', '')}0123abcd" for key, value in env_example().items()}
+    env.update({key: value for key, value in overrides.items() if value is not None})
+    for key in [key for key, value in overrides.items() if value is None]:
+        env.pop(key, None)
+    return yaml.safe_load(interpolate(COMPOSE_TEXT, env))
+
+
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Any]:
-    """The compose file as compose would see it with a .env where every variable is set (hex secrets)."""
-    fake = {key: value or f"{key.lower().replace('_', '')}0123abcd" for key, value in env_example().items()}
-    return yaml.safe_load(interpolate(COMPOSE_TEXT, fake))
+    """The compose file as compose would see it with a .env where every variable is set."""
+    return render()
 
 
 def image_tag(image: str) -> str:
@@ -228,7 +248,7 @@ def test_airflow_reads_dot_env(name):
 def test_airflow_components_share_one_configuration(rendered):
     envs = {name: environment(name) for name in AIRFLOW_SERVICES}
     first = envs["scheduler"]
-    assert first["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert first["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
     metadata = urlparse(rendered["services"]["scheduler"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     assert metadata.scheme == "postgresql+psycopg2" and metadata.hostname == "postgres"
     assert metadata.path == "/airflow"
@@ -240,6 +260,9 @@ def test_airflow_components_share_one_configuration(rendered):
         "AIRFLOW__API__SECRET_KEY",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
         "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__CORE__PARALLELISM",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
         "NIGHTSHIFT_STORE_URI",
         "NIGHTSHIFT_WAREHOUSE_URL",
         "MLFLOW_TRACKING_URI",
@@ -329,6 +352,8 @@ def test_embedded_scripts_are_valid_shell(rendered):
         "minio-init": ("sh", services["minio-init"]["command"][0]),
         "airflow-init": ("bash", services["airflow-init"]["command"][-1]),
         "api-server": ("bash", services["api-server"]["command"][-1]),
+        "scheduler": ("bash", services["scheduler"]["command"][-1]),
+        WORKER: ("bash", services[WORKER]["command"][-1]),
     }
     for name, (shell, script) in scripts.items():
         done = subprocess.run([shell, "-n"], input=script, capture_output=True, text=True, check=False)
@@ -338,6 +363,181 @@ def test_embedded_scripts_are_valid_shell(rendered):
     compile(snippet.group(1), "api-server password file", "exec")
     assert "exec airflow api-server" in services["api-server"]["command"][-1]
     assert "nightshift.cli airflow-settings-load" in services["airflow-init"]["command"][-1]
+
+
+# -- CeleryExecutor: the celery profile ------------------------------------------------------------------------------
+
+
+def readme_section(title: str) -> str:
+    match = re.search(rf"^{re.escape(title)}\n(.*?)(?=^## )", README, re.MULTILINE | re.DOTALL)
+    assert match, f"README.md: no section {title!r}"
+    return match.group(1)
+
+
+def shell_commands(text: str) -> list[str]:
+    """Command lines of the fenced bash blocks in text, continuation lines joined."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    return [line.strip() for block in blocks for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def run_command(service: str, tmp_path: Path, *, executor: str, redis_resolves: bool) -> subprocess.CompletedProcess:
+    """Run a service's `bash -ec` command with stubs for `getent` and `airflow` (which prints its arguments)."""
+    command = render()["services"][service]["command"]
+    assert command[:2] == ["bash", "-ec"], f"{service}: expected a bash -ec script"
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    resolves = 0 if redis_resolves else 2
+    for name, body in {
+        "getent": f'[ "$1 $2" = "hosts redis" ] && exit {resolves}\nexit 2',
+        "airflow": 'echo "airflow $*"',
+    }.items():
+        (stubs / name).write_text(f"#!/bin/sh\n{body}\n")
+        (stubs / name).chmod(0o755)
+    env = {"PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", "AIRFLOW__CORE__EXECUTOR": executor}
+    return subprocess.run(
+        [shutil.which("bash") or "bash", *command[1:]], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_celery_services_run_only_under_their_profiles():
+    assert SERVICES["redis"]["profiles"] == ["celery"]
+    assert SERVICES[WORKER]["profiles"] == ["celery"]
+    assert SERVICES["flower"]["profiles"] == ["flower"]
+    # A plain `docker compose up` starts the same stack as before: no broker, no worker.
+    assert set(DEFAULT_SERVICES) == {"postgres", "minio", "minio-init", "mlflow", "airflow-init", *AIRFLOW_COMPONENTS}
+
+
+def test_executor_is_one_variable_defaulting_to_local_executor():
+    for name in AIRFLOW_SERVICES:
+        assert environment(name)["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}", name
+    for value, expected in ((None, "LocalExecutor"), ("", "LocalExecutor"), ("CeleryExecutor", "CeleryExecutor")):
+        services = render(AIRFLOW__CORE__EXECUTOR=value)["services"]
+        executors = {name: services[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] for name in AIRFLOW_SERVICES}
+        assert set(executors.values()) == {expected}, f"AIRFLOW__CORE__EXECUTOR={value!r}: {executors}"
+    assert env_example()["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+
+
+def test_workers_scale_with_docker_compose_scale():
+    worker = SERVICES[WORKER]
+    for key in ("container_name", "hostname", "ports"):
+        assert key not in worker, f"{WORKER}: {key} would make a second replica clash with the first"
+    assert "replicas" not in (worker.get("deploy") or {}) and "scale" not in worker, "the count comes from --scale"
+    for name, service in SERVICES.items():
+        assert "container_name" not in service, f"{name}: container_name stops `docker compose --scale`"
+
+
+def test_worker_is_the_airflow_image_running_celery_worker(rendered):
+    worker = SERVICES[WORKER]
+    assert worker["image"] == SERVICES["scheduler"]["image"] and worker["build"] == SERVICES["scheduler"]["build"]
+    assert worker["command"][-1].rstrip().endswith("exec airflow celery worker")
+    env = rendered["services"][WORKER]["environment"]
+    scheduler = rendered["services"]["scheduler"]["environment"]
+    assert {key: value for key, value in env.items() if key in scheduler} == scheduler, "same Airflow configuration"
+    assert environment(WORKER)["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "${AIRFLOW__CELERY__WORKER_CONCURRENCY:-2}"
+    assert env["DUMB_INIT_SETSID"] == "0", "warm shutdown: SIGTERM to the Celery main process only"
+    assert re.fullmatch(r"\d+m", worker["stop_grace_period"]), "running tasks get time to finish on a scale-down"
+
+
+def test_worker_healthcheck_pings_its_own_celery_node(rendered):
+    test = rendered["services"][WORKER]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL", "the shell expands $HOSTNAME"
+    assert test[1] == f'celery --app {CELERY_APP} inspect ping -d "celery@${{HOSTNAME}}"'
+    assert SERVICES["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert rendered["services"]["flower"]["healthcheck"]["test"][-1] == "http://127.0.0.1:5555/healthcheck"
+
+
+def test_worker_waits_for_the_broker_and_for_what_tasks_use():
+    needs = set(SERVICES[WORKER]["depends_on"])
+    assert {"postgres", "airflow-init", "redis", "api-server", "mlflow", "minio-init"} <= needs
+    assert {"redis", "airflow-init"} <= set(SERVICES["flower"]["depends_on"])
+    # Conditions (service_healthy / service_completed_successfully) are checked for every service above.
+
+
+def test_broker_is_the_redis_service_and_results_go_to_the_airflow_database(rendered):
+    env = rendered["services"]["scheduler"]["environment"]
+    broker = urlparse(env["AIRFLOW__CELERY__BROKER_URL"])
+    assert (broker.scheme, broker.hostname, broker.port, broker.path) == ("redis", "redis", 6379, "/0")
+    assert "redis" in SERVICES and "6379" in [str(port) for port in SERVICES["redis"]["expose"]]
+    assert "ports" not in SERVICES["redis"], "Redis stays on the compose network"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert int(env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"]) >= 6 * 3600
+
+
+def test_flower_is_local_and_asks_for_the_admin_password(rendered):
+    assert SERVICES["flower"]["command"] == ["celery", "flower"]
+    assert SERVICES["flower"]["ports"] == ["127.0.0.1:5555:5555"]
+    auth = environment("flower")["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"]
+    user, _, password = auth.partition(":")
+    assert user == "admin" and REQUIRED.match(password), "Flower's password comes from .env"
+
+
+def test_scheduler_refuses_celery_executor_without_the_celery_profile(tmp_path):
+    done = run_command("scheduler", tmp_path, executor="CeleryExecutor", redis_resolves=False)
+    assert done.returncode == 1 and "airflow scheduler" not in done.stdout
+    assert "--profile celery" in done.stderr and "AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in done.stderr
+    for executor, redis in (("CeleryExecutor", True), ("LocalExecutor", False), ("LocalExecutor", True)):
+        done = run_command("scheduler", tmp_path, executor=executor, redis_resolves=redis)
+        assert (done.returncode, done.stdout) == (0, "airflow scheduler\n"), (executor, redis, done.stderr)
+
+
+def test_worker_refuses_to_idle_without_celery_executor(tmp_path):
+    done = run_command(WORKER, tmp_path, executor="LocalExecutor", redis_resolves=True)
+    assert done.returncode == 1 and "airflow celery worker" not in done.stdout
+    assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in done.stderr
+    done = run_command(WORKER, tmp_path, executor="CeleryExecutor", redis_resolves=True)
+    assert (done.returncode, done.stdout) == (0, "airflow celery worker\n"), done.stderr
+
+
+def test_celery_settings_are_the_providers_own():
+    """The AIRFLOW__CELERY__* names and the healthcheck's app exist in the installed Celery provider."""
+    if importlib.util.find_spec("airflow.providers.celery") is None:
+        pytest.skip("apache-airflow-providers-celery is not installed here")
+    from airflow.providers.celery.get_provider_info import get_provider_info
+
+    options = {
+        f"AIRFLOW__{section.upper()}__{option.upper()}"
+        for section, spec in get_provider_info()["config"].items()
+        for option in spec["options"]
+    }
+    used = {key for name in AIRFLOW_SERVICES for key in environment(name) if key.startswith("AIRFLOW__CELERY")}
+    assert used - options == set(), f"not options of the Celery provider: {sorted(used - options)}"
+    module, _, attribute = CELERY_APP.rpartition(".")
+    assert importlib.util.find_spec(module) is not None and attribute == "app"
+
+
+def test_the_image_installs_the_celery_provider_from_requirements():
+    airflow_stage = DOCKERFILE[DOCKERFILE.index("AS airflow") :]
+    assert "-r /tmp/nightshift/requirements.txt -c /tmp/nightshift/constraints.txt" in airflow_stage
+    pins = requirement_pins()
+    if "apache-airflow-providers-celery" not in pins:
+        pytest.skip("apache-airflow-providers-celery is not pinned in requirements.txt yet")
+    locked = {
+        name.strip().lower(): version.strip()
+        for name, version in (
+            line.split("==", 1) for line in (PROJECT / "constraints.txt").read_text().splitlines() if "==" in line
+        )
+    }
+    provider = pins["apache-airflow-providers-celery"]
+    assert locked.get("apache-airflow-providers-celery") == provider, "constraints.txt locks another celery provider"
+    for package in ("celery", "redis", "flower"):
+        assert package in locked, f"constraints.txt does not lock {package}, which the celery profile needs"
+
+
+def test_readme_starts_celery_with_both_the_executor_and_the_profile():
+    section = readme_section("## Choosing an executor")
+    for heading in ("LocalExecutor", "CeleryExecutor", "KubernetesExecutor", "nightshift_promotions", "parallelism"):
+        assert heading in section, f"README 'Choosing an executor' does not cover {heading}"
+    commands = [line for line in shell_commands(section) if line.startswith(("docker compose", "AIRFLOW__"))]
+    celery = [line for line in commands if "--profile celery" in line and " up " in line]
+    assert celery, "README: no command that starts the celery profile"
+    for line in celery:
+        assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in line and "--scale airflow-worker=" in line, line
+    # The .env route sets both, too.
+    dot_env = [line.split("#")[0].strip() for line in shell_commands(section)]
+    assert {"AIRFLOW__CORE__EXECUTOR=CeleryExecutor", "COMPOSE_PROFILES=celery"} <= set(dot_env)
+    compose_header = "\n".join(line for line in COMPOSE_TEXT.splitlines() if line.startswith("#"))
+    assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor docker compose --profile celery up" in compose_header
+    assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor docker compose --profile celery up" in ENV_EXAMPLE_TEXT
 
 
 # -- secrets, ports, .env.example ------------------------------------------------------------------------------------
@@ -360,8 +560,9 @@ def test_every_secret_reference_is_required_and_nothing_else_has_a_hidden_defaul
 
 
 def test_no_literal_credentials():
-    for match in re.finditer(r"://([^:/\s'\"@]+):([^@\s'\"]+)@", COMPOSE_TEXT):
-        assert REQUIRED.match(match.group(2)), f"a password is written into a URL: {match.group(0)}"
+    masked = REFERENCE.sub("INTERPOLATED", COMPOSE_TEXT)
+    for match in re.finditer(r"://([^:/\s'\"@]*):([^@\s'\"]+)@", masked):
+        assert match.group(2) == "INTERPOLATED", f"a password is written into a URL: {match.group(0)}"
     dev_values = {conn["conn_password"] for conn in SETTINGS["connections"] if conn.get("conn_password")} | {
         conn["conn_login"] for conn in SETTINGS["connections"] if conn.get("conn_login")
     }
