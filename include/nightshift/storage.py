@@ -43,6 +43,7 @@ class ObjectStore(Protocol):
     def write_bytes(self, key: str, data: bytes) -> None: ...
     def put_file(self, key: str, local_path: Path) -> None: ...
     def get_file(self, key: str, local_path: Path) -> Path: ...
+    def copy(self, source_key: str, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> None: ...
@@ -96,6 +97,9 @@ class LocalStore:
         if not path.exists():
             raise FileNotFoundError(f"{self.url_for(key)}: no such object")
         return path
+
+    def copy(self, source_key: str, key: str) -> None:
+        self.put_file(key, self.get_file(source_key, Path()))
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -332,6 +336,17 @@ class S3Store:
             tmp.unlink(missing_ok=True)
         return local_path
 
+    def copy(self, source_key: str, key: str) -> None:
+        """Copy within the bucket on the server side (multipart for large objects); nothing passes through here."""
+        source, full = self._object_key(source_key), self._object_key(key)
+        with self._translated("copy", source_key):
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": source},
+                self.bucket,
+                full,
+                ExtraArgs={"ContentType": content_type_for(key), "MetadataDirective": "REPLACE"},
+            )
+
     def exists(self, key: str) -> bool:
         full = self._object_key(key)
         with self._translated("look up", key=None):
@@ -506,13 +521,29 @@ def partition_writer(store: ObjectStore, prefix: str, manifest: dict[str, Any]) 
     with tempfile.TemporaryDirectory(prefix="nightshift-") as staging:
         folder = Path(staging)
         yield folder
-        store.delete_prefix(f"{prefix}/{MARKER}")
-        store.delete_prefix(prefix)
-        files = sorted(path for path in folder.rglob("*") if path.is_file())
-        for path in files:
-            store.put_file(f"{prefix}/{path.relative_to(folder)}", path)
-        body = {**manifest, "files": [str(path.relative_to(folder)) for path in files]}
-        store.write_bytes(f"{prefix}/{MARKER}", json.dumps(body, indent=2, sort_keys=True).encode())
+        files = {str(path.relative_to(folder)): path for path in sorted(folder.rglob("*")) if path.is_file()}
+        publish_partition(store, prefix, manifest, local=files)
+
+
+def publish_partition(
+    store: ObjectStore,
+    prefix: str,
+    manifest: dict[str, Any],
+    *,
+    staged: dict[str, str] | None = None,
+    local: dict[str, Path] | None = None,
+) -> None:
+    """Replace the partition whole: objects already in the store (`staged`, name -> key, copied on the server side)
+    and local files (name -> path) become its files, and the manifest is written last."""
+    staged, local = staged or {}, local or {}
+    store.delete_prefix(f"{prefix}/{MARKER}")
+    store.delete_prefix(prefix)
+    for name, key in sorted(staged.items()):
+        store.copy(key, f"{prefix}/{name}")
+    for name, path in sorted(local.items()):
+        store.put_file(f"{prefix}/{name}", path)
+    body = {**manifest, "files": sorted([*staged, *local])}
+    store.write_bytes(f"{prefix}/{MARKER}", json.dumps(body, indent=2, sort_keys=True).encode())
 
 
 def remove_partition(store: ObjectStore, prefix: str) -> None:

@@ -91,6 +91,7 @@ class _Check:
     row_level: bool = True
     failures: list[_RowFailures] = field(default_factory=list)
     tolerated: bool = False
+    first_row: int = 1
     batch_problem: str | None = None
     observed: Any = None
     error: str | None = None
@@ -119,7 +120,8 @@ class _Check:
             for failure in self.failures
             for position, value in zip(failure.positions[:MAX_EXAMPLES], failure.values[:MAX_EXAMPLES], strict=True)
         ]
-        return [{"row": position + 1, "value": value} for position, value in sorted(rows)[:MAX_EXAMPLES]]
+        first = self.first_row
+        return [{"row": position + first, "value": value} for position, value in sorted(rows)[:MAX_EXAMPLES]]
 
     def record(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -131,6 +133,7 @@ class _Check:
             "unexpected_count": self.unexpected_count,
             "examples": self.examples(),
             "row_level": self.row_level,
+            "spec_field": self.spec_field,
         }
         if self.observed is not None:
             entry["observed_value"] = _jsonable(self.observed)
@@ -141,8 +144,14 @@ class _Check:
         return entry
 
 
-def validate_frame(raw: pd.DataFrame, spec: ModelSpec, source: str) -> ValidationOutcome:
+def validate_frame(
+    raw: pd.DataFrame, spec: ModelSpec, source: str, *, first_row: int = 1, whole_batch: bool = True
+) -> ValidationOutcome:
     """Validate a drop read as strings (columns = spec.raw_columns) and split it into accepted and quarantined rows.
+
+    `first_row` is the row number of the frame's first row in its file. With `whole_batch=False` the frame is one
+    chunk of a larger batch: the row count and the bad-row share, which only the whole batch can judge, are left
+    to `night_result`.
 
     Raises SpecError (a ValueError) only for a spec that cannot be run, e.g. an unknown extra_checks expectation;
     problems in the data never raise.
@@ -154,7 +163,10 @@ def validate_frame(raw: pd.DataFrame, spec: ModelSpec, source: str) -> Validatio
         return _missing_columns_outcome(raw, spec, source, missing)
 
     typed, type_checks = _coerce_frame(raw, spec)
-    checks = [*type_checks, *_spec_checks(spec), *extra_checks]
+    spec_checks = [check for check in _spec_checks(spec) if whole_batch or check.family != "row_count"]
+    checks = [*type_checks, *spec_checks, *extra_checks]
+    for check in checks:
+        check.first_row = first_row
     type_checked = {check.name for check in type_checks}
     _run_gx(raw, typed, [check for check in checks if check.gx_expectation is not None])
     for check in checks:
@@ -164,7 +176,7 @@ def validate_frame(raw: pd.DataFrame, spec: ModelSpec, source: str) -> Validatio
             _drop_rows(check, ~typed[spec.entity_id].duplicated(keep="first").to_numpy())
 
     checks.sort(key=lambda check: check.sort_key)
-    return _outcome(raw, typed, spec, source, checks)
+    return _outcome(raw, typed, spec, source, checks, first_row=first_row, whole_batch=whole_batch)
 
 
 def _extra_checks(spec: ModelSpec) -> list[_Check]:
@@ -618,7 +630,7 @@ def _describe_rows(check: _Check, positions: np.ndarray, raw: pd.DataFrame, type
     if check.family == "unique_ids":
         ids = typed[column]
         first = ~ids.duplicated().to_numpy()
-        first_rows = pd.Series(np.flatnonzero(first) + 1, index=ids[first])
+        first_rows = pd.Series(np.flatnonzero(first) + check.first_row, index=ids[first])
         firsts = ids.iloc[positions].map(first_rows).to_numpy()
         reasons = f"{column}: " + _quoted(values) + " repeats the id of row " + firsts.astype(str).astype(object)
         return [
@@ -667,7 +679,14 @@ def _batch_problem(check: _Check, result: dict[str, Any]) -> str:
 
 
 def _outcome(
-    raw: pd.DataFrame, typed: pd.DataFrame, spec: ModelSpec, source: str, checks: list[_Check]
+    raw: pd.DataFrame,
+    typed: pd.DataFrame,
+    spec: ModelSpec,
+    source: str,
+    checks: list[_Check],
+    *,
+    first_row: int = 1,
+    whole_batch: bool = True,
 ) -> ValidationOutcome:
     rows = len(raw)
     blocking = [failure for check in checks if check.blocks_rows for failure in check.failures]
@@ -676,7 +695,7 @@ def _outcome(
         bad[failure.positions] = True
     bad_positions = np.flatnonzero(bad)
     quarantined = raw.iloc[bad_positions].reset_index(drop=True)
-    quarantined[ROW_NUMBER] = pd.Series(bad_positions + 1, dtype="int64")
+    quarantined[ROW_NUMBER] = pd.Series(bad_positions + first_row, dtype="int64")
     quarantined[REASONS] = _joined_reasons(blocking, bad_positions)
 
     limit = spec.validation.max_bad_row_share
@@ -686,8 +705,9 @@ def _outcome(
         for check in checks
         if check.blocks_batch
     ]
-    if share > limit:
-        problems.append(_share_problem(blocking, len(bad_positions), rows, share, limit))
+    kinds = _failure_kinds(blocking, first_row)
+    if whole_batch and share > limit:
+        problems.append(_share_problem(kinds, len(bad_positions), rows, share, limit))
     passed = not problems
     failure_message = f"{source}: " + " ".join(_sentence(problem) for problem in problems) if problems else None
 
@@ -705,6 +725,7 @@ def _outcome(
         "passed": passed,
         "failure_message": failure_message,
         "checks": [check.record() for check in checks],
+        "failure_kinds": kinds,
         "gx_version": gx.__version__,
     }
     return ValidationOutcome(accepted, quarantined, result, passed, failure_message)
@@ -729,17 +750,23 @@ def _joined_reasons(blocking: list[_RowFailures], bad_positions: np.ndarray) -> 
     return pd.Series(joined, dtype=object)
 
 
-def _share_problem(blocking: list[_RowFailures], bad: int, rows: int, share: float, limit: float) -> str:
-    counts: dict[str, tuple[int, int, Any]] = {}
+def _failure_kinds(blocking: list[_RowFailures], first_row: int) -> list[dict[str, Any]]:
+    """Blocking failures grouped by kind: label, row count, and the first row with its value."""
+    kinds: dict[str, dict[str, Any]] = {}
     for failure in blocking:
-        count, first, value = counts.get(failure.label, (0, rows, None))
-        if int(failure.positions[0]) < first:
-            first, value = int(failure.positions[0]), failure.values[0]
-        counts[failure.label] = (count + len(failure.positions), first, value)
-    common = sorted(counts.items(), key=lambda item: (-item[1][0], item[0]))
+        first = int(failure.positions[0]) + first_row
+        kind = kinds.setdefault(failure.label, {"label": failure.label, "count": 0, "row": first, "value": None})
+        kind["count"] += len(failure.positions)
+        if first <= kind["row"]:
+            kind["row"], kind["value"] = first, _jsonable(failure.values[0])
+    return list(kinds.values())
+
+
+def _share_problem(kinds: list[dict[str, Any]], bad: int, rows: int, share: float, limit: float) -> str:
+    common = sorted(kinds, key=lambda kind: (-kind["count"], kind["label"]))
     listed = "; ".join(
-        f"{label} ({_plural(count, 'row')}, e.g. row {first + 1}: {_shown(value)})"
-        for label, (count, first, value) in common[:MOST_COMMON]
+        f"{kind['label']} ({_plural(kind['count'], 'row')}, e.g. {_where(kind)}: {_shown(kind['value'])})"
+        for kind in common[:MOST_COMMON]
     )
     if len(common) > MOST_COMMON:
         more = _plural(len(common) - MOST_COMMON, "more kind")
@@ -748,6 +775,191 @@ def _share_problem(blocking: list[_RowFailures], bad: int, rows: int, share: flo
         f"{bad} of {rows} rows ({share:.1%}) failed blocking checks, above the limit of {limit:.1%} "
         f"(validation.max_bad_row_share). Most common: {listed}"
     )
+
+
+def combine_results(results: list[dict[str, Any]], source: str, file: str | None = None) -> dict[str, Any]:
+    """One result for consecutive chunks of a batch (or for parts of a night), checks and failure kinds merged.
+
+    With `file`, every example and failure kind is tagged with the file it came from. Judging the batch as a whole
+    (row count, bad-row share) is left to `night_result`.
+    """
+    checks: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, dict[str, Any]] = {}
+    for result in results:
+        for record in result["checks"]:
+            examples = [{**example, "file": file} if file else example for example in record.get("examples", [])]
+            merged = checks.get(record["check"])
+            if merged is None:
+                checks[record["check"]] = {**record, "examples": examples}
+                continue
+            merged["unexpected_count"] += record["unexpected_count"]
+            merged["success"] = merged["success"] and record["success"]
+            merged["examples"] = sorted([*merged["examples"], *examples], key=_example_order)[:MAX_EXAMPLES]
+            for key in ("problem", "error", "observed_value"):
+                if key in record and key not in merged:
+                    merged[key] = record[key]
+        for kind in result.get("failure_kinds", []):
+            tagged = {**kind, "file": file} if file else dict(kind)
+            merged_kind = kinds.setdefault(kind["label"], {**tagged, "count": 0})
+            merged_kind["count"] += kind["count"]
+            if _example_order(tagged) < _example_order(merged_kind):
+                merged_kind.update(row=tagged["row"], value=tagged["value"], file=tagged.get("file"))
+    problems = [problem for result in results if (problem := result.get("failure_message"))]
+    rows = sum(int(result["rows"]) for result in results)
+    bad = sum(int(result["quarantined_rows"]) for result in results)
+    return {
+        "source": source,
+        "model": results[0]["model"] if results else None,
+        "rows": rows,
+        "accepted_rows": sum(int(result["accepted_rows"]) for result in results),
+        "clean_rows": rows - bad,
+        "quarantined_rows": bad,
+        "bad_row_share": float(bad / rows) if rows else 0.0,
+        "max_bad_row_share": results[0]["max_bad_row_share"] if results else None,
+        "passed": all(result["passed"] for result in results),
+        "failure_message": " ".join(problems) or None,
+        "checks": list(checks.values()),
+        "failure_kinds": list(kinds.values()),
+        "gx_version": gx.__version__,
+    }
+
+
+def night_result(
+    parts: list[dict[str, Any]],
+    spec: ModelSpec,
+    source: str,
+    duplicates: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Judge a whole night from its parts' combined results: row count, repeated ids across parts, bad-row share.
+
+    `duplicates` are rows accepted by their own part whose id an earlier part or chunk already holds, each a dict
+    with file, row, value (the id) and first (where the id was first seen); they move to quarantine here.
+    """
+    duplicates = duplicates or []
+    combined = combine_results(parts, source)
+    rows = combined["rows"]
+    settings = spec.validation.checks
+    checks = combined["checks"]
+    kinds = combined["failure_kinds"]
+    if duplicates and settings.unique_ids == "block":
+        label = f"{spec.entity_id} repeats an id of an earlier part of the night"
+        first = min(duplicates, key=_example_order)
+        kinds.append({"label": label, "count": len(duplicates), **_located(first), "value": first["value"]})
+        unique = next((record for record in checks if record["check"] == f"unique_ids:{spec.entity_id}"), None)
+        if unique is not None:
+            unique["unexpected_count"] += len(duplicates)
+            unique["success"] = False
+            shown = [{**_located(item), "value": item["value"]} for item in duplicates]
+            unique["examples"] = sorted([*unique["examples"], *shown], key=_example_order)[:MAX_EXAMPLES]
+    bad = combined["quarantined_rows"] + (len(duplicates) if settings.unique_ids == "block" else 0)
+    limit = spec.validation.max_bad_row_share
+    share = float(bad / rows) if rows else 0.0
+    problems = [
+        record.get("problem")
+        or f"blocking check {record['check']} could not run: {record['error']} ({record.get('spec_field')})"
+        for record in checks
+        if record["severity"] == "block" and (record.get("problem") or record.get("error"))
+    ]
+    if settings.row_count != "off":
+        low, high = spec.validation.min_rows, spec.validation.max_rows
+        count_problem = None
+        if rows == 0 or rows < low or rows > high:
+            row_check = _Check(
+                "row_count",
+                "row_count",
+                "ExpectTableRowCountToBeBetween",
+                None,
+                settings.row_count,
+                0,
+                "",
+                row_level=False,
+            )
+            row_check.kwargs = {"min_value": low, "max_value": high}
+            count_problem = _batch_problem(row_check, {"observed_value": rows})
+        checks.insert(
+            0,
+            {
+                "check": "row_count",
+                "expectation": "ExpectTableRowCountToBeBetween",
+                "column": None,
+                "severity": settings.row_count,
+                "success": count_problem is None,
+                "unexpected_count": 0,
+                "examples": [],
+                "row_level": False,
+                "spec_field": "validation.min_rows / validation.max_rows",
+                "observed_value": rows,
+                **({"problem": count_problem} if count_problem else {}),
+            },
+        )
+        if count_problem and settings.row_count == "block":
+            problems.insert(0, count_problem)
+    if share > limit:
+        problems.append(_share_problem(kinds, bad, rows, share, limit))
+    passed = not problems
+    message = f"{source}: " + " ".join(_sentence(problem) for problem in problems) if problems else None
+    return {
+        **combined,
+        "accepted_rows": rows - bad if passed else 0,
+        "clean_rows": rows - bad,
+        "quarantined_rows": bad,
+        "bad_row_share": share,
+        "max_bad_row_share": float(limit),
+        "passed": passed,
+        "failure_message": message,
+        "checks": checks,
+        "failure_kinds": kinds,
+    }
+
+
+@dataclass(frozen=True)
+class RepeatedId:
+    """A row whose id an earlier row of the night already holds: where it is, and where the id was first seen."""
+
+    part: int
+    position: int
+    first_part: int
+    first_row: int
+
+
+def repeated_ids(parts: list[tuple[pd.Series, np.ndarray]]) -> list[RepeatedId]:
+    """Rows (after the first) sharing an id, across parts given in night order as (ids, row numbers) pairs.
+
+    Ids are compared by two independent 64-bit hashes, so memory stays at 16 bytes per row whatever the id length.
+    """
+    if not parts:
+        return []
+    first_keys = [pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False) for ids, _ in parts]
+    second_keys = [
+        pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False, hash_key="nightshift-ids-2")
+        for ids, _ in parts
+    ]
+    owner = np.concatenate([np.full(len(ids), index, dtype=np.int32) for index, (ids, _) in enumerate(parts)])
+    position = np.concatenate([np.arange(len(ids), dtype=np.int64) for ids, _ in parts])
+    row = np.concatenate([np.asarray(rows, dtype=np.int64) for _, rows in parts])
+    first, second = np.concatenate(first_keys), np.concatenate(second_keys)
+    order = np.lexsort((second, first))
+    same = np.r_[False, (first[order][1:] == first[order][:-1]) & (second[order][1:] == second[order][:-1])]
+    if not same.any():
+        return []
+    group_start = order[np.maximum.accumulate(np.where(same, 0, np.arange(len(order))))]
+    repeats, originals = order[same], group_start[same]
+    return [
+        RepeatedId(int(owner[index]), int(position[index]), int(owner[origin]), int(row[origin]))
+        for index, origin in zip(repeats, originals, strict=True)
+    ]
+
+
+def _located(item: dict[str, Any]) -> dict[str, Any]:
+    return {"file": item.get("file"), "row": item["row"]}
+
+
+def _example_order(item: dict[str, Any]) -> tuple[str, int]:
+    return (str(item.get("file") or ""), int(item["row"]))
+
+
+def _where(item: dict[str, Any]) -> str:
+    return f"{item['file']} row {item['row']}" if item.get("file") else f"row {item['row']}"
 
 
 def _missing_columns_outcome(raw: pd.DataFrame, spec: ModelSpec, source: str, missing: list[str]) -> ValidationOutcome:
@@ -772,6 +984,7 @@ def _missing_columns_outcome(raw: pd.DataFrame, spec: ModelSpec, source: str, mi
         "passed": False,
         "failure_message": message,
         "checks": [check.record()],
+        "failure_kinds": [],
         "gx_version": gx.__version__,
     }
     return ValidationOutcome(pd.DataFrame(columns=spec.raw_columns), quarantined, result, False, message)
