@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import tempfile
 from collections.abc import Iterator
@@ -38,22 +39,41 @@ class Scorer:
     model: Any
 
 
-def prediction_ids(model: str, dt: str, alias: str, entity_ids: pd.Series) -> list[str]:
-    """Deterministic ids: the same model, night, alias and entity always give the same id."""
-    prefix = f"{model}|{dt}|{alias}|"
-    return [hashlib.sha256((prefix + entity).encode()).hexdigest()[:32] for entity in entity_ids]
+def prediction_ids(model: str, dt: str, alias: str, entity_ids: pd.Series) -> pa.StringArray:
+    """Deterministic 32-hex-digit ids: the same model, night, alias and entity always give the same id.
+
+    Two 64-bit SipHash values of the entity id, keyed by a digest of model, night and alias, computed for the whole
+    column at once (hashlib per row cost as much as the model's predictions).
+    """
+    key = hashlib.sha256(f"{model}|{dt}|{alias}".encode()).hexdigest()
+    values = entity_ids.to_numpy(dtype=object)
+    pair = np.empty((len(values), 2), dtype=">u8")
+    pair[:, 0] = pd.util.hash_array(values, categorize=False, hash_key=key[:16])
+    pair[:, 1] = pd.util.hash_array(values, categorize=False, hash_key=key[16:32])
+    digits = pa.py_buffer(binascii.hexlify(pair.tobytes()))
+    offsets = pa.py_buffer(np.arange(0, 32 * len(values) + 1, 32, dtype=np.int32).tobytes())
+    return pa.StringArray.from_buffers(len(values), offsets, digits)
 
 
-def iter_curated(store: ObjectStore, spec: ModelSpec, dt: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def curated_keys(store: ObjectStore, spec: ModelSpec, dt: str) -> list[str]:
     prefix = partition_key("curated", spec.name, dt)
     keys = partition_files(store, prefix, suffix=".parquet")
     if not keys:
         raise FileNotFoundError(f"{store.url_for(prefix)}: no complete curated partition; run validation first")
-    with tempfile.TemporaryDirectory() as tmp:
-        for key in keys:
+    return keys
+
+
+def iter_parquet(store: ObjectStore, keys: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The rows of each Parquet object in turn, `chunk_rows` at a time (one object on local disk at a time)."""
+    for key in keys:
+        with tempfile.TemporaryDirectory() as tmp:
             path = store.get_file(key, Path(tmp) / Path(key).name)
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
                 yield batch.to_pandas()
+
+
+def iter_curated(store: ObjectStore, spec: ModelSpec, dt: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    return iter_parquet(store, curated_keys(store, spec, dt), chunk_rows)
 
 
 def score_partition(
@@ -74,33 +94,47 @@ def score_partition(
         "versions": {scorer.alias: scorer.version for scorer in scorers},
     }
     with partition_writer(store, prefix, manifest) as folder:
-        writers = {
-            scorer.alias: pq.ParquetWriter(folder / f"{scorer.alias}.parquet", PREDICTION_SCHEMA) for scorer in scorers
-        }
-        try:
-            for chunk in iter_curated(store, spec, dt, chunk_rows):
-                entity_ids = chunk[spec.entity_id].astype(str)
-                for scorer in scorers:
-                    scores = positive_scores(scorer.model, chunk, spec)
-                    table = pa.table(
-                        {
-                            "prediction_id": prediction_ids(spec.name, dt, scorer.alias, entity_ids),
-                            "entity_id": entity_ids.to_numpy(),
-                            "score": np.asarray(scores, dtype="float64"),
-                            "model": np.full(len(chunk), spec.name),
-                            "model_version": np.full(len(chunk), scorer.version),
-                            "alias": np.full(len(chunk), scorer.alias),
-                            "run_id": np.full(len(chunk), run_id),
-                        },
-                        schema=PREDICTION_SCHEMA,
-                    )
-                    writers[scorer.alias].write_table(table)
-                    counts[scorer.alias] += len(chunk)
-        finally:
-            for writer in writers.values():
-                writer.close()
+        paths = {scorer.alias: folder / f"{scorer.alias}.parquet" for scorer in scorers}
+        counts = score_batches(iter_curated(store, spec, dt, chunk_rows), spec, dt, scorers, run_id, paths)
         manifest["rows"] = counts
     return {"address": store.url_for(prefix), "rows": counts}
+
+
+def score_batches(
+    batches: Iterator[pd.DataFrame],
+    spec: ModelSpec,
+    dt: str,
+    scorers: list[Scorer],
+    run_id: str,
+    paths: dict[str, Path],
+) -> dict[str, int]:
+    """Score each batch with every scorer and append the predictions to its Parquet file; return rows per alias."""
+    counts = {scorer.alias: 0 for scorer in scorers}
+    writers = {scorer.alias: pq.ParquetWriter(paths[scorer.alias], PREDICTION_SCHEMA) for scorer in scorers}
+    try:
+        for chunk in batches:
+            entity_ids = chunk[spec.entity_id].astype(str)
+            rows = len(chunk)
+            for scorer in scorers:
+                scores = positive_scores(scorer.model, chunk, spec)
+                table = pa.table(
+                    {
+                        "prediction_id": prediction_ids(spec.name, dt, scorer.alias, entity_ids),
+                        "entity_id": entity_ids.to_numpy(),
+                        "score": np.asarray(scores, dtype="float64"),
+                        "model": pa.repeat(spec.name, rows),
+                        "model_version": pa.repeat(scorer.version, rows),
+                        "alias": pa.repeat(scorer.alias, rows),
+                        "run_id": pa.repeat(run_id, rows),
+                    },
+                    schema=PREDICTION_SCHEMA,
+                )
+                writers[scorer.alias].write_table(table)
+                counts[scorer.alias] += rows
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return counts
 
 
 def iter_predictions(store: ObjectStore, spec: ModelSpec, dt: str, chunk_rows: int = 200_000) -> Iterator[pd.DataFrame]:
