@@ -1,10 +1,10 @@
-"""Nightly DAG per model: wait for the drop → validate → score → labels → drift → decide on a retrain."""
+"""Nightly DAG per model: wait for the drop → validate and score each drop file (mapped) → labels → drift → decide."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, CronTriggerTimetable, PokeReturnValue, dag, task
+from airflow.sdk import Asset, CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from nightshift.config import (
@@ -24,10 +24,14 @@ DOC = """
 Runs once a day for the date of its **logical date** (a backfill replays the same steps for past dates).
 
 1. `wait_for_drop` waits for `landing/{name}/dt=<date>/_SUCCESS`.
-2. `validate` checks the drop with Great Expectations; bad rows go to `quarantine/{name}/dt=<date>/rejected.csv`
+2. `plan_parts` lists the drop's files; `validate_part` (one mapped task per file, spread over the workers)
+   checks each file with Great Expectations in chunks; `commit_validation` judges the night as a whole (row
+   count, ids repeated across files, bad-row share). Bad rows go to `quarantine/{name}/dt=<date>/rejected.csv`
    with a reason each, the result to `validation/{name}/dt=<date>/`. Over the bad-row limit the run fails and
-   nothing is scored.
-3. `score` writes `predictions/{name}/dt=<date>/` with `champion` (and `challenger` in shadow).
+   nothing is curated or scored.
+3. `scoring_plan` fixes the `champion` (and shadow `challenger`) versions for the night; `score_part` (mapped per
+   curated file) scores in chunks; `commit_scores` publishes `predictions/{name}/dt=<date>/` and loads the
+   warehouse.
 4. `ingest_labels` curates the label drop that landed on the date.
 5. `drift` writes `reports/drift/{name}/dt=<date>/` and refreshes `index.html`.
 6. `decide` applies the drift policy; `request_retrain` emits the `{asset}` asset event (skipped otherwise,
@@ -67,19 +71,51 @@ def build_nightly(spec: ModelSpec):
             return PokeReturnValue(is_done=stages.drop_ready(model, stages.run_date(context)))
 
         @task
-        def validate(**context) -> dict:
+        def plan_parts(**context) -> list[dict]:
             from nightshift import nightly as stages
 
             try:
-                return stages.validate(model, stages.run_date(context), stages.run_info(context))
-            except (stages.ValidationFailed, ValueError) as exc:
+                return stages.plan_parts(model, stages.run_date(context), stages.run_info(context))
+            except stages.ValidationFailed as exc:
+                raise AirflowFailException(str(exc)) from None
+
+        @task(map_index_template="{{ part_name }}")
+        def validate_part(part: dict, **context) -> dict:
+            from nightshift import nightly as stages
+
+            get_current_context()["part_name"] = part["key"].rsplit("/", 1)[-1]
+            try:
+                return stages.validate_part(model, part["dt"], part, stages.run_info(context))
+            except ValueError as exc:
                 raise AirflowFailException(str(exc)) from None
 
         @task
-        def score(validated: dict, **context) -> dict:
+        def commit_validation(parts: list[dict], **context) -> dict:
             from nightshift import nightly as stages
 
-            return stages.score(model, validated["dt"], stages.run_info(context))
+            try:
+                return stages.commit_validation(model, stages.run_date(context), list(parts), stages.run_info(context))
+            except stages.ValidationFailed as exc:
+                raise AirflowFailException(str(exc)) from None
+
+        @task
+        def scoring_plan(validated: dict, **context) -> list[dict]:
+            from nightshift import nightly as stages
+
+            return stages.scoring_plan(model, validated["dt"], stages.run_info(context))
+
+        @task(map_index_template="{{ part_name }}")
+        def score_part(part: dict, **context) -> dict:
+            from nightshift import nightly as stages
+
+            get_current_context()["part_name"] = (part["key"] or "skipped").rsplit("/", 1)[-1]
+            return stages.score_part(model, part["dt"], part, stages.run_info(context))
+
+        @task
+        def commit_scores(parts: list[dict], **context) -> dict:
+            from nightshift import nightly as stages
+
+            return stages.commit_scores(model, stages.run_date(context), list(parts), stages.run_info(context))
 
         @task
         def ingest_labels(**context) -> dict:
@@ -108,9 +144,10 @@ def build_nightly(spec: ModelSpec):
 
         waited = wait_for_drop()
         labels = ingest_labels()
-        validated = validate()
-        waited >> [validated, labels]
-        scored = score(validated)
+        parts = plan_parts()
+        waited >> [parts, labels]
+        validated = commit_validation(validate_part.expand(part=parts))
+        scored = commit_scores(score_part.expand(part=scoring_plan(validated)))
         measured = drift(scored)
         request_retrain(decide(measured, labels))
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nightshift.config import ModelSpec, Settings, get_spec, settings
@@ -18,6 +21,7 @@ from nightshift.storage import (
     open_store,
     partition_key,
     partition_writer,
+    publish_partition,
     read_json,
     remove_partition,
 )
@@ -88,29 +92,128 @@ def drop_ready(model: str, day: str) -> bool:
     return drop_is_ready(current.store, current.spec, current.dt)
 
 
-def validate(model: str, day: str, run: RunInfo) -> dict[str, Any]:
-    """Validate the drop, quarantine bad rows with reasons, write the curated partition or fail readably."""
-    import pandas as pd
+CHUNK_ROWS = 250_000
 
-    from nightshift.ingest import DropError, drop_prefix, read_drop
-    from nightshift.validate import validate_frame
+
+def staging_prefix(current: Night, run: RunInfo | None = None) -> str:
+    """Where a run's mapped tasks leave their pieces for the commit step (under the night when `run` is None)."""
+    base = f"staging/{current.spec.name}/dt={current.dt}"
+    return f"{base}/run={re.sub(r'[^A-Za-z0-9._-]', '_', run.run_id)}" if run else base
+
+
+def plan_parts(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
+    """One part per file of the night's drop, in name order: what `validate_part` fans out over."""
+    from nightshift.ingest import DropError, drop_files
+
+    current = night(model, day)
+    current.store.delete_prefix(staging_prefix(current))
+    try:
+        files = drop_files(current.store, current.spec, current.dt)
+    except DropError as exc:
+        _record_validation(current, run, _unreadable_result(current, str(exc)), quarantine=None, curated=None)
+        raise ValidationFailed(f"{exc}\nNothing from this drop was curated or scored.") from None
+    return [{"dt": current.dt, "index": index, "key": key} for index, key in enumerate(files)]
+
+
+def validate_part(
+    model: str, day: str, part: dict[str, Any], run: RunInfo, chunk_rows: int = CHUNK_ROWS
+) -> dict[str, Any]:
+    """Validate one file of the drop chunk by chunk; stage its accepted rows, rejected rows and result for the commit.
+
+    Memory stays at a few chunks whatever the file's size. The file is judged as a whole night only by
+    `commit_validation` (row count, ids repeated across files, bad-row share).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nightshift.ingest import DropError, read_csv_chunks
+    from nightshift.validate import ROW_NUMBER, combine_results, validate_frame
 
     current = night(model, day)
     spec, store = current.spec, current.store
-    try:
-        files = list(read_drop(store, spec, current.dt))
-    except DropError as exc:
-        _record_validation(current, run, _unreadable_result(current, str(exc)), quarantined=None, accepted=None)
-        raise ValidationFailed(f"{exc}\nNothing from this drop was curated or scored.") from None
-    raw = pd.concat([frame for _, frame in files], ignore_index=True)
-    source = store.url_for(files[0][0]) if len(files) == 1 else store.url_for(drop_prefix(spec, current.dt))
-    outcome = validate_frame(raw, spec, source)
-    quarantined = _with_source_files(outcome.quarantined, files) if len(files) > 1 else outcome.quarantined
-    result = {**outcome.result, "dt": current.dt, "run_id": run.run_id}
-    _record_validation(current, run, result, quarantined, outcome.accepted if outcome.passed else None)
-    if not outcome.passed:
+    key, index = str(part["key"]), int(part["index"])
+    source = store.url_for(key)
+    staged = f"{staging_prefix(current, run)}/validate/part-{index:05d}"
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
+        curated_path, rejected_path = Path(tmp) / "curated.parquet", Path(tmp) / "rejected.csv"
+        writer: Any = None
+        first_row = 1
+        try:
+            for raw in read_csv_chunks(store, key, spec.raw_columns, chunk_rows):
+                outcome = validate_frame(raw, spec, source, first_row=first_row, whole_batch=False)
+                results.append(outcome.result)
+                if len(outcome.quarantined):
+                    outcome.quarantined.to_csv(rejected_path, mode="a", header=not rejected_path.exists(), index=False)
+                if outcome.passed and len(outcome.accepted):
+                    every_row = np.arange(first_row, first_row + len(raw), dtype=np.int64)
+                    kept = np.setdiff1d(every_row, outcome.quarantined[ROW_NUMBER].to_numpy(), assume_unique=True)
+                    frame = outcome.accepted.assign(**{ROW_NUMBER: kept})
+                    if writer is None:
+                        writer = pq.ParquetWriter(
+                            curated_path, _curated_schema(pa.Table.from_pandas(frame, preserve_index=False))
+                        )
+                    writer.write_table(pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False))
+                first_row += len(raw)
+        except DropError as exc:
+            results.append(_unreadable_result(current, str(exc), source=source))
+        finally:
+            if writer is not None:
+                writer.close()
+        result = combine_results(results, source, file=Path(key).name)
+        for name, path in (("curated.parquet", curated_path), ("rejected.csv", rejected_path)):
+            if path.exists():
+                store.put_file(f"{staged}/{name}", path)
+        store.write_bytes(f"{staged}/result.json", json.dumps(result, sort_keys=True, default=str).encode())
+    return {
+        "dt": current.dt,
+        "index": index,
+        "key": key,
+        "staged": staged,
+        "rows": int(result["rows"]),
+        "quarantined": int(result["quarantined_rows"]),
+        "passed": bool(result["passed"]),
+    }
+
+
+def _curated_schema(table: Any) -> Any:
+    """The first chunk's Arrow schema, with columns that chunk held no values for typed as strings."""
+    import pyarrow as pa
+
+    fields = [pa.field(field.name, pa.string()) if pa.types.is_null(field.type) else field for field in table.schema]
+    return pa.schema(fields, metadata=table.schema.metadata)
+
+
+def commit_validation(model: str, day: str, parts: list[dict[str, Any]], run: RunInfo) -> dict[str, Any]:
+    """Judge the whole night from its validated parts, then publish the curated partition and quarantine or fail.
+
+    Rows whose id an earlier part already holds move to quarantine here. Nothing is curated unless the night
+    passes; the validation result and the quarantine are written either way.
+    """
+    from nightshift.ingest import drop_prefix
+    from nightshift.validate import night_result
+
+    current = night(model, day)
+    spec, store = current.spec, current.store
+    parts = sorted(parts, key=lambda part: int(part["index"]))
+    results = [read_json(store, f"{part['staged']}/result.json") for part in parts]
+    source = store.url_for(parts[0]["key"]) if len(parts) == 1 else store.url_for(drop_prefix(spec, current.dt))
+    repeats = _repeated_ids(current, parts) if all(result["passed"] for result in results) else {}
+    duplicates = [
+        {"file": Path(parts[index]["key"]).name, "row": int(row), "value": value, "first": first}
+        for index, found in repeats.items()
+        for row, value, first in found
+    ]
+    result = {**night_result(results, spec, source, duplicates), "dt": current.dt, "run_id": run.run_id}
+    with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
+        quarantine = _night_quarantine(current, parts, repeats, Path(tmp))
+        curated = _curated_files(current, parts, repeats, Path(tmp)) if result["passed"] else None
+        _record_validation(current, run, result, quarantine=quarantine, curated=curated)
+    store.delete_prefix(f"{staging_prefix(current, run)}/validate")
+    if not result["passed"]:
         raise ValidationFailed(
-            f"{outcome.failure_message}\nNothing from this drop was curated or scored. Rejected rows and reasons: "
+            f"{result['failure_message']}\nNothing from this drop was curated or scored. Rejected rows and reasons: "
             f"{store.url_for(current.key('quarantine'))}/rejected.csv; full result: "
             f"{store.url_for(current.key('validation'))}/result.html"
         )
@@ -120,59 +223,173 @@ def validate(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         "rows": int(result["rows"]),
         "accepted": int(result["accepted_rows"]),
         "quarantined": int(result["quarantined_rows"]),
+        "parts": len(parts),
     }
 
 
-def _with_source_files(quarantined: Any, files: list[tuple[str, Any]]) -> Any:
-    """Tag each rejected row of a multi-file drop with the file it came from."""
-    import numpy as np
-
-    starts = np.cumsum([0] + [len(frame) for _, frame in files[:-1]])
-    keys = np.array([key for key, _ in files], dtype=object)
-    position = np.searchsorted(starts, quarantined["_row_number"].to_numpy() - 1, side="right") - 1
-    return quarantined.assign(_source_file=keys[position])
+RepeatedRows = dict[int, list[tuple[int, str, str]]]
 
 
-def _unreadable_result(current: Night, message: str) -> dict[str, Any]:
+def _repeated_ids(current: Night, parts: list[dict[str, Any]]) -> RepeatedRows:
+    """Per part index: (row number, id, where first seen) of accepted rows whose id an earlier row already holds."""
+    import pyarrow.parquet as pq
+
+    from nightshift.validate import ROW_NUMBER, repeated_ids
+
+    if current.spec.validation.checks.unique_ids == "off":
+        return {}
+    entity = current.spec.entity_id
+    columns: list[tuple[Any, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
+        for part in parts:
+            key = f"{part['staged']}/curated.parquet"
+            if not current.store.exists(key):
+                columns.append((_empty_ids(), _empty_ids()))
+                continue
+            table = pq.read_table(
+                current.store.get_file(key, Path(tmp) / f"{part['index']}.parquet"), columns=[entity, ROW_NUMBER]
+            )
+            columns.append((table.column(entity).to_pandas(), table.column(ROW_NUMBER).to_numpy()))
+        found = repeated_ids(columns)
+    repeats: RepeatedRows = {}
+    for item in found:
+        ids, rows = columns[item.part]
+        first = f"{Path(parts[item.first_part]['key']).name} row {item.first_row}"
+        repeats.setdefault(item.part, []).append((int(rows[item.position]), str(ids.iloc[item.position]), first))
+    return repeats
+
+
+def _empty_ids() -> Any:
+    import pandas as pd
+
+    return pd.Series([], dtype=object)
+
+
+def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: RepeatedRows, folder: Path) -> Path:
+    """One rejected.csv for the night: every part's rejected rows, then ids repeated across parts, with reasons."""
+    import pandas as pd
+
+    from nightshift.validate import REASONS, ROW_NUMBER
+
+    store, spec = current.store, current.spec
+    path = folder / "rejected.csv"
+    several = len(parts) > 1
+    frames = []
+    for part in parts:
+        key = f"{part['staged']}/rejected.csv"
+        if store.exists(key):
+            rejected = pd.read_csv(
+                store.get_file(key, folder / f"rejected-{part['index']}.csv"),
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+            )
+            frames.append(rejected.assign(_source_file=part["key"]) if several else rejected)
+    for index, found in repeats.items():
+        rows = pd.DataFrame(
+            {
+                spec.entity_id: [value for _, value, _ in found],
+                ROW_NUMBER: [row for row, _, _ in found],
+                REASONS: [f"{spec.entity_id}: {value!r} repeats the id of {first}" for _, value, first in found],
+            }
+        )
+        frames.append(rows.assign(_source_file=parts[index]["key"]) if several else rows)
+    columns = [*spec.raw_columns, ROW_NUMBER, REASONS, *(["_source_file"] if several else [])]
+    quarantined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    quarantined.reindex(columns=columns).to_csv(path, index=False)
+    return path
+
+
+def _curated_files(current: Night, parts: list[dict[str, Any]], repeats: RepeatedRows, folder: Path) -> dict[str, Any]:
+    """Name -> staged key (copied as is) or local path (a part rewritten without its repeated ids)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from nightshift.validate import ROW_NUMBER
+
+    files: dict[str, Any] = {}
+    for part in parts:
+        key = f"{part['staged']}/curated.parquet"
+        if not current.store.exists(key):
+            continue
+        name = f"part-{int(part['index']):05d}.parquet"
+        if int(part["index"]) not in repeats:
+            files[name] = key
+            continue
+        table = pq.read_table(current.store.get_file(key, folder / name))
+        doomed = pa.array([row for row, _, _ in repeats[int(part["index"])]], type=pa.int64())
+        kept = table.filter(pc.invert(pc.is_in(table.column(ROW_NUMBER), value_set=doomed)))
+        path = folder / f"rewritten-{name}"
+        pq.write_table(kept, path)
+        files[name] = path
+    return files
+
+
+def validate(model: str, day: str, run: RunInfo, chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:
+    """The whole validation stage in one process: every part in turn, then the commit."""
+    parts = plan_parts(model, day, run)
+    return commit_validation(model, day, [validate_part(model, day, part, run, chunk_rows) for part in parts], run)
+
+
+def _unreadable_result(current: Night, message: str, source: str | None = None) -> dict[str, Any]:
     from nightshift.ingest import drop_prefix
 
     return {
-        "source": current.store.url_for(drop_prefix(current.spec, current.dt)),
+        "source": source or current.store.url_for(drop_prefix(current.spec, current.dt)),
         "model": current.spec.name,
         "dt": current.dt,
         "rows": 0,
         "accepted_rows": 0,
+        "clean_rows": 0,
         "quarantined_rows": 0,
         "bad_row_share": 0.0,
         "max_bad_row_share": current.spec.validation.max_bad_row_share,
         "passed": False,
         "failure_message": message,
-        "checks": [],
+        "checks": [
+            {
+                "check": "file",
+                "expectation": None,
+                "column": None,
+                "severity": "block",
+                "success": False,
+                "unexpected_count": 0,
+                "examples": [],
+                "row_level": False,
+                "spec_field": "sources.drop",
+                "problem": message,
+            }
+        ],
+        "failure_kinds": [],
     }
 
 
 def _record_validation(
-    current: Night, run: RunInfo, result: dict[str, Any], quarantined: Any | None, accepted: Any | None
+    current: Night,
+    run: RunInfo,
+    result: dict[str, Any],
+    quarantine: Path | None,
+    curated: dict[str, Any] | None,
 ) -> None:
     """Persist the result and its page, the quarantine, the curated partition (or its absence), and the warehouse row."""
     from nightshift import warehouse
-    from nightshift.ingest import frame_to_csv_bytes
     from nightshift.validate import render_validation_page
 
     store, model = current.store, current.spec.name
     result = {**result, "run_id": run.run_id}
     with partition_writer(store, current.key("validation"), {"model": model, "dt": current.dt}) as folder:
-        (folder / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+        (folder / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
         (folder / "result.html").write_text(render_validation_page(result))
-    if quarantined is not None:
-        manifest = {"model": model, "dt": current.dt, "rows": len(quarantined)}
-        with partition_writer(store, current.key("quarantine"), manifest) as folder:
-            (folder / "rejected.csv").write_bytes(frame_to_csv_bytes(quarantined))
+    if quarantine is not None:
+        manifest = {"model": model, "dt": current.dt, "rows": int(result["quarantined_rows"])}
+        publish_partition(store, current.key("quarantine"), manifest, local={"rejected.csv": quarantine})
     engine = _warehouse(current.settings)
-    if accepted is not None:
-        manifest = {"model": model, "dt": current.dt, "rows": len(accepted)}
-        with partition_writer(store, current.key("curated"), manifest) as folder:
-            accepted.to_parquet(folder / "part-00000.parquet", index=False)
+    if curated is not None:
+        manifest = {"model": model, "dt": current.dt, "rows": int(result["accepted_rows"])}
+        staged = {name: value for name, value in curated.items() if isinstance(value, str)}
+        local = {name: value for name, value in curated.items() if isinstance(value, Path)}
+        publish_partition(store, current.key("curated"), manifest, staged=staged, local=local)
     else:
         remove_partition(store, current.key("curated"))
         remove_partition(store, current.key("predictions"))
@@ -194,25 +411,80 @@ def _record_validation(
     )
 
 
-def score(model: str, day: str, run: RunInfo, chunk_rows: int = 200_000) -> dict[str, Any]:
-    """Score the curated partition with `champion` (and `challenger` in shadow) and load the warehouse."""
-    from nightshift import registry, warehouse
-    from nightshift.score import Scorer, iter_predictions, score_partition
+def scoring_plan(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
+    """One part per curated file, each carrying the model versions to use, resolved once for the whole night.
+
+    With no champion yet, a single part that says so: the night's predictions are cleared and nothing is scored.
+    """
+    from nightshift import registry
+    from nightshift.score import curated_keys
 
     current = night(model, day)
     champion = registry.alias_version(current.settings, model, registry.CHAMPION)
-    engine = _warehouse(current.settings)
     if champion is None:
-        remove_partition(current.store, current.key("predictions"))
-        warehouse.replace_predictions(engine, model, current.day, [])
-        return {"dt": current.dt, "skipped": "no champion yet: nothing scored", "rows": {}}
-    scorers = [Scorer(registry.CHAMPION, champion.version, registry.load_model(current.settings, champion))]
+        return [
+            {"dt": current.dt, "index": 0, "key": None, "versions": {}, "skipped": "no champion yet: nothing scored"}
+        ]
+    versions = {registry.CHAMPION: champion.version}
     challenger = registry.alias_version(current.settings, model, registry.CHALLENGER)
     if challenger is not None and challenger.version != champion.version:
-        scorers.append(
-            Scorer(registry.CHALLENGER, challenger.version, registry.load_model(current.settings, challenger))
+        versions[registry.CHALLENGER] = challenger.version
+    keys = curated_keys(current.store, current.spec, current.dt)
+    return [{"dt": current.dt, "index": index, "key": key, "versions": versions} for index, key in enumerate(keys)]
+
+
+def score_part(model: str, day: str, part: dict[str, Any], run: RunInfo, chunk_rows: int = 200_000) -> dict[str, Any]:
+    """Score one curated file with the plan's versions, in chunks; stage one Parquet file per alias."""
+    from nightshift import registry
+    from nightshift.score import Scorer, iter_parquet, score_batches
+
+    current = night(model, day)
+    index = int(part["index"])
+    if part.get("skipped"):
+        return {"dt": current.dt, "index": index, "skipped": part["skipped"], "staged": {}, "rows": {}}
+    scorers = [
+        Scorer(
+            alias,
+            version,
+            registry.load_model(current.settings, registry.get_version(current.settings, model, version)),
         )
-    written = score_partition(current.store, current.spec, current.dt, scorers, run.run_id, chunk_rows)
+        for alias, version in part["versions"].items()
+    ]
+    staged_prefix = f"{staging_prefix(current, run)}/score/part-{index:05d}"
+    staged: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
+        paths = {scorer.alias: Path(tmp) / f"{scorer.alias}-{index:05d}.parquet" for scorer in scorers}
+        counts = score_batches(
+            iter_parquet(current.store, [part["key"]], chunk_rows), current.spec, current.dt, scorers, run.run_id, paths
+        )
+        for path in paths.values():
+            staged[path.name] = f"{staged_prefix}/{path.name}"
+            current.store.put_file(staged[path.name], path)
+    return {"dt": current.dt, "index": index, "staged": staged, "rows": counts, "versions": part["versions"]}
+
+
+def commit_scores(model: str, day: str, parts: list[dict[str, Any]], run: RunInfo) -> dict[str, Any]:
+    """Publish the night's predictions partition from the scored parts and load them into the warehouse."""
+    from nightshift import warehouse
+    from nightshift.score import iter_predictions
+
+    current = night(model, day)
+    engine = _warehouse(current.settings)
+    prefix = current.key("predictions")
+    skipped = next((part["skipped"] for part in parts if part.get("skipped")), None)
+    if skipped:
+        remove_partition(current.store, prefix)
+        warehouse.replace_predictions(engine, model, current.day, [])
+        return {"dt": current.dt, "skipped": skipped, "rows": {}}
+    versions = parts[0]["versions"] if parts else {}
+    counts: dict[str, int] = {alias: 0 for alias in versions}
+    for part in parts:
+        for alias, scored in part["rows"].items():
+            counts[alias] += int(scored)
+    staged = {name: key for part in parts for name, key in part["staged"].items()}
+    manifest = {"model": model, "dt": current.dt, "run_id": run.run_id, "versions": versions, "rows": counts}
+    publish_partition(current.store, prefix, manifest, staged=staged)
+    current.store.delete_prefix(f"{staging_prefix(current, run)}/score")
 
     def rows() -> Any:
         for chunk in iter_predictions(current.store, current.spec, current.dt):
@@ -222,11 +494,18 @@ def score(model: str, day: str, run: RunInfo, chunk_rows: int = 200_000) -> dict
     loaded = warehouse.replace_predictions(engine, model, current.day, rows())
     return {
         "dt": current.dt,
-        "address": written["address"],
-        "rows": written["rows"],
+        "address": current.store.url_for(prefix),
+        "rows": counts,
         "loaded": loaded,
-        "versions": {scorer.alias: scorer.version for scorer in scorers},
+        "versions": versions,
+        "parts": len(parts),
     }
+
+
+def score(model: str, day: str, run: RunInfo, chunk_rows: int = 200_000) -> dict[str, Any]:
+    """The whole scoring stage in one process: plan, every part in turn, then the commit."""
+    parts = scoring_plan(model, day, run)
+    return commit_scores(model, day, [score_part(model, day, part, run, chunk_rows) for part in parts], run)
 
 
 def ingest_labels(model: str, day: str, run: RunInfo) -> dict[str, Any]:

@@ -57,7 +57,20 @@ def test_nightly_is_one_run_at_a_time_and_emits_the_retrain_asset(dagbag):
     assert [asset.name for asset in outlets] == ["credit_risk_retrain_request"]
     retrain = dagbag.dags["credit_risk_retrain"]
     assert retrain.max_active_runs == 1
-    assert dag.get_task("score").upstream_task_ids == {"validate"}
+    assert dag.get_task("validate_part").upstream_task_ids == {"plan_parts"}
+    assert dag.get_task("commit_validation").upstream_task_ids == {"validate_part"}
+    assert dag.get_task("scoring_plan").upstream_task_ids == {"commit_validation"}
+    assert dag.get_task("score_part").upstream_task_ids == {"scoring_plan"}
+    assert dag.get_task("drift").upstream_task_ids == {"commit_scores"}
+
+
+def test_nightly_fans_validation_and_scoring_out_over_the_drop_files(dagbag):
+    """The per-file tasks are mapped, so one night's files spread over the executor's workers."""
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    dag = dagbag.dags["credit_risk_nightly"]
+    mapped = {task.task_id for task in dag.tasks if isinstance(task, MappedOperator)}
+    assert mapped == {"validate_part", "score_part"}
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)

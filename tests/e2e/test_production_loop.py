@@ -146,7 +146,10 @@ def predictions(store, day: dt.date) -> dict | None:
     if not store.exists(f"{prefix}/_SUCCESS"):
         return None
     manifest = json.loads(store.read_bytes(f"{prefix}/_SUCCESS"))
-    frame = pd.read_parquet(io.BytesIO(store.read_bytes(f"{prefix}/champion.parquet")))
+    files = [name for name in manifest["files"] if name.startswith("champion-")]
+    frame = pd.concat(
+        [pd.read_parquet(io.BytesIO(store.read_bytes(f"{prefix}/{name}"))) for name in files], ignore_index=True
+    )
     return {"version": manifest["versions"]["champion"], "frame": frame}
 
 

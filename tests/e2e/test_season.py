@@ -53,6 +53,7 @@ def season(tmp_path_factory):
                 shift_date=SHIFT,
                 bad_row_share=0.01,
                 bad_dates={OVER_LIMIT: 0.25},
+                files_per_day=2,
             ),
         )
         with partition_writer(store, f"landing/{MODEL}/dt={MALFORMED}", {}) as folder:
@@ -71,10 +72,9 @@ def season(tmp_path_factory):
             record["nights"][date] = {"state": str(run.state), "tasks": states}
             if date == RERUN:
                 # Same logical date and run_after: the same run id, as when a night is cleared in the UI.
-                key = f"predictions/{MODEL}/dt={date}/champion.parquet"
-                record["before_rerun"] = pd.read_parquet(store.local_path(key))
+                record["before_rerun"] = champion_predictions(store, date)
                 record["rerun"] = nightly.test(logical_date=night_at(date), run_after=night_at(date))
-                record["after_rerun"] = pd.read_parquet(store.local_path(key))
+                record["after_rerun"] = champion_predictions(store, date)
             if states.get("request_retrain") == "success":
                 event = asset_events(retrain_asset_name(MODEL))[-1]
                 conf = {"as_of": event["dt"], "reason": "; ".join(event["reasons"])}
@@ -105,6 +105,14 @@ def season(tmp_path_factory):
             run = nightly.test(logical_date=night_at(date), run_after=night_at(date))
             record["nights"][date] = {"state": str(run.state), "tasks": task_states(run)}
         yield record
+
+
+def champion_predictions(store, date) -> pd.DataFrame:
+    keys = [
+        key for key in store.list(f"predictions/{MODEL}/dt={date}") if key.rsplit("/", 1)[-1].startswith("champion-")
+    ]
+    assert keys, f"no champion predictions for {date}"
+    return pd.concat([pd.read_parquet(store.local_path(key)) for key in keys], ignore_index=True)
 
 
 def warehouse_rows(season, table: str) -> list[dict]:
@@ -189,7 +197,7 @@ def test_bad_rows_quarantined_with_reasons_and_the_rest_scored(season):
     rejected = pd.read_csv(store.local_path(f"quarantine/{MODEL}/dt={date}/rejected.csv"))
     assert len(rejected) > 0
     assert rejected["_reasons"].str.contains(r"age: 'unknown'|annual_income|home_ownership|credit_score").all()
-    scored = pd.read_parquet(store.local_path(f"predictions/{MODEL}/dt={date}/champion.parquet"))
+    scored = champion_predictions(store, date)
     assert len(scored) + len(rejected) == ROWS
     assert not set(scored["entity_id"]) & set(rejected["application_id"])
 
@@ -197,8 +205,9 @@ def test_bad_rows_quarantined_with_reasons_and_the_rest_scored(season):
 def test_over_limit_drop_fails_readably_and_scores_nothing(season):
     night = season["nights"][OVER_LIMIT]
     assert night["state"] == "failed"
-    assert night["tasks"]["validate"] == "failed"
-    assert night["tasks"]["score"] in ("upstream_failed", None)
+    assert night["tasks"]["validate_part"] == "success"
+    assert night["tasks"]["commit_validation"] == "failed"
+    assert night["tasks"]["score_part"] in ("upstream_failed", None)
     [row] = [row for row in warehouse_rows(season, "validation_runs") if row["dt"] == OVER_LIMIT]
     assert not row["passed"]
     assert "above the limit of 5.0%" in row["message"] and "max_bad_row_share" in row["message"]
@@ -214,7 +223,7 @@ def test_over_limit_drop_fails_readably_and_scores_nothing(season):
 )
 def test_malformed_files_get_a_clear_error(season, date, expected):
     night = season["nights"][date]
-    assert night["state"] == "failed" and night["tasks"]["validate"] == "failed"
+    assert night["state"] == "failed" and night["tasks"]["commit_validation"] == "failed"
     [row] = [row for row in warehouse_rows(season, "validation_runs") if row["dt"] == date]
     assert f"dt={date}/part-00000.csv" in row["message"]
     assert pd.Series([row["message"]]).str.contains(expected).all()
