@@ -44,8 +44,12 @@ def compute_drift(
     dt: str,
     model_version: str | None,
     prediction_column: str | None = "score",
+    current_rows: int | None = None,
 ) -> DriftResult:
-    """Compare `current` with `reference` on the spec's features, plus the prediction column when both sides have it."""
+    """Compare `current` with `reference` on the spec's features, plus the prediction column when both sides have it.
+
+    `current_rows` says `current` is already a seeded sample (see `sample_positions`) of a night of that many rows.
+    """
     drift = spec.drift
     features = spec.feature_names
     _check_frames(reference, current, spec, prediction_column)
@@ -126,7 +130,7 @@ def compute_drift(
         "dt": dt,
         "model_version": model_version,
         "reference_rows": len(reference),
-        "current_rows": len(current),
+        "current_rows": current_rows if current_rows is not None else len(current),
         "sample": {
             "size": drift.sample_size,
             "seed": drift.seed,
@@ -194,6 +198,14 @@ def _check_method(column: str, method: str, *, numerical: bool) -> None:
         get_registered_stattest(method, kind)
     except ValueError as exc:
         raise ValueError(f"drift method {method!r} cannot be used for {kind.value} column {column!r}: {exc}") from None
+
+
+def sample_positions(total: int, size: int, seed: int) -> np.ndarray:
+    """Sorted row positions of a seeded sample of `size` out of `total` rows (all rows when there are not more)."""
+    if total <= size:
+        return np.arange(total, dtype=np.int64)
+    rng = np.random.default_rng([seed, total])
+    return np.sort(rng.choice(total, size=size, replace=False)).astype(np.int64)
 
 
 def _sample(frame: pd.DataFrame, columns: list[str], size: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -542,7 +542,6 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     from nightshift import registry, warehouse
     from nightshift.drift import compute_drift
     from nightshift.score import champion_scores
-    from nightshift.train import curated_features
 
     current = night(model, day)
     champion = registry.alias_version(current.settings, model, registry.CHAMPION)
@@ -554,16 +553,20 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         refresh_index(current.store, model)
         return {"dt": current.dt, "skipped": "no champion yet: no reference to compare with"}
     reference = registry.load_reference(current.settings, champion)
-    features = curated_features(current.store, current.spec, current.day)
-    if features is None:
-        raise FileNotFoundError(f"{current.store.url_for(current.key('curated'))}: no curated partition to measure")
-    scores = champion_scores(current.store, current.spec, current.dt).rename(
-        columns={"entity_id": current.spec.entity_id}
-    )
+    features, total = night_sample(current)
+    scores = champion_scores(current.store, current.spec, current.dt, features[current.spec.entity_id])
     if len(scores):
-        features = features.merge(scores, on=current.spec.entity_id, how="left")
+        features = features.merge(
+            scores.rename(columns={"entity_id": current.spec.entity_id}), on=current.spec.entity_id, how="left"
+        )
     result = compute_drift(
-        reference, features, current.spec, model=model, dt=current.dt, model_version=champion.version
+        reference,
+        features,
+        current.spec,
+        model=model,
+        dt=current.dt,
+        model_version=champion.version,
+        current_rows=total,
     )
     summary = {**result.summary, "run_id": run.run_id, "run_type": run.run_type}
     with partition_writer(current.store, prefix, {"model": model, "dt": current.dt}) as folder:
@@ -613,6 +616,38 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         "dataset_drift": summary["dataset_drift"],
         "drifted_features": summary["drifted_features"],
     }
+
+
+def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:
+    """The drift sample of the night's curated rows (spec.drift sample_size and seed) and the night's row count.
+
+    Reads the partition in batches and keeps only the sampled rows, so memory does not grow with the night.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from nightshift.drift import sample_positions
+    from nightshift.score import curated_keys
+
+    spec, store = current.spec, current.store
+    columns = [spec.entity_id, *spec.feature_names]
+    keys = curated_keys(store, spec, current.dt)
+    frames = []
+    with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
+        files = [pq.ParquetFile(store.get_file(key, Path(tmp) / Path(key).name)) for key in keys]
+        total = sum(file.metadata.num_rows for file in files)
+        wanted = sample_positions(total, spec.drift.sample_size, spec.drift.seed)
+        start = 0
+        for file in files:
+            for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
+                end = start + batch.num_rows
+                lo, hi = np.searchsorted(wanted, [start, end])
+                if hi > lo:
+                    frames.append(batch.take(wanted[lo:hi] - start).to_pandas())
+                start = end
+    sample = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return sample, total
 
 
 def refresh_index(store: ObjectStore, model: str) -> None:

@@ -63,12 +63,14 @@ def curated_keys(store: ObjectStore, spec: ModelSpec, dt: str) -> list[str]:
     return keys
 
 
-def iter_parquet(store: ObjectStore, keys: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+def iter_parquet(
+    store: ObjectStore, keys: list[str], chunk_rows: int, columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
     """The rows of each Parquet object in turn, `chunk_rows` at a time (one object on local disk at a time)."""
     for key in keys:
         with tempfile.TemporaryDirectory() as tmp:
             path = store.get_file(key, Path(tmp) / Path(key).name)
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
                 yield batch.to_pandas()
 
 
@@ -146,9 +148,13 @@ def iter_predictions(store: ObjectStore, spec: ModelSpec, dt: str, chunk_rows: i
                 yield batch.to_pandas()
 
 
-def champion_scores(store: ObjectStore, spec: ModelSpec, dt: str) -> pd.DataFrame:
-    """Entity id and champion score of a night's predictions."""
-    frames = [
-        chunk.loc[chunk["alias"] == "champion", ["entity_id", "score"]] for chunk in iter_predictions(store, spec, dt)
-    ]
+def champion_scores(store: ObjectStore, spec: ModelSpec, dt: str, entity_ids: pd.Series | None = None) -> pd.DataFrame:
+    """Entity id and champion score of a night's predictions (only for `entity_ids`, when given)."""
+    wanted = None if entity_ids is None else pd.Index(entity_ids.astype(str))
+    prefix = partition_key("predictions", spec.name, dt)
+    keys = [key for key in partition_files(store, prefix, ".parquet") if Path(key).name.startswith("champion")]
+    frames = []
+    for chunk in iter_parquet(store, keys, 500_000, columns=["entity_id", "score", "alias"]):
+        chunk = chunk.loc[chunk["alias"] == "champion", ["entity_id", "score"]]
+        frames.append(chunk if wanted is None else chunk[chunk["entity_id"].isin(wanted)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["entity_id", "score"])

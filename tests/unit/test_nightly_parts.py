@@ -151,3 +151,24 @@ def test_the_bad_row_share_is_judged_over_the_whole_night(home, demo_spec):
     with pytest.raises(nightly.ValidationFailed, match=r"above the limit of 5.0%.*e\.g\. part-00001\.csv row 1"):
         nightly.validate(MODEL, DAY.isoformat(), RUN)
     assert not store.exists(f"curated/{MODEL}/dt={DAY}/_SUCCESS")
+
+
+def test_the_drift_sample_is_the_seeded_rows_of_the_whole_night_read_in_batches(home, demo_spec):
+    from nightshift.drift import sample_positions
+
+    store = simulated(demo_spec, files=3, bad=0.0)
+    nightly.validate(MODEL, DAY.isoformat(), RUN)
+    spec = demo_spec.model_copy(update={"drift": demo_spec.drift.model_copy(update={"sample_size": 400})})
+    current = nightly.Night(spec, DAY, settings(), store)
+
+    sample, total = nightly.night_sample(current, batch_rows=170)
+
+    assert total == 3000 and len(sample) == 400
+    whole = curated(store)
+    expected = whole.iloc[sample_positions(3000, 400, spec.drift.seed)].reset_index(drop=True)
+    assert sample["application_id"].tolist() == expected["application_id"].tolist()
+    assert sample["credit_score"].tolist() == expected["credit_score"].tolist()
+    again, _ = nightly.night_sample(current, batch_rows=1000)
+    assert again.equals(sample)
+    everything, total = nightly.night_sample(nightly.Night(demo_spec, DAY, settings(), store))
+    assert total == 3000 and len(everything) == 3000
