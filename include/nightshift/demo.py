@@ -16,8 +16,9 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from nightshift.config import PROJECT_ROOT, PROMOTION_POOL, Settings, get_spec, settings
 
 TERMINAL = ("success", "failed")
+WORKER_HOSTNAME_VARIABLE = "NIGHTSHIFT_WORKER_HOSTNAME"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,41 @@ def airflow_settings(
     return env
 
 
+def celery_settings(broker_url: str, result_backend: str) -> dict[str, str]:
+    """Settings that put every Airflow process on CeleryExecutor: tasks go through `broker_url` to the workers.
+
+    Each worker reserves only the task it runs (prefetch multiplier 1, acknowledged when it ends), so a task
+    waiting in the queue goes to whichever worker is free instead of queueing behind a busy one. Workers import
+    the heavy libraries once at start (`nightshift.preload`), so every task forked from them starts warm.
+    """
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+        "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps({"imports": ["nightshift.preload"]}),
+    }
+
+
+def worker_hostname() -> str:
+    """The host name a task instance records (`[core] hostname_callable`): its worker's name, else the machine's.
+
+    Several Celery workers on one machine would otherwise all record the same host name.
+    """
+    return os.environ.get(WORKER_HOSTNAME_VARIABLE) or socket.getfqdn()
+
+
+def check_broker(broker_url: str, timeout: float = 5.0) -> None:
+    """Fail with the broker's address when nothing listens there (a worker would retry silently forever)."""
+    address = urllib.parse.urlsplit(broker_url)
+    host, port = address.hostname or "localhost", address.port or 6379
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise RuntimeError(f"no Celery broker answers at {host}:{port} ({broker_url}): {exc}") from None
+
+
 def _airflow(env: dict[str, str], *args: str) -> str:
     binary = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
     done = subprocess.run([binary, *args], env=env, capture_output=True, text=True, check=False)
@@ -127,12 +164,22 @@ def prepare_airflow(env: dict[str, str]) -> None:
 
 
 class Services:
-    """Airflow's API server, scheduler and DAG processor as child processes, logs under NIGHTSHIFT_HOME/logs."""
+    """Airflow's API server, scheduler and DAG processor as child processes, logs under NIGHTSHIFT_HOME/logs.
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    With `workers` (Celery host names such as `worker1@nightshift`; the environment must select CeleryExecutor,
+    see `celery_settings`), one `airflow celery worker` per name runs `worker_concurrency` tasks at a time, and
+    its tasks record that name as their host name.
+    """
+
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, workers: Sequence[str] = (), worker_concurrency: int = 1
+    ) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.workers = list(workers)
+        self.worker_concurrency = worker_concurrency
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, Path] = {}
 
     def start(self) -> None:
         port = int(self.env["AIRFLOW__API__PORT"])
@@ -141,14 +188,41 @@ class Services:
                 raise RuntimeError(
                     f"port {port} on 127.0.0.1 is already in use (another Airflow?); stop it or set NIGHTSHIFT_AIRFLOW_PORT"
                 )
+        if self.workers:
+            if self.env.get("AIRFLOW__CORE__EXECUTOR") != "CeleryExecutor":
+                raise RuntimeError("Celery workers need AIRFLOW__CORE__EXECUTOR=CeleryExecutor (see celery_settings)")
+            check_broker(self.env.get("AIRFLOW__CELERY__BROKER_URL", "redis://localhost:6379/0"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        binary = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
         for component in ("api-server", "scheduler", "dag-processor"):
-            log = (self.log_dir / f"{component}.log").open("ab")
-            self.processes[component] = subprocess.Popen(
-                [binary, component], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self._spawn(component, [component], self.env)
+        for name in self.workers:
+            command = [
+                "celery",
+                "worker",
+                "--celery-hostname",
+                name,
+                "--concurrency",
+                str(self.worker_concurrency),
+                "--skip-serve-logs",
+                "--without-mingle",
+                "--without-gossip",
+            ]
+            env = {
+                **self.env,
+                WORKER_HOSTNAME_VARIABLE: name,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+            }
+            self._spawn(f"celery worker {name}", command, env, log_name=f"worker-{name}")
         self.wait_for_api()
+        self.wait_for_workers()
+
+    def _spawn(self, component: str, args: list[str], env: dict[str, str], log_name: str | None = None) -> None:
+        binary = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
+        self.logs[component] = self.log_dir / f"{log_name or component}.log"
+        with self.logs[component].open("ab") as log:
+            self.processes[component] = subprocess.Popen(
+                [binary, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def wait_for_api(self, timeout: float = 180) -> None:
         url = f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}/api/v2/monitor/health"
@@ -163,14 +237,33 @@ class Services:
                 time.sleep(2)
         raise RuntimeError(f"the Airflow API server did not answer on {url}; see {self.log_dir}/api-server.log")
 
+    def wait_for_workers(self, timeout: float = 180) -> None:
+        """Wait until every Celery worker says it is ready to take tasks."""
+        deadline = time.monotonic() + timeout
+        waiting = set(self.workers)
+        while waiting:
+            self.check_alive()
+            for name in list(waiting):
+                log = self.logs[f"celery worker {name}"]
+                if f"{name} ready." in log.read_text(errors="replace"):
+                    waiting.discard(name)
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"Celery worker(s) {', '.join(sorted(waiting))} not ready after {timeout:.0f}s; see {self.log_dir}"
+                )
+            time.sleep(1)
+
     def check_alive(self) -> None:
         for component, process in self.processes.items():
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"`airflow {component}` exited with code {process.returncode}; see {self.log_dir}/{component}.log"
+                    f"`airflow {component}` exited with code {process.returncode}; see {self.logs[component]}"
                 )
 
     def stop(self) -> None:
+        """Stop every process and whatever it started (task processes, Celery's pool): nothing is left behind."""
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -179,6 +272,23 @@ class Services:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for process in self.processes.values():
+            _kill_group(process.pid)
+
+
+def _kill_group(group: int, grace: float = 10) -> None:
+    """SIGKILL what is left of a process group (children that outlived their leader) once `grace` has passed."""
+    deadline = time.monotonic() + grace
+    while True:
+        late = time.monotonic() >= deadline
+        try:
+            os.killpg(group, signal.SIGKILL if late else 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        if late:
+            return
+        time.sleep(0.2)
 
 
 class AirflowApi:
@@ -223,8 +333,23 @@ class AirflowApi:
                 return 0
             raise
 
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}))
+    def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: dt.datetime | None = None) -> dict[str, Any]:
+        """Start a run now; with `logical_date`, the run is keyed on that moment (a nightly on that night)."""
+        when = logical_date.isoformat() if logical_date is not None else None
+        return dict(self._call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": when, "conf": conf}))
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"))
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of a run, mapped ones one per map index (task id, state, hostname, map_index...)."""
+        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._call("GET", f"{path}?limit=100&offset={len(found)}")
+            found.extend(page["task_instances"])
+            if len(found) >= page["total_entries"] or not page["task_instances"]:
+                return found
 
     def backfill(self, dag_id: str, first: dt.date, last: dt.date) -> dict[str, Any]:
         """Create a backfill as the UI does: every night from `first` to `last`, reprocessing completed runs."""
