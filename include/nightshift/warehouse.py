@@ -2,21 +2,27 @@
 
 SQLite on the embedded default, Postgres in production: the same SQLAlchemy Core tables. The schema is versioned
 by the Alembic revisions in `nightshift/migrations`; `connect` upgrades it to the newest version (a no-op when it
-is current). Every write for a night replaces that night's rows in one transaction, so reruns never duplicate; on
-Postgres, predictions are streamed with COPY into a temporary table and merged from there.
+is current). Every write for a night replaces that night's rows in one transaction, so reruns never duplicate.
+
+Predictions are the bulk: `load_predictions` takes a night's frames. On Postgres, `predictions` is partitioned by
+(model, dt); a night streams through binary COPY into a new table, gets its primary key once loaded, and is swapped in
+as the night's partition in one short step (see `load_predictions`).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import fcntl
 import hashlib
-import io
 import json
-import operator
+import math
+import queue
 import re
+import struct
 import sys
+import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -29,15 +35,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from nightshift.config import WAREHOUSE_CONN_ID
 
 VERSION_TABLE = "nightshift_schema_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-COPY_BATCH_ROWS = 50_000
-"""Rows per COPY: bounds the CSV buffer held in memory while predictions load."""
 
 _UNVERSIONED_TABLES = frozenset(
     {"predictions", "validation_runs", "drift_metrics", "drift_nights", "retrain_decisions", "promotion_ledger"}
@@ -47,19 +50,34 @@ _SETTING = f"NIGHTSHIFT_WAREHOUSE_URL (or the Airflow connection {WAREHOUSE_CONN
 
 metadata = sa.MetaData()
 
+
+def _key_text(length: int) -> sa.types.TypeEngine[str]:
+    """A key column's type: on Postgres it compares bytewise (COLLATE "C"), so a night's key sorts fast in any locale."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
 predictions = sa.Table(
     "predictions",
     metadata,
-    sa.Column("prediction_id", sa.String(64), primary_key=True),
-    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("prediction_id", sa.String(64), nullable=False),
+    sa.Column("model", _key_text(64), nullable=False),
     sa.Column("dt", sa.Date, nullable=False),
-    sa.Column("entity_id", sa.String(128), nullable=False),
+    sa.Column("entity_id", _key_text(128), nullable=False),
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("alias", sa.String(32), nullable=False),
+    sa.Column("alias", _key_text(32), nullable=False),
     sa.Column("run_id", sa.String(250), nullable=False),
-    sa.Index("ux_predictions_night_entity", "model", "dt", "alias", "entity_id", unique=True),
+    sa.PrimaryKeyConstraint("model", "dt", "entity_id", "alias", name="predictions_pkey"),
+    postgresql_partition_by="RANGE (model, dt)",
 )
+"""One row per model, night, entity and alias.
+
+On Postgres each (model, night) is a partition of its own, and the key's columns are ordered POSTGRES_KEY: pruning
+already finds a night, so its index leads with the entity (it sorts twice as fast when a night's key is built, and
+serves an entity's predictions across nights). SQLite keeps model and dt first, for its night deletes.
+"""
+POSTGRES_KEY = ("entity_id", "alias", "model", "dt")
+
 
 validation_runs = sa.Table(
     "validation_runs",
@@ -440,110 +458,643 @@ def _replace(engine: Engine, table: sa.Table, where: Sequence[Any], rows: Iterab
     return count
 
 
-_PREDICTION_COLUMNS = tuple(column.name for column in predictions.columns)
-_STAGE = "nightshift_predictions_stage"
+PREDICTION_COLUMNS = ("prediction_id", "entity_id", "score", "model", "model_version", "alias", "run_id")
+"""The columns of a frame given to `load_predictions`, exactly; the loader adds `dt`."""
+LOAD_SLICE_ROWS = 100_000
+"""Rows checked and encoded at a time: bounds a load's memory whatever the size of the frames it is given."""
+COPY_BATCH_ROWS = 50_000
+"""Rows per frame when `replace_predictions` turns dict rows into frames."""
+INDEX_BUILD_MEMORY = "256MB"
+"""`maintenance_work_mem` while a loaded night's primary key is built: enough to sort 1M rows in memory."""
+SWAP_LOCK_TIMEOUT_MS = 2_000
+"""How long one attempt to swap a night in waits for the predictions table before it lets readers go on."""
+SWAP_WAIT_SECONDS = 900.0
+"""How long a load keeps retrying the swap before it gives up (its transaction, and so the old rows, stay intact)."""
+PARTITION_SCHEMA_SUFFIX = "_predictions"
+"""The nights of `<schema>.predictions` live in the schema `<schema>_predictions`, out of the way of the tables."""
+
+_IDENTIFIER_MAX = 63
+_COPY_COLUMNS = ("prediction_id", "entity_id", "score", "model_version", "alias", "run_id")
+"""The columns COPY sends, in its order; model and dt are the same on every row, so the table's defaults fill them."""
+_INSERT_COLUMNS = tuple(column.name for column in predictions.columns)
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+_COPY_READ_BYTES = 1 << 20
+_STRING_LIMITS = {name: int(predictions.c[name].type.length) for name in PREDICTION_COLUMNS if name != "score"}  # type: ignore[attr-defined]
+_RETRY_SWAP = frozenset({"55P03", "40P01"})  # lock_not_available, deadlock_detected
 
 
-class _Null:
-    """Counts as a number for csv.QUOTE_NONNUMERIC, so it is written bare and empty: NULL to COPY … CSV."""
-
-    def __float__(self) -> float:
-        return 0.0
-
-    def __str__(self) -> str:
-        return ""
+class BadPredictions(ValueError):
+    """Predictions that cannot be loaded; the message names the model, night, frame, row, column and value."""
 
 
-_NULL = _Null()
+def _short(name: str, limit: int = _IDENTIFIER_MAX) -> str:
+    """`name` if Postgres keeps it whole, else a prefix plus a hash of the whole, so distinct names stay distinct."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{name[: limit - 9]}_{digest}"
 
 
-def _csv_batches(rows: Iterable[dict[str, Any]], batch_rows: int) -> Iterator[tuple[io.StringIO, int]]:
-    """`rows` as COPY CSV, `batch_rows` at a time; strings are quoted, so only a missing or None value reads as NULL."""
-    pick = operator.itemgetter(*_PREDICTION_COLUMNS)
-    buffer, size = io.StringIO(), 0
-    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-    for row in rows:
+def _plain(name: str) -> str:
+    """`name` with anything but letters, digits and _ replaced, plus a hash of the original when that changed it."""
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return safe if safe == name else f"{safe}_{hashlib.blake2b(name.encode(), digest_size=4).hexdigest()}"
+
+
+def partition_schema(schema: str) -> str:
+    """The schema holding the night partitions of the predictions table in `schema`."""
+    return _short(_plain(schema) + PARTITION_SCHEMA_SUFFIX)
+
+
+def night_partition(model: str, day: dt.date) -> str:
+    """The table holding one model's predictions for one night, e.g. `credit_risk_20261005`."""
+    return _short(f"{_plain(model)}_{day:%Y%m%d}")
+
+
+def _quote(connection: Connection, *parts: str) -> str:
+    """A quoted, dot-joined identifier (ours never hold %, so they are safe in SQL that psycopg2 formats)."""
+    return ".".join(connection.dialect.identifier_preparer.quote_identifier(part) for part in parts)
+
+
+def _pgcode(exc: BaseException) -> str | None:
+    return getattr(getattr(exc, "orig", None), "pgcode", None)
+
+
+# Checking frames
+
+
+def _not_a_string(value: Any) -> bool:
+    return not (value is None or isinstance(value, str) or (isinstance(value, float) and math.isnan(value)))
+
+
+def _not_a_number(value: Any) -> bool:
+    import numpy as np
+
+    return isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating)
+
+
+def _first(mask: Any) -> int:
+    """The position of the first true value of a boolean Arrow array."""
+    import pyarrow.compute as pc
+
+    return int(pc.index(mask, True).as_py())
+
+
+def _string_offsets(array: Any) -> Any:
+    import numpy as np
+
+    return np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=array.offset * 4)
+
+
+def _has_nul(array: Any) -> bool:
+    """Whether any string of the Arrow string array holds a NUL byte (one pass over its bytes)."""
+    import numpy as np
+
+    offsets = _string_offsets(array)
+    data = array.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return False
+    return not np.frombuffer(data, dtype=np.uint8, count=int(offsets[-1] - offsets[0]), offset=int(offsets[0])).all()
+
+
+def _checked_table(part: Any, model: str, locate: Any) -> Any:
+    """One slice of a frame as an Arrow table in COPY's column order, after checking every value the warehouse holds."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays: dict[str, Any] = {}
+    for name in PREDICTION_COLUMNS:
+        series = part[name]
+        if name == "score":
+            if pd.api.types.is_bool_dtype(series.dtype):
+                raise BadPredictions(f"{locate(0)}: score holds booleans ({series.dtype}), not numbers")
+            arrow_type, odd = pa.float64(), _not_a_number
+        else:
+            arrow_type, odd = pa.string(), _not_a_string
         try:
-            values = pick(row)
-        except KeyError:
-            values = tuple(row.get(name) for name in _PREDICTION_COLUMNS)
-        if None in values:
-            values = tuple(_NULL if value is None else value for value in values)
-        writer.writerow(values)
-        size += 1
-        if size == batch_rows:
-            buffer.seek(0)
-            yield buffer, size
-            buffer, size = io.StringIO(), 0
-            writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-    if size:
-        buffer.seek(0)
-        yield buffer, size
+            array = pa.array(series, type=arrow_type, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            kind = "a number" if name == "score" else "a string"
+            bad = next((pos for pos, value in enumerate(series) if value is not None and odd(value)), None)
+            if bad is None:
+                raise BadPredictions(f"{locate(0)}: {name} ({series.dtype}) is not {kind}: {exc}") from None
+            raise BadPredictions(f"{locate(bad)}: {name} {series.iloc[bad]!r} is not {kind}") from None
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if array.null_count:
+            raise BadPredictions(f"{locate(_first(array.is_null()))}: {name} is missing (None or NaN)")
+        if name == "score":
+            finite = pc.is_finite(array)
+            if not pc.all(finite).as_py():
+                bad = _first(pc.invert(finite))
+                raise BadPredictions(f"{locate(bad)}: score {array[bad].as_py()!r} is not a finite number")
+        else:
+            limit = _STRING_LIMITS[name]
+            lengths = pc.utf8_length(array)
+            if len(array) and pc.max(lengths).as_py() > limit:
+                bad = _first(pc.greater(lengths, limit))
+                raise BadPredictions(
+                    f"{locate(bad)}: {name} {array[bad].as_py()[:80]!r}… is {lengths[bad].as_py()} characters long; "
+                    f"the warehouse holds at most {limit}"
+                )
+            if _has_nul(array):
+                bad = _first(pc.match_substring(array, "\x00"))
+                raise BadPredictions(f"{locate(bad)}: {name} contains a NUL character, which Postgres refuses")
+        arrays[name] = array
+    other = pc.invert(pc.equal(arrays["model"], model))
+    if pc.any(other).as_py():
+        bad = _first(other)
+        raise BadPredictions(
+            f"{locate(bad)}: model {arrays['model'][bad].as_py()!r} is not the model being loaded ({model!r})"
+        )
+    return pa.table({name: arrays[name] for name in _INSERT_COLUMNS if name != "dt"})
 
 
-def _copy_predictions(engine: Engine, model: str, day: dt.date, rows: Iterable[dict[str, Any]]) -> int:
-    """COPY `rows` into a temporary table, then delete the night's rows it lacks and upsert it; one transaction."""
+def _checked_tables(frames: Iterable[Any], model: str, day: dt.date) -> Iterator[Any]:
+    """Every frame, checked and cut into Arrow tables of at most LOAD_SLICE_ROWS rows; one frame in memory at a time."""
+    import pandas as pd
+
+    where = f"predictions of model {model!r} for {day}"
+    expected = set(PREDICTION_COLUMNS)
+    loaded = 0
+    for number, frame in enumerate(frames):
+        if not isinstance(frame, pd.DataFrame):
+            raise BadPredictions(f"{where}: frame {number} is a {type(frame).__name__}, not a pandas DataFrame")
+        columns = [str(column) for column in frame.columns]
+        missing = [name for name in PREDICTION_COLUMNS if name not in columns]
+        extra = [name for name in columns if name not in expected]
+        twice = sorted({name for name in columns if columns.count(name) > 1})
+        if missing or extra or twice:
+            problems = [
+                *([f"missing {', '.join(missing)}"] if missing else []),
+                *([f"unexpected {', '.join(extra)}"] if extra else []),
+                *([f"repeated {', '.join(twice)}"] if twice else []),
+            ]
+            raise BadPredictions(
+                f"{where}: frame {number} has the wrong columns ({'; '.join(problems)}); expected exactly "
+                f"{', '.join(PREDICTION_COLUMNS)} (the loader adds dt)"
+            )
+        for offset in range(0, len(frame), LOAD_SLICE_ROWS):
+            part = frame.iloc[offset : offset + LOAD_SLICE_ROWS]
+
+            def locate(
+                pos: int, number: int = number, row: int = offset, frame: Any = frame, first: int = loaded
+            ) -> str:
+                row += pos
+                return f"{where}: frame {number}, row {row} (index {frame.index[row]!r}; row {first + row} of the load)"
+
+            yield _checked_table(part, model, locate)
+        loaded += len(frame)
+
+
+# Postgres: binary COPY into a new night table, its key built after the load, swapped in as a partition
+
+
+def _copy_rows(table: Any) -> Any:
+    """`table`'s rows in COPY's binary format (no header), built column-wise by Arrow: no Python loop over rows.
+
+    A column holding one value throughout is written as a constant, merged with its constant neighbours.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = table.num_rows
+
+    def fixed(data: bytes, width: int) -> Any:
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), rows, [None, pa.py_buffer(data)]).cast(
+            pa.binary()
+        )
+
+    parts: list[Any] = []
+    constant = bytearray(struct.pack("!h", len(_COPY_COLUMNS)))
+    for name in _COPY_COLUMNS:
+        values = table[name].combine_chunks()
+        if name == "score":
+            cells = np.empty(rows, dtype=[("size", ">i4"), ("value", ">f8")])
+            cells["size"] = 8
+            cells["value"] = values.to_numpy()
+            field = [fixed(cells.tobytes(), 12)]
+        elif pc.all(pc.equal(values, values[0])).as_py():
+            encoded = values[0].as_py().encode()
+            constant += struct.pack("!i", len(encoded)) + encoded
+            continue
+        else:
+            field = [fixed(np.diff(_string_offsets(values)).astype(">i4").tobytes(), 4), values.cast(pa.binary())]
+        if constant:
+            parts.append(pa.scalar(bytes(constant), pa.binary()))
+            constant = bytearray()
+        parts += field
+    if constant:
+        parts.append(pa.scalar(bytes(constant), pa.binary()))
+    joined = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.binary()))
+    offsets = _string_offsets(joined)
+    return joined.buffers()[2][int(offsets[0]) : int(offsets[-1])]
+
+
+class _CopyStream:
+    """What psycopg2's `copy_expert` reads: binary COPY data that a worker thread encodes from the frames meanwhile.
+
+    The worker checks and encodes the next slice while the server parses this one; at most two encoded slices wait.
+    A problem in the frames stops the COPY and is kept in `error`, for the caller to raise instead of the driver's.
+    """
+
+    def __init__(self, tables: Iterator[Any]) -> None:
+        self.rows = 0
+        self.error: BaseException | None = None
+        self._tables = tables
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._pending = memoryview(_COPY_HEADER)
+        self._finished = False
+        self._worker = threading.Thread(target=self._encode, name="nightshift-copy", daemon=True)
+
+    def __enter__(self) -> _CopyStream:
+        self._worker.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._worker.join()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            with suppress(queue.Full):
+                self._queue.put(item, timeout=0.1)
+                return True
+        return False
+
+    def _encode(self) -> None:
+        try:
+            for table in self._tables:
+                if table.num_rows and not self._put((table.num_rows, _copy_rows(table))):
+                    return
+        except BaseException as exc:
+            self._put(exc)
+        else:
+            self._put(None)
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._pending:
+            if self._finished:
+                return b""
+            item = self._queue.get()
+            if item is None:
+                self._finished = True
+                self._pending = memoryview(_COPY_TRAILER)
+            elif isinstance(item, BaseException):
+                self.error = item
+                raise item
+            else:
+                self.rows += item[0]
+                self._pending = memoryview(item[1])
+        size = len(self._pending) if size is None or size < 0 else size
+        chunk, self._pending = self._pending[:size], self._pending[size:]
+        return bytes(chunk)
+
+
+def _require_psycopg2(engine: Engine) -> None:
     if engine.dialect.driver != "psycopg2":
         raise WarehouseError(
             f"{_describe(engine.url)}: loading predictions into Postgres needs the psycopg2 driver; "
             f"use a postgresql+psycopg2:// URL in {_SETTING}"
         )
-    t = predictions
-    stage = sa.table(_STAGE, *(sa.column(name) for name in _PREDICTION_COLUMNS))
-    copy = f"COPY {_STAGE} ({', '.join(_PREDICTION_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
-    count = 0
-    with engine.begin() as connection:
-        driver: Any = connection.connection.driver_connection
-        connection.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {_STAGE} (LIKE predictions INCLUDING DEFAULTS, PRIMARY KEY (prediction_id))"
-            " ON COMMIT DROP"
-        )
-        with driver.cursor() as cursor:
-            for buffer, size in _csv_batches(rows, COPY_BATCH_ROWS):
-                try:
-                    cursor.copy_expert(copy, buffer)
-                except engine.dialect.loaded_dbapi.Error as exc:
-                    dropped = engine.dialect.is_disconnect(exc, driver, cursor)
-                    if dropped:
-                        connection.invalidate(exc)
-                    raise sa.exc.DBAPIError.instance(
-                        copy,
-                        {"rows_before_this_copy": count},
-                        exc,
-                        engine.dialect.loaded_dbapi.Error,
-                        connection_invalidated=dropped,
-                        dialect=engine.dialect,
-                    ) from exc
-                count += size
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(f"nightshift.predictions|{model}|{day}"))))
-        connection.execute(
-            t.delete().where(
-                t.c.model == model,
-                t.c.dt == day,
-                ~sa.exists().where(stage.c.prediction_id == t.c.prediction_id),
-            )
-        )
-        insert = postgresql.insert(t).from_select(_PREDICTION_COLUMNS, sa.select(*stage.c))
-        changed = [name for name in _PREDICTION_COLUMNS if name != "prediction_id"]
-        connection.execute(
-            insert.on_conflict_do_update(
-                index_elements=[t.c.prediction_id],
-                set_={name: insert.excluded[name] for name in changed},
-                where=sa.or_(*(t.c[name].is_distinct_from(insert.excluded[name]) for name in changed)),
-            )
-        )
+
+
+def _night_schema(connection: Connection) -> str:
+    """The partition schema of the `predictions` table the connection's search path finds."""
+    schema = connection.exec_driver_sql(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.oid = to_regclass('predictions')"
+    ).scalar()
+    if schema is None:
+        raise WarehouseError(f"{_describe(connection.engine.url)}: there is no predictions table; run migrate first")
+    return partition_schema(str(schema))
+
+
+def _night_lock(connection: Connection, schema: str, model: str, day: dt.date) -> None:
+    """Hold the night's lock to the end of the transaction: loads of one night swap one after the other."""
+    key = _lock_key(f"nightshift.predictions|{schema}|{model}|{day}")
+    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+def _bounds(model: str, day: dt.date) -> tuple[str, dict[str, Any]]:
+    clause = "FOR VALUES FROM (%(model)s, %(day)s) TO (%(model)s, %(next)s)"
+    return clause, {"model": model, "day": day, "next": day + dt.timedelta(days=1)}
+
+
+def _night_table_ddl(connection: Connection, table: str) -> str:
+    """CREATE TABLE for a standalone night table: the predictions columns, and a CHECK that pins it to one night.
+
+    The CHECK lets ATTACH PARTITION trust the rows without scanning them while it holds the parent's lock.
+    """
+    columns = ", ".join(
+        str(sa.schema.CreateColumn(column).compile(dialect=connection.dialect)) for column in predictions.c
+    )
+    night = "CONSTRAINT night CHECK (model = %(model)s AND dt = %(day)s)"
+    return f"CREATE TABLE {table} ({columns}, {night})"
+
+
+def _night_defaults(table: str, on: bool) -> str:
+    """Make the night's model and dt the defaults of `table` (while COPY leaves them out), or drop them again."""
+    if on:
+        return f"ALTER TABLE {table} ALTER model SET DEFAULT %(model)s, ALTER dt SET DEFAULT %(day)s"
+    return f"ALTER TABLE {table} ALTER model DROP DEFAULT, ALTER dt DROP DEFAULT"
+
+
+def _swap_night(connection: Connection, schema: str, model: str, day: dt.date, new: str | None) -> None:
+    """Replace the night's partition with the table `new` (or only remove it), retrying while readers hold the table.
+
+    Attaching takes SHARE UPDATE EXCLUSIVE on `predictions` (readers and other loads' COPYs go on); replacing a night
+    also detaches and drops the old partition, which needs ACCESS EXCLUSIVE for a moment. Each attempt waits at most
+    SWAP_LOCK_TIMEOUT_MS, so a long query is never queued behind for long; the staged rows wait in a savepoint.
+    """
+    night = night_partition(model, day)
+    target, parent = _quote(connection, schema, night), _quote(connection, "predictions")
+    clause, bounds = _bounds(model, day)
+    deadline = time.monotonic() + SWAP_WAIT_SECONDS
+    pause = 0.05
+    while True:
+        savepoint = connection.begin_nested()
+        try:
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(SWAP_LOCK_TIMEOUT_MS)}")
+            old = connection.exec_driver_sql("SELECT to_regclass(%(name)s) IS NOT NULL", {"name": target}).scalar()
+            if old:
+                connection.exec_driver_sql(f"LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE")
+                connection.exec_driver_sql(f"ALTER TABLE {parent} DETACH PARTITION {target}")
+                connection.exec_driver_sql(f"DROP TABLE {target}")
+            if new is not None:
+                if not old:
+                    connection.exec_driver_sql(f"LOCK TABLE {parent} IN SHARE UPDATE EXCLUSIVE MODE")
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {_quote(connection, schema, new)} RENAME TO {_quote(connection, night)}"
+                )
+                connection.exec_driver_sql(
+                    f"ALTER INDEX {_quote(connection, schema, _short(new + '_pkey'))} "
+                    f"RENAME TO {_quote(connection, _short(night + '_pkey'))}"
+                )
+                connection.exec_driver_sql(f"ALTER TABLE {parent} ATTACH PARTITION {target} {clause}", bounds)
+            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
+            savepoint.commit()
+            return
+        except sa.exc.OperationalError as exc:
+            savepoint.rollback()
+            if _pgcode(exc) not in _RETRY_SWAP:
+                raise
+            if time.monotonic() + pause > deadline:
+                raise WarehouseError(
+                    f"{_describe(connection.engine.url)}: could not swap in the predictions of model {model!r} for "
+                    f"{day}: other sessions held the predictions table for {SWAP_WAIT_SECONDS:.0f}s "
+                    f"(long-running queries?); the night's previous rows are unchanged, load it again"
+                ) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def _copy(connection: Connection, table: str, tables: Iterator[Any]) -> int:
+    """Stream `tables` into `table` with binary COPY; the number of rows."""
+    engine = connection.engine
+    driver: Any = connection.connection.driver_connection
+    copy = f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN WITH (FORMAT binary, FREEZE)"
+    with _CopyStream(tables) as stream, driver.cursor() as cursor:
+        try:
+            cursor.copy_expert(copy, stream, size=_COPY_READ_BYTES)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if stream.error is not None:
+                raise stream.error from None
+            dropped = engine.dialect.is_disconnect(exc, driver, cursor)
+            if dropped:
+                connection.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                copy,
+                {"rows_before_the_error": stream.rows},
+                exc,
+                engine.dialect.loaded_dbapi.Error,
+                connection_invalidated=dropped,
+                dialect=engine.dialect,
+            ) from exc
+        return stream.rows
+
+
+def _duplicate(exc: sa.exc.IntegrityError, model: str, day: dt.date) -> BadPredictions:
+    orig: Any = exc.orig
+    detail = getattr(getattr(orig, "diag", None), "message_detail", None) or _reason(exc)
+    return BadPredictions(
+        f"predictions of model {model!r} for {day}: two rows have the same entity and alias "
+        f"(the key is model, dt, entity_id, alias): {detail}"
+    )
+
+
+def _load_postgres(engine: Engine, model: str, day: dt.date, tables: Iterator[Any]) -> int:
+    """COPY into a new table, build its key, swap it in as the night's partition: one transaction."""
+    _require_psycopg2(engine)
+    with engine.connect() as connection, connection.begin():
+        schema = _night_schema(connection)
+        new = f"_load_{uuid.uuid4().hex[:16]}"
+        staged = _quote(connection, schema, new)
+        night = {"model": model, "day": day}
+        connection.exec_driver_sql(_night_table_ddl(connection, staged), night)
+        connection.exec_driver_sql(_night_defaults(staged, on=True), night)
+        count = _copy(connection, staged, tables)
+        connection.exec_driver_sql(_night_defaults(staged, on=False))
+        if count:
+            connection.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+            key = ", ".join(POSTGRES_KEY)
+            try:
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {staged} ADD CONSTRAINT {_quote(connection, _short(new + '_pkey'))} PRIMARY KEY ({key})"
+                )
+            except sa.exc.IntegrityError as exc:
+                raise _duplicate(exc, model, day) from exc
+        else:
+            connection.exec_driver_sql(f"DROP TABLE {staged}")
+        _night_lock(connection, schema, model, day)
+        _swap_night(connection, schema, model, day, new if count else None)
     return count
 
 
-def replace_predictions(engine: Engine, model: str, day: dt.date, rows: Iterable[dict[str, Any]]) -> int:
-    """Replace all predictions of one model and night (every alias) with `rows`; all or nothing.
+# Elsewhere (SQLite): delete the night and insert, in one transaction
 
-    On Postgres the rows stream through COPY and the night is merged under a per-night lock, so two loads of the
-    same night never mix; elsewhere the night is deleted and re-inserted in one transaction.
+
+def _load_rows(engine: Engine, model: str, day: dt.date, tables: Iterator[Any]) -> int:
+    t = predictions
+    count = 0
+    try:
+        with engine.begin() as connection:
+            connection.execute(t.delete().where(t.c.model == model, t.c.dt == day))
+            for table in tables:
+                rows = table.to_pylist()
+                for row in rows:
+                    row["dt"] = day
+                if rows:
+                    connection.execute(t.insert(), rows)
+                count += len(rows)
+    except sa.exc.IntegrityError as exc:
+        raise _duplicate(exc, model, day) from exc
+    return count
+
+
+def load_predictions(engine: Engine, model: str, day: dt.date, frames: Iterable[Any]) -> int:
+    """Replace one model's predictions for one night (every alias) with the rows of `frames`; return how many.
+
+    Each frame is a pandas DataFrame with exactly the columns PREDICTION_COLUMNS (the night's `dt` is added here).
+    Frames are read one at a time, so memory stays bounded however many rows a night has. All or nothing: readers see
+    the previous rows until the new ones are complete, a bad value anywhere (reported as BadPredictions naming the
+    frame, row, column and value) leaves them in place, and loading the same frames again gives the same rows.
+
+    On Postgres the night is its own partition of `predictions`: the rows stream through binary COPY into a new table,
+    its primary key is built once they are in, and it is swapped for the old partition in a moment under a per-night
+    lock (concurrent loads of one night apply one after the other; other nights do not wait on each other).
     """
+    tables = _checked_tables(frames, model, day)
     if engine.dialect.name == "postgresql":
-        return _copy_predictions(engine, model, day, rows)
-    return _replace(engine, predictions, [predictions.c.model == model, predictions.c.dt == day], rows)
+        return _load_postgres(engine, model, day, tables)
+    return _load_rows(engine, model, day, tables)
+
+
+def _frames_from_rows(rows: Iterable[dict[str, Any]], day: dt.date) -> Iterator[Any]:
+    """Dict rows (with or without `dt`) as frames of COPY_BATCH_ROWS rows for `load_predictions`."""
+    import pandas as pd
+
+    def frame(batch: list[dict[str, Any]], first: int) -> Any:
+        for number, row in enumerate(batch):
+            if "dt" in row and row["dt"] != day:
+                raise BadPredictions(f"row {first + number} is for dt {row['dt']}, not the night being loaded ({day})")
+        return pd.DataFrame.from_records(batch, columns=list(PREDICTION_COLUMNS))
+
+    batch: list[dict[str, Any]] = []
+    first = 0
+    for row in rows:
+        batch.append(row)
+        if len(batch) == COPY_BATCH_ROWS:
+            yield frame(batch, first)
+            first += len(batch)
+            batch = []
+    if batch:
+        yield frame(batch, first)
+
+
+def replace_predictions(engine: Engine, model: str, day: dt.date, rows: Iterable[dict[str, Any]]) -> int:
+    """`load_predictions` for rows given as dicts (the prediction columns, and optionally `dt`, which must be `day`)."""
+    return load_predictions(engine, model, day, _frames_from_rows(rows, day))
+
+
+def insert_predictions_rowwise(engine: Engine, model: str, day: dt.date, frame: Any) -> int:
+    """The benchmark's baseline: remove the night, then one INSERT per row (DB-API `executemany`) into the same table."""
+    names = [name for name in _INSERT_COLUMNS if name != "dt"]
+    values = [frame[name].tolist() for name in names]
+    params = [(*row[:2], day, *row[2:]) for row in zip(*values, strict=True)]
+    with engine.connect() as connection, connection.begin():
+        driver: Any = connection.connection.driver_connection
+        marks = ", ".join(
+            ["%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"] * len(_INSERT_COLUMNS)
+        )
+        insert = f"INSERT INTO predictions ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks})"
+        if engine.dialect.name == "postgresql":
+            _require_psycopg2(engine)
+            schema = _night_schema(connection)
+            _night_lock(connection, schema, model, day)
+            _swap_night(connection, schema, model, day, None)
+            clause, bounds = _bounds(model, day)
+            night = _quote(connection, schema, night_partition(model, day))
+            connection.exec_driver_sql(
+                f"CREATE TABLE {night} PARTITION OF {_quote(connection, 'predictions')} {clause}", bounds
+            )
+        else:
+            t = predictions
+            connection.execute(t.delete().where(t.c.model == model, t.c.dt == day))
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(insert, params)
+        finally:
+            cursor.close()
+    return len(params)
+
+
+def synthetic_predictions(
+    model: str, day: dt.date, rows: int, seed: int = 0, frame_rows: int = 200_000, run_id: str = "bench"
+) -> Iterator[Any]:
+    """Frames of `rows` made-up predictions like a night's scoring gives (object columns, as Parquet reads them).
+
+    Three quarters are the champion's, one quarter the challenger's shadow scores of some of the same entities;
+    entities come in a random order; ids are 32 hex digits.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    shadow = rows // 4
+    champions = rows - shadow
+    entities = rng.permutation(champions)
+    plan = [("champion", entities), ("challenger", entities[rng.permutation(champions)[:shadow]])]
+    for alias, numbers in plan:
+        version = "7" if alias == "champion" else "8"
+        for start in range(0, len(numbers), frame_rows):
+            chunk = numbers[start : start + frame_rows]
+            hexes = rng.bytes(16 * len(chunk)).hex()
+            yield pd.DataFrame(
+                {
+                    "prediction_id": [hexes[i : i + 32] for i in range(0, len(hexes), 32)],
+                    "entity_id": [f"cust-{number:010d}" for number in chunk],
+                    "score": rng.random(len(chunk)),
+                    "model": np.full(len(chunk), model, dtype=object),
+                    "model_version": np.full(len(chunk), version, dtype=object),
+                    "alias": np.full(len(chunk), alias, dtype=object),
+                    "run_id": np.full(len(chunk), run_id, dtype=object),
+                }
+            )
+
+
+def measure_predictions_load(url: str, rows: int, seed: int = 0, baseline_rows: int = 100_000) -> dict[str, Any]:
+    """Time `load_predictions` of `rows` rows and the row-wise baseline of min(rows, baseline_rows) on Postgres.
+
+    Both run in a throwaway schema of the database `url` names (dropped at the end), on a night of their own; the
+    frames are made before the clock starts. Returns rows, seconds, rows_per_s, the same for the baseline, and the
+    speedup (the ratio of the rates).
+    """
+    import pandas as pd
+
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise WarehouseError(f"measure_predictions_load measures the Postgres path; {_masked(url)} is not Postgres")
+    schema = f"nightshift_bench_{uuid.uuid4().hex[:12]}"
+    options = " ".join(filter(None, [str(parsed.query.get("options") or ""), f"-csearch_path={schema}"]))
+    admin = _engine(url)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        engine = connect(parsed.update_query_dict({"options": options}).render_as_string(hide_password=False))
+        try:
+            model, day = "bench", dt.date(2026, 10, 5)
+            frames = list(synthetic_predictions(model, day, rows, seed))
+            started = time.perf_counter()
+            loaded = load_predictions(engine, model, day, frames)
+            seconds = time.perf_counter() - started
+            del frames
+            later = day + dt.timedelta(days=1)
+            baseline = pd.concat(list(synthetic_predictions(model, later, min(rows, baseline_rows), seed + 1)))
+            started = time.perf_counter()
+            inserted = insert_predictions_rowwise(engine, model, later, baseline)
+            baseline_seconds = time.perf_counter() - started
+        finally:
+            engine.dispose()
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{partition_schema(schema)}" CASCADE')
+        admin.dispose()
+    rate, baseline_rate = loaded / seconds, inserted / baseline_seconds
+    return {
+        "rows": loaded,
+        "seconds": seconds,
+        "rows_per_s": rate,
+        "baseline_rows": inserted,
+        "baseline_seconds": baseline_seconds,
+        "baseline_rows_per_s": baseline_rate,
+        "speedup": rate / baseline_rate,
+    }
 
 
 def record_validation(engine: Engine, row: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -76,6 +77,10 @@ def index_names(engine: sa.Engine, table: str) -> set[str]:
     return {index["name"] for index in sa.inspect(engine).get_indexes(table)}
 
 
+def primary_key(engine: sa.Engine) -> list[str]:
+    return sa.inspect(engine).get_pk_constraint("predictions")["constrained_columns"]
+
+
 def schema_differences(engine: sa.Engine) -> list:
     """What Alembic's autogenerate would change to make the database match `warehouse.metadata`."""
     from alembic.autogenerate import compare_metadata
@@ -120,8 +125,18 @@ def ledger_row(model: str, **overrides: Any) -> dict:
     }
 
 
-def write_every_table(engine: sa.Engine, model: str) -> None:
-    warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(50)))
+def insert_plainly(engine: sa.Engine, rows: list[dict]) -> None:
+    """Rows into a predictions table of an older schema (a plain table), as the code of that version stored them."""
+    with engine.begin() as connection:
+        connection.execute(warehouse.predictions.insert(), rows)
+
+
+def write_every_table(engine: sa.Engine, model: str, old_schema: bool = False) -> None:
+    rows = predictions(model, DAY, range(50))
+    if old_schema:
+        insert_plainly(engine, rows)
+    else:
+        warehouse.replace_predictions(engine, model, DAY, rows)
     warehouse.record_validation(
         engine,
         {
@@ -215,12 +230,13 @@ def test_upgrading_from_version_1_keeps_the_rows_and_adds_the_new_objects(empty_
     engine = sa.create_engine(empty_url)
     try:
         assert index_names(engine, "predictions") == {"ix_predictions_model_dt_alias"}
-        write_every_table(engine, "m")
+        write_every_table(engine, "m", old_schema=True)
         before = every_row(engine)
 
         assert warehouse.migrate(empty_url) == HEAD
         assert every_row(engine) == before
-        assert index_names(engine, "predictions") == {"ux_predictions_night_entity"}
+        assert index_names(engine, "predictions") == set()
+        assert primary_key(engine) == list(warehouse.POSTGRES_KEY)
         assert index_names(engine, "drift_metrics") == {"ix_drift_metrics_feature_trend"}
         assert index_names(engine, "retrain_decisions") == {"ix_retrain_decisions_requested"}
         assert schema_differences(engine) == []
@@ -235,7 +251,7 @@ def test_a_warehouse_made_before_migrations_existed_is_adopted_with_its_rows(emp
     try:
         with engine.begin() as connection:
             connection.exec_driver_sql(f"DROP TABLE {warehouse.VERSION_TABLE}")
-        write_every_table(engine, "m")
+        write_every_table(engine, "m", old_schema=True)
         before = every_row(engine)
 
         warehouse.connect(empty_url).dispose()
@@ -251,16 +267,21 @@ def test_a_failing_migration_rolls_back_that_version_whole(empty_url: str) -> No
     try:
         twins = predictions("m", DAY, range(2))
         twins[1]["entity_id"] = twins[0]["entity_id"]
-        warehouse.replace_predictions(engine, "m", DAY, twins)
+        insert_plainly(engine, twins)
 
-        with pytest.raises(warehouse.WarehouseError, match="from 0001 to version 0002 failed: could not create unique"):
+        with pytest.raises(
+            warehouse.WarehouseError, match=f"from 0001 to version {HEAD} failed: could not create unique"
+        ):
             warehouse.migrate(empty_url)
         assert warehouse.schema_version(engine) == "0001"
         assert index_names(engine, "predictions") == {"ix_predictions_model_dt_alias"}
         assert index_names(engine, "drift_metrics") == set()
 
-        warehouse.replace_predictions(engine, "m", DAY, predictions("m", DAY, range(2)))
+        with engine.begin() as connection:
+            connection.execute(warehouse.predictions.delete())
+        insert_plainly(engine, predictions("m", DAY, range(2)))
         assert warehouse.migrate(empty_url) == HEAD
+        assert len(stored(engine, "m")) == 2
     finally:
         engine.dispose()
 
@@ -331,29 +352,28 @@ def test_awkward_values_survive_copy_exactly(engine: sa.Engine, model: str) -> N
 
 
 @pytest.mark.parametrize(
-    ("broken", "error"),
+    ("broken", "message"),
     [
-        ({"score": "not a number"}, sa.exc.DataError),
-        ({"entity_id": None}, sa.exc.IntegrityError),
-        ({"model_version": ...}, sa.exc.IntegrityError),
-        ({"prediction_id": "duplicate"}, sa.exc.IntegrityError),
-        ({"entity_id": "e0"}, sa.exc.IntegrityError),
+        ({"score": "not a number"}, "score 'not a number' is not a number"),
+        ({"entity_id": None}, "entity_id is missing"),
+        ({"model_version": ...}, "model_version is missing"),
+        ({"entity_id": "e0"}, r"two rows have the same entity and alias .*\(e0, champion, m_\w+, 2026-10-05\)"),
     ],
-    ids=["score-not-a-number", "null-entity", "missing-column", "duplicate-id", "duplicate-entity"],
+    ids=["score-not-a-number", "null-entity", "missing-column", "duplicate-entity"],
 )
 def test_a_bad_row_midway_raises_and_leaves_the_previous_rows(
-    engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch, broken: dict, error: type[Exception]
+    engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch, broken: dict, message: str
 ) -> None:
     monkeypatch.setattr(warehouse, "COPY_BATCH_ROWS", 100)
     warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(1000)))
     before = stored(engine, model)
 
     rows = predictions(model, DAY, range(1000), version="2")
-    if broken.get("prediction_id") == "duplicate":
-        broken = {"prediction_id": rows[10]["prediction_id"]}
     rows[750].update(broken)
     rows[750] = {key: value for key, value in rows[750].items() if value is not ...}
-    with pytest.raises(error):
+    if "two rows" not in message:
+        message = f"frame 7, row 50 \\(index 50; row 750 of the load\\): {message}"
+    with pytest.raises(warehouse.BadPredictions, match=message):
         warehouse.replace_predictions(engine, model, DAY, rows)
     assert stored(engine, model) == before
 
@@ -415,6 +435,234 @@ def test_two_loads_of_the_same_night_never_mix(engine: sa.Engine, model: str) ->
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda rows: warehouse.replace_predictions(engine, model, DAY, staged_together(rows)), sets))
     assert stored(engine, model) in [sorted(rows, key=lambda row: row["prediction_id"]) for rows in sets]
+
+
+# Loading frames: the columnar API
+
+
+def frame(model: str, ids: Any, version: str = "1", alias: str = "champion", day: dt.date = DAY) -> pd.DataFrame:
+    rows = predictions(model, day, ids, version, alias)
+    return pd.DataFrame(rows, columns=list(warehouse.PREDICTION_COLUMNS))
+
+
+def as_rows(*frames: pd.DataFrame, day: dt.date = DAY) -> list[dict]:
+    rows = pd.concat(frames).assign(dt=day).to_dict("records")
+    return sorted(rows, key=lambda row: row["prediction_id"])
+
+
+def nights(engine: sa.Engine) -> set[str]:
+    """The partitions of `predictions`, as schema.table."""
+    with engine.connect() as connection:
+        return set(
+            connection.exec_driver_sql(
+                "SELECT c.relnamespace::regnamespace || '.' || c.relname FROM pg_inherits i"
+                " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'predictions'::regclass"
+            ).scalars()
+        )
+
+
+def current_schema(engine: sa.Engine) -> str:
+    with engine.connect() as connection:
+        return str(connection.exec_driver_sql("SELECT current_schema()").scalar())
+
+
+def test_load_predictions_swaps_in_a_partition_per_night_and_reruns_are_idempotent(empty_url: str) -> None:
+    engine = warehouse.connect(empty_url)
+    try:
+        parts = warehouse.partition_schema(current_schema(engine))
+        other = frame("m", range(10), day=DAY + dt.timedelta(days=1))
+        warehouse.load_predictions(engine, "m", DAY + dt.timedelta(days=1), [other])
+        first = [frame("m", range(0, 300)), frame("m", range(300, 500)), frame("m", range(100), alias="challenger")]
+        assert warehouse.load_predictions(engine, "m", DAY, iter(first)) == 600
+        assert stored(engine, "m", DAY) == as_rows(*first)
+        assert nights(engine) == {f"{parts}.m_20261005", f"{parts}.m_20261006"}
+
+        assert warehouse.load_predictions(engine, "m", DAY, first) == 600
+        assert stored(engine, "m", DAY) == as_rows(*first)
+        second = [frame("m", range(450, 900), version="2")]
+        assert warehouse.load_predictions(engine, "m", DAY, second) == 450
+        assert stored(engine, "m", DAY) == as_rows(*second)
+        assert stored(engine, "m", DAY + dt.timedelta(days=1)) == as_rows(other, day=DAY + dt.timedelta(days=1))
+
+        assert set(sa.inspect(engine).get_table_names()) == TABLES | {warehouse.VERSION_TABLE}
+        assert schema_differences(engine) == []
+        with engine.connect() as connection:
+            definition = connection.exec_driver_sql(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %(t)s::regclass",
+                {"t": f"{parts}.m_20261005"},
+            ).scalar_one()
+        assert "UNIQUE INDEX m_20261005_pkey" in definition and "(entity_id, alias, model, dt)" in definition
+
+        assert warehouse.load_predictions(engine, "m", DAY, []) == 0
+        assert stored(engine, "m", DAY) == []
+        assert nights(engine) == {f"{parts}.m_20261006"}
+    finally:
+        engine.dispose()
+
+
+def test_a_bad_frame_midway_names_frame_row_and_column_and_keeps_the_night(engine: sa.Engine, model: str) -> None:
+    good = frame(model, range(1000))
+    warehouse.load_predictions(engine, model, DAY, [good])
+    broken = frame(model, range(2000, 2500), version="2")
+    broken["score"] = broken["score"].astype(object)
+    broken.loc[321, "score"] = "0.5"
+    with pytest.raises(
+        warehouse.BadPredictions,
+        match=r"frame 2, row 321 \(index 321; row 1321 of the load\): score '0\.5' is not a number",
+    ):
+        warehouse.load_predictions(
+            engine, model, DAY, [frame(model, range(1000, 1500), "2"), frame(model, range(1500, 2000), "2"), broken]
+        )
+    assert stored(engine, model) == as_rows(good)
+
+
+def test_a_failure_of_the_frames_themselves_keeps_the_night(engine: sa.Engine, model: str) -> None:
+    good = frame(model, range(100))
+    warehouse.load_predictions(engine, model, DAY, [good])
+
+    def frames() -> Iterator[pd.DataFrame]:
+        yield frame(model, range(100, 200), "2")
+        raise FileNotFoundError("predictions/m/dt=2026-10-05/challenger.parquet")
+
+    with pytest.raises(FileNotFoundError, match=r"challenger\.parquet"):
+        warehouse.load_predictions(engine, model, DAY, frames())
+    assert stored(engine, model) == as_rows(good)
+
+
+def test_readers_see_the_old_night_until_the_new_one_is_complete(engine: sa.Engine, model: str) -> None:
+    old = frame(model, range(200))
+    warehouse.load_predictions(engine, model, DAY, [old])
+    new = [frame(model, range(1000, 1300), "2"), frame(model, range(1300, 1600), "2")]
+    midway, resume = threading.Event(), threading.Event()
+
+    def frames() -> Iterator[pd.DataFrame]:
+        yield new[0]
+        midway.set()
+        assert resume.wait(timeout=60)
+        yield new[1]
+
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(warehouse.load_predictions, engine, model, DAY, frames())
+        assert midway.wait(timeout=60)
+        seen_midway = stored(engine, model)
+        resume.set()
+        assert loading.result(timeout=120) == 600
+    assert seen_midway == as_rows(old)
+    assert stored(engine, model) == as_rows(*new)
+
+
+def test_a_rerun_waits_for_a_long_reader_without_holding_it_up(
+    engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warehouse, "SWAP_LOCK_TIMEOUT_MS", 100)
+    warehouse.load_predictions(engine, model, DAY, [frame(model, range(50))])
+    reader = engine.connect()
+    try:
+        reader.execute(sa.select(sa.func.count()).select_from(warehouse.predictions))
+        with ThreadPoolExecutor(1) as pool:
+            rerun = pool.submit(warehouse.load_predictions, engine, model, DAY, [frame(model, range(60), "2")])
+            for _ in range(50):
+                if not rerun.done():
+                    count = sa.select(sa.func.count()).select_from(warehouse.predictions)
+                    with engine.connect() as other_reader:
+                        assert other_reader.execute(count.where(warehouse.predictions.c.model == model)).scalar() == 50
+            assert not rerun.done()
+            reader.rollback()
+            assert rerun.result(timeout=120) == 60
+    finally:
+        reader.close()
+    assert [row["model_version"] for row in stored(engine, model)] == ["2"] * 60
+
+
+def test_a_rerun_blocked_too_long_gives_up_and_keeps_the_night(
+    engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warehouse, "SWAP_LOCK_TIMEOUT_MS", 50)
+    monkeypatch.setattr(warehouse, "SWAP_WAIT_SECONDS", 0.5)
+    warehouse.load_predictions(engine, model, DAY, [frame(model, range(50))])
+    before = stored(engine, model)
+    with engine.connect() as reader:
+        reader.execute(sa.select(sa.func.count()).select_from(warehouse.predictions))
+        with pytest.raises(warehouse.WarehouseError, match="other sessions held the predictions table"):
+            warehouse.load_predictions(engine, model, DAY, [frame(model, range(60), "2")])
+        reader.rollback()
+    assert stored(engine, model) == before
+
+
+def test_the_rowwise_baseline_stores_what_the_loader_stores(engine: sa.Engine, model: str) -> None:
+    rows = pd.concat([frame(model, range(300)), frame(model, range(100), alias="challenger")], ignore_index=True)
+    warehouse.load_predictions(engine, model, DAY, [frame(model, range(5), "0")])
+    assert warehouse.insert_predictions_rowwise(engine, model, DAY, rows) == 400
+    assert stored(engine, model) == as_rows(rows)
+    assert warehouse.load_predictions(engine, model, DAY, [rows]) == 400
+    assert stored(engine, model) == as_rows(rows)
+
+
+def test_models_with_awkward_names_get_their_own_nights(engine: sa.Engine) -> None:
+    models = ["Credit-Risk v2", "credit_risk_v2", "x" * 64]
+    frames = {name: frame(name, range(10)).assign(prediction_id=[f"p{i}" for i in range(10)]) for name in models}
+    for name in models:
+        warehouse.load_predictions(engine, name, DAY, [frames[name]])
+    for name in models:
+        assert stored(engine, name) == as_rows(frames[name])
+
+
+def test_queries_by_model_night_and_entity_use_the_key(engine: sa.Engine, model: str) -> None:
+    warehouse.load_predictions(engine, model, DAY, [frame(model, range(2000))])
+    with engine.begin() as connection:
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(
+            connection.exec_driver_sql(
+                "EXPLAIN SELECT score FROM predictions WHERE model = %(m)s AND dt = %(d)s AND entity_id = 'e7'",
+                {"m": model, "d": DAY},
+            ).scalars()
+        )
+    assert "Index" in plan and "_pkey" in plan and plan.count("Scan") == 1
+
+
+def test_upgrading_a_warehouse_with_predictions_moves_them_into_nights(empty_url: str) -> None:
+    warehouse.migrate(empty_url, "0002")
+    engine = sa.create_engine(empty_url)
+    try:
+        nights_before = {
+            ("m", DAY): predictions("m", DAY, range(40)) + predictions("m", DAY, range(10), alias="challenger"),
+            ("m", DAY + dt.timedelta(days=1)): predictions("m", DAY + dt.timedelta(days=1), range(30)),
+            ("other model", DAY): predictions("other model", DAY, range(20)),
+        }
+        for rows in nights_before.values():
+            insert_plainly(engine, rows)
+        before = stored(engine, "m") + stored(engine, "other model")
+
+        assert warehouse.migrate(empty_url) == HEAD
+        assert stored(engine, "m") + stored(engine, "other model") == before
+        parts = warehouse.partition_schema(current_schema(engine))
+        assert nights(engine) == {f"{parts}.{warehouse.night_partition(m, d)}" for m, d in nights_before}
+        assert primary_key(engine) == list(warehouse.POSTGRES_KEY)
+        assert schema_differences(engine) == []
+
+        replacement = frame("m", range(5, 25), "2")
+        assert warehouse.load_predictions(engine, "m", DAY, [replacement]) == 20
+        assert stored(engine, "m", DAY) == as_rows(replacement)
+        assert len(stored(engine, "m", DAY + dt.timedelta(days=1))) == 30
+        later = frame("m", range(3), day=DAY + dt.timedelta(days=9))
+        assert warehouse.load_predictions(engine, "m", DAY + dt.timedelta(days=9), [later]) == 3
+        assert len(stored(engine, "other model")) == 20
+    finally:
+        engine.dispose()
+
+
+def test_measure_predictions_load_reports_both_rates_and_leaves_nothing_behind(database: str) -> None:
+    url = postgres.url_for(database)
+    result = warehouse.measure_predictions_load(url, 3000, seed=1, baseline_rows=500)
+    assert result["rows"] == 3000 and result["baseline_rows"] == 500
+    assert result["rows_per_s"] == pytest.approx(3000 / result["seconds"])
+    assert result["baseline_rows_per_s"] == pytest.approx(500 / result["baseline_seconds"])
+    assert result["speedup"] == pytest.approx(result["rows_per_s"] / result["baseline_rows_per_s"])
+    with sa.create_engine(url).connect() as connection:
+        left = connection.exec_driver_sql(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'nightshift\\_bench\\_%%'"
+        ).all()
+    assert left == []
 
 
 # The other writers

@@ -36,7 +36,7 @@ def test_failed_replace_keeps_the_previous_rows(tmp_path):
     engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.db'}")
     warehouse.replace_predictions(engine, "m", DAY, rows(10))
     broken = [*rows(5), {"prediction_id": "p0", "model": "m", "dt": DAY}]
-    with pytest.raises(sa.exc.StatementError):
+    with pytest.raises(warehouse.BadPredictions, match=r"row 5 of the load.*entity_id is missing"):
         warehouse.replace_predictions(engine, "m", DAY, broken)
     assert warehouse.count_rows(engine, warehouse.predictions, model="m", dt=DAY) == 10
 
@@ -200,10 +200,18 @@ def test_upgrading_from_version_1_keeps_the_rows_and_adds_the_new_indexes(tmp_pa
 
     assert warehouse.migrate(url) == HEAD
     assert {name: warehouse.fetch_all(engine, warehouse.metadata.tables[name]) for name in TABLES} == before
-    assert index_names(engine, "predictions") == {"ux_predictions_night_entity"}
+    assert index_names(engine, "predictions") == set()
+    assert sa.inspect(engine).get_pk_constraint("predictions")["constrained_columns"] == [
+        "model",
+        "dt",
+        "entity_id",
+        "alias",
+    ]
     assert "ix_drift_metrics_feature_trend" in index_names(engine, "drift_metrics")
     assert "ix_retrain_decisions_requested" in index_names(engine, "retrain_decisions")
     assert schema_differences(engine) == []
+    assert warehouse.load_predictions(engine, "m", DAY, [frame(3, version="2")]) == 3
+    assert [row["model_version"] for row in warehouse.fetch_all(engine, warehouse.predictions)] == ["2"] * 3
 
 
 def test_a_warehouse_made_before_migrations_existed_is_adopted_with_its_rows(tmp_path):
@@ -227,7 +235,7 @@ def test_a_failing_migration_rolls_back_that_version_whole(tmp_path):
     twins[1]["entity_id"] = twins[0]["entity_id"]
     warehouse.replace_predictions(engine, "m", DAY, twins)
 
-    with pytest.raises(warehouse.WarehouseError, match=r"from 0001 to version 0002 failed: .*UNIQUE"):
+    with pytest.raises(warehouse.WarehouseError, match=rf"from 0001 to version {HEAD} failed: .*UNIQUE"):
         warehouse.connect(url)
     assert warehouse.schema_version(engine) == "0001"
     assert index_names(engine, "predictions") == {"ix_predictions_model_dt_alias"}
@@ -294,3 +302,189 @@ def test_migrate_command_reports_the_upgrade_then_that_nothing_was_left(tmp_path
 def test_migrate_command_defaults_to_the_configured_warehouse(home, capsys):
     assert warehouse.migrate_command() == 0
     assert str(home / "warehouse.db") in capsys.readouterr().out
+
+
+# Loading frames (the SQLite path; Postgres is tested in tests/integration/test_postgres_warehouse.py)
+
+
+def frame(n, start=0, alias="champion", version="1", model="m"):
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "prediction_id": [f"{alias}-{i}" for i in range(start, start + n)],
+            "entity_id": [f"e{i}" for i in range(start, start + n)],
+            "score": [i / 1000 for i in range(start, start + n)],
+            "model": model,
+            "model_version": version,
+            "alias": alias,
+            "run_id": f"run-{version}",
+        }
+    )
+
+
+def stored(engine, model="m", day=DAY):
+    return sorted(
+        warehouse.fetch_all(engine, warehouse.predictions, model=model, dt=day),
+        key=lambda row: (row["alias"], row["entity_id"]),
+    )
+
+
+def expected(*frames, day=DAY):
+    import pandas as pd
+
+    rows = pd.concat(frames).assign(dt=day).to_dict("records")
+    return sorted(rows, key=lambda row: (row["alias"], row["entity_id"]))
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.db'}")
+    yield engine
+    engine.dispose()
+
+
+def test_load_predictions_replaces_the_night_and_a_rerun_is_idempotent(engine):
+    other_night = DAY + dt.timedelta(days=1)
+    warehouse.load_predictions(engine, "m", other_night, [frame(5)])
+    warehouse.load_predictions(engine, "other", DAY, [frame(5, model="other")])
+
+    first = [frame(300), frame(200, start=300), frame(100, alias="challenger")]
+    assert warehouse.load_predictions(engine, "m", DAY, iter(first)) == 600
+    assert stored(engine) == expected(*first)
+    assert warehouse.load_predictions(engine, "m", DAY, first) == 600
+    assert stored(engine) == expected(*first)
+
+    second = [frame(50, start=1000, version="2")]
+    assert warehouse.load_predictions(engine, "m", DAY, second) == 50
+    assert stored(engine) == expected(*second)
+    assert len(stored(engine, day=other_night)) == 5 and len(stored(engine, model="other")) == 5
+
+    assert warehouse.load_predictions(engine, "m", DAY, []) == 0
+    assert stored(engine) == []
+
+
+def test_load_predictions_streams_in_slices(engine, monkeypatch):
+    monkeypatch.setattr(warehouse, "LOAD_SLICE_ROWS", 7)
+    frames = [frame(20, start=k * 20) for k in range(5)]
+    assert warehouse.load_predictions(engine, "m", DAY, (f for f in frames)) == 100
+    assert stored(engine) == expected(*frames)
+
+
+BAD_VALUES = [
+    ({"score": "0.5"}, "score '0.5' is not a number"),
+    ({"score": float("nan")}, "score is missing"),
+    ({"score": float("inf")}, "score inf is not a finite number"),
+    ({"entity_id": None}, "entity_id is missing"),
+    ({"entity_id": 42}, "entity_id 42 is not a string"),
+    ({"entity_id": "x" * 129}, "entity_id 'xxx.*is 129 characters long; the warehouse holds at most 128"),
+    ({"run_id": "a\x00b"}, "run_id contains a NUL character"),
+    ({"model": "n"}, "model 'n' is not the model being loaded \\('m'\\)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), BAD_VALUES, ids=[m.split(" ")[0] + str(i) for i, (_, m) in enumerate(BAD_VALUES)]
+)
+def test_a_bad_value_names_the_frame_row_and_column_and_keeps_the_night(engine, change, message):
+    warehouse.load_predictions(engine, "m", DAY, [frame(10)])
+    before = stored(engine)
+    broken = frame(10, start=20)
+    column, value = next(iter(change.items()))
+    broken[column] = broken[column].astype(object)
+    broken.loc[7, column] = value
+    with pytest.raises(warehouse.BadPredictions, match=f"frame 1, row 7 \\(index 7; row 17 of the load\\): {message}"):
+        warehouse.load_predictions(engine, "m", DAY, [frame(10, start=100), broken, frame(10, start=200)])
+    assert stored(engine) == before
+
+
+def test_frames_with_the_wrong_columns_are_refused_by_name(engine):
+    with pytest.raises(
+        warehouse.BadPredictions, match="frame 0 has the wrong columns \\(missing score; unexpected dt\\)"
+    ):
+        warehouse.load_predictions(engine, "m", DAY, [frame(3).drop(columns="score").assign(dt=DAY)])
+    with pytest.raises(warehouse.BadPredictions, match="frame 1 is a list, not a pandas DataFrame"):
+        warehouse.load_predictions(engine, "m", DAY, [frame(3), [{"score": 1.0}]])
+    assert stored(engine) == []
+
+
+def test_two_rows_for_one_entity_and_alias_are_refused(engine):
+    warehouse.load_predictions(engine, "m", DAY, [frame(10)])
+    with pytest.raises(warehouse.BadPredictions, match="two rows have the same entity and alias"):
+        warehouse.load_predictions(engine, "m", DAY, [frame(10), frame(5, start=8)])
+    assert stored(engine) == expected(frame(10))
+
+
+def test_replace_predictions_refuses_rows_of_another_night(engine):
+    with pytest.raises(warehouse.BadPredictions, match="row 3 is for dt 2026-10-06"):
+        warehouse.replace_predictions(engine, "m", DAY, [*rows(3), {**rows(1)[0], "dt": DAY + dt.timedelta(days=1)}])
+
+
+def test_the_rowwise_baseline_stores_the_same_rows(engine):
+    warehouse.load_predictions(engine, "m", DAY, [frame(10, version="0")])
+    assert warehouse.insert_predictions_rowwise(engine, "m", DAY, frame(30)) == 30
+    assert stored(engine) == expected(frame(30))
+
+
+def test_frames_are_not_held_after_they_are_loaded(engine, monkeypatch):
+    import gc
+    import weakref
+
+    monkeypatch.setattr(warehouse, "LOAD_SLICE_ROWS", 10)
+    seen = []
+
+    def frames():
+        for k in range(30):
+            gc.collect()
+            assert sum(ref() is not None for ref in seen) <= 2
+            made = frame(25, start=k * 25)
+            seen.append(weakref.ref(made))
+            yield made
+
+    assert warehouse.load_predictions(engine, "m", DAY, frames()) == 750
+
+
+def decode_copy(data: bytes) -> list[tuple]:
+    """Rows of Postgres's binary COPY format: the text columns as str, the score as float."""
+    import struct
+
+    assert data.startswith(warehouse._COPY_HEADER) and data.endswith(warehouse._COPY_TRAILER)
+    view, at, out = data[len(warehouse._COPY_HEADER) : -len(warehouse._COPY_TRAILER)], 0, []
+    while at < len(view):
+        (fields,) = struct.unpack_from("!h", view, at)
+        at += 2
+        row = []
+        for name in warehouse._COPY_COLUMNS[:fields]:
+            (size,) = struct.unpack_from("!i", view, at)
+            at += 4
+            cell = view[at : at + size]
+            at += size
+            row.append(struct.unpack("!d", cell)[0] if name == "score" else cell.decode())
+        out.append(tuple(row))
+    return out
+
+
+def test_the_copy_encoding_round_trips_awkward_values():
+    import functools
+
+    import pandas as pd
+
+    entities = ["", " ", "comma,inside", 'quote"inside', "new\nline", "tab\tinside", "ünïcødé ✓", "\\N", "NULL", "\\."]
+    scores = [0.0, -0.0, 0.1 + 0.2, 1e-300, 1.7976931348623157e308, -1.5, 1 / 3, 2.0, 123456789.123456789, 0.5]
+    varied = frame(10).assign(entity_id=entities, score=scores, run_id=[f"r{i}" for i in range(10)])
+    for data in (varied, frame(10), pd.concat([frame(5), frame(5, start=5, alias="challenger")], ignore_index=True)):
+        (table,) = warehouse._checked_tables([data], "m", DAY)
+        stream = warehouse._CopyStream(iter([table]))
+        with stream:
+            encoded = b"".join(iter(functools.partial(stream.read, 7), b""))
+        assert stream.rows == len(data)
+        decoded = decode_copy(encoded)
+        assert decoded == list(data[list(warehouse._COPY_COLUMNS)].itertuples(index=False, name=None))
+
+
+def test_partition_names_fit_postgres_and_stay_distinct():
+    assert warehouse.night_partition("credit_risk", DAY) == "credit_risk_20261005"
+    odd = [warehouse.night_partition(model, DAY) for model in ("Credit-Risk", "credit_risk", "credit risk", "x" * 64)]
+    assert len(set(odd)) == 4 and all(len(name) <= 63 and name.replace("_", "").isalnum() for name in odd)
+    assert warehouse.partition_schema("public") == "public_predictions"
+    assert len(warehouse.partition_schema("s" * 63)) <= 63
