@@ -529,6 +529,27 @@ def test_a_failure_of_the_frames_themselves_keeps_the_night(engine: sa.Engine, m
     assert stored(engine, model) == as_rows(good)
 
 
+def test_frames_are_not_held_once_they_are_encoded(
+    engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import weakref
+
+    monkeypatch.setattr(warehouse, "LOAD_SLICE_ROWS", 10)
+    seen: list[weakref.ref] = []
+
+    def frames() -> Iterator[pd.DataFrame]:
+        for k in range(30):
+            gc.collect()
+            assert sum(ref() is not None for ref in seen) <= 2
+            made = frame(model, range(k * 25, k * 25 + 25))
+            seen.append(weakref.ref(made))
+            yield made
+
+    assert warehouse.load_predictions(engine, model, DAY, frames()) == 750
+    assert len(stored(engine, model)) == 750
+
+
 def test_readers_see_the_old_night_until_the_new_one_is_complete(engine: sa.Engine, model: str) -> None:
     old = frame(model, range(200))
     warehouse.load_predictions(engine, model, DAY, [old])

@@ -1,4 +1,5 @@
 import datetime as dt
+import math
 
 import pytest
 import sqlalchemy as sa
@@ -444,7 +445,7 @@ def test_frames_are_not_held_after_they_are_loaded(engine, monkeypatch):
     assert warehouse.load_predictions(engine, "m", DAY, frames()) == 750
 
 
-def decode_copy(data: bytes) -> list[tuple]:
+def decode_copy(data: bytes, columns) -> list[tuple]:
     """Rows of Postgres's binary COPY format: the text columns as str, the score as float."""
     import struct
 
@@ -452,9 +453,10 @@ def decode_copy(data: bytes) -> list[tuple]:
     view, at, out = data[len(warehouse._COPY_HEADER) : -len(warehouse._COPY_TRAILER)], 0, []
     while at < len(view):
         (fields,) = struct.unpack_from("!h", view, at)
+        assert fields == len(columns)
         at += 2
         row = []
-        for name in warehouse._COPY_COLUMNS[:fields]:
+        for name in columns:
             (size,) = struct.unpack_from("!i", view, at)
             at += 4
             cell = view[at : at + size]
@@ -464,22 +466,45 @@ def decode_copy(data: bytes) -> list[tuple]:
     return out
 
 
-def test_the_copy_encoding_round_trips_awkward_values():
+def copy_segments(data):
+    """What `_copy` would send for the frame `data`: per COPY, its group and its rows (group columns filled in)."""
     import functools
 
+    tables = warehouse._checked_tables([data], "m", DAY)
+    segments = []
+    with warehouse._CopyStream(tables) as stream:
+        while (group := stream.next_segment()) is not warehouse._END:
+            encoded = b"".join(iter(functools.partial(stream.read, 7), b""))
+            if group is None:
+                segments.append((None, decode_copy(encoded, warehouse._COPY_COLUMNS)))
+            else:
+                segments.append((group, [(*row, *group) for row in decode_copy(encoded, warehouse._ROW_COLUMNS)]))
+    assert stream.rows == len(data)
+    return segments
+
+
+def test_the_copy_encoding_round_trips_awkward_values(monkeypatch):
     import pandas as pd
 
+    monkeypatch.setattr(warehouse, "LOAD_SLICE_ROWS", 4)
     entities = ["", " ", "comma,inside", 'quote"inside', "new\nline", "tab\tinside", "ünïcødé ✓", "\\N", "NULL", "\\."]
     scores = [0.0, -0.0, 0.1 + 0.2, 1e-300, 1.7976931348623157e308, -1.5, 1 / 3, 2.0, 123456789.123456789, 0.5]
-    varied = frame(10).assign(entity_id=entities, score=scores, run_id=[f"r{i}" for i in range(10)])
-    for data in (varied, frame(10), pd.concat([frame(5), frame(5, start=5, alias="challenger")], ignore_index=True)):
-        (table,) = warehouse._checked_tables([data], "m", DAY)
-        stream = warehouse._CopyStream(iter([table]))
-        with stream:
-            encoded = b"".join(iter(functools.partial(stream.read, 7), b""))
-        assert stream.rows == len(data)
-        decoded = decode_copy(encoded)
-        assert decoded == list(data[list(warehouse._COPY_COLUMNS)].itertuples(index=False, name=None))
+    varied = frame(10).assign(entity_id=entities, score=scores)
+    varied.loc[9, "run_id"] = "another run"
+    two_groups = pd.concat([frame(5), frame(5, start=5, alias="challenger", version="2")], ignore_index=True)
+
+    def rows_of(data):
+        return list(data[list(warehouse._COPY_COLUMNS)].itertuples(index=False, name=None))
+
+    segments = copy_segments(varied)
+    assert [group for group, _ in segments] == [("1", "champion", "run-1"), None]
+    assert [row for _, rows in segments for row in rows] == rows_of(varied)
+    assert [len(rows) for _, rows in segments] == [8, 2]
+    assert [math.copysign(1, row[2]) for _, rows in segments for row in rows][:2] == [1, -1]
+
+    segments = copy_segments(two_groups)
+    assert [group for group, _ in segments] == [("1", "champion", "run-1"), None, ("2", "challenger", "run-2")]
+    assert [row for _, rows in segments for row in rows] == rows_of(two_groups)
 
 
 def test_partition_names_fit_postgres_and_stay_distinct():
