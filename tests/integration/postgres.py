@@ -66,7 +66,12 @@ def throwaway_database(prefix: str = "nightshift_test") -> Iterator[str]:
 
 @contextmanager
 def throwaway_schema(database: str) -> Iterator[str]:
-    """Create an empty schema with a random name in `database`, yield its name, drop it with its tables at the end."""
+    """Create an empty schema with a random name in `database`, yield its name, drop it with its tables at the end.
+
+    The schema the warehouse keeps that schema's prediction partitions in goes too.
+    """
+    from nightshift.warehouse import partition_schema
+
     name = f"s_{uuid.uuid4().hex[:12]}"
     with closing(_admin(database)) as connection, connection.cursor() as cursor:
         cursor.execute(f'CREATE SCHEMA "{name}"')
@@ -75,6 +80,7 @@ def throwaway_schema(database: str) -> Iterator[str]:
     finally:
         with closing(_admin(database)) as connection, connection.cursor() as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{partition_schema(name)}" CASCADE')
 
 
 def terminate_backends(database: str, application_name: str = "nightshift") -> int:
