@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export NIGHTSHIFT_HOME ?= $(CURDIR)/.nightshift
 
-.PHONY: setup demo test test-fast lint typecheck ci airflow summary lock clean
+.PHONY: setup demo test test-fast lint typecheck ci airflow summary lock clean bench
 
 setup: $(BIN)/nightshift  ## create .venv and install the pinned dependencies and the nightshift package
 
@@ -36,6 +36,13 @@ ci: lint typecheck test
 airflow: setup  ## Airflow UI, scheduler and DAG processor on the demo's data (http://127.0.0.1:8080)
 	$(BIN)/nightshift airflow-setup
 	eval "$$($(BIN)/nightshift airflow-env)" && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
+
+ROWS ?= 1000000
+SIZES ?= 100000,1000000,10000000
+BENCH_ARGS ?=
+
+bench: setup  ## the nightly stages against their limits at ROWS rows a night, growth at SIZES (docs/benchmark.md)
+	$(BIN)/nightshift bench --rows $(ROWS) --sizes $(SIZES) $(BENCH_ARGS)
 
 summary: setup
 	$(BIN)/nightshift summary

@@ -151,6 +151,12 @@ def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
     return warehouse.migrate_command(config.warehouse_url)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from nightshift.bench import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nightshift", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--night", type=_date, default=None, help="link to this night's report.html (YYYY-MM-DD)")
     link.add_argument("--expires", type=int, default=3600, help="seconds until the link expires (max 604800)")
     link.set_defaults(func=cmd_report_link)
+
+    from nightshift.bench import add_arguments as add_bench_arguments
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark the nightly stages against their limits (docs/benchmark.md); prints a table, writes JSON",
+    )
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,0 +1,112 @@
+"""`nightshift bench` end to end at a tiny size (Airflow's e2e part left out): every figure lands in JSON and table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nightshift import bench
+from nightshift.config import get_spec
+from tests.integration import postgres
+
+ROWS, SIZES = 20_000, (5_000, 20_000)
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    reason = postgres.unavailable()
+    if reason:
+        pytest.skip(reason)
+    home = tmp_path_factory.mktemp("bench")
+    out = home / "result.json"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "NIGHTSHIFT", "MLFLOW"))}
+    env.update({"NIGHTSHIFT_HOME": str(home), "NIGHTSHIFT_BENCH_POSTGRES_URL": postgres.SERVER_URL})
+    command = [
+        str(Path(sys.executable).parent / "nightshift"),
+        "bench",
+        "--rows",
+        str(ROWS),
+        "--sizes",
+        ",".join(map(str, SIZES)),
+        "--skip",
+        "e2e",
+        "--json-out",
+        str(out),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, check=False)
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-4000:]}"
+    return {"result": json.loads(out.read_text()), "stdout": done.stdout, "home": home}
+
+
+def test_every_figure_is_in_the_json_with_a_sane_value(bench_run):
+    result = bench_run["result"]
+    keys = bench.figure_keys(ROWS, SIZES)
+    assert set(keys) <= set(result)
+    assert result["nightly_e2e_seconds_20k"] is None and result["skipped"] == ["e2e"]
+    assert result["errors"] == {}
+    measured = {key: result[key] for key in keys if key != "nightly_e2e_seconds_20k"}
+    assert all(isinstance(value, int | float) and value > 0 for value in measured.values()), measured
+    assert 0 <= result["drift_verdict_agreement"] <= 1
+    for key in ("scoring_peak_rss_gib_5k", "scoring_peak_rss_gib_20k", "validation_peak_rss_gib_20k"):
+        assert 0 < result[key] < 24
+    assert result["retrain_seconds_20k"] > 0 and result["dag_parse_seconds_max"] < 30
+
+
+def test_targets_are_judged_for_every_measured_figure(bench_run):
+    targets = bench_run["result"]["targets"]
+    assert set(targets) == set(bench.targets(ROWS, SIZES))
+    assert targets["nightly_e2e_seconds_20k"]["pass"] is None
+    assert all(isinstance(item["pass"], bool) for key, item in targets.items() if key != "nightly_e2e_seconds_20k")
+
+
+def test_growth_covers_each_size_and_stage_relative_to_the_smallest(bench_run):
+    growth = bench_run["result"]["growth"]
+    assert [entry["rows"] for entry in growth] == list(SIZES)
+    for stage in ("validation", "scoring", "drift"):
+        assert growth[0][stage]["time_per_row_vs_first"] == 1.0
+        assert growth[0][stage]["memory_vs_first"] == 1.0
+        assert all(entry[stage]["seconds"] > 0 and entry[stage]["peak_rss_gib"] > 0 for entry in growth)
+
+
+def test_drift_agreement_compares_stable_and_shifted_nights_feature_by_feature(bench_run):
+    drift = bench_run["result"]["details"]["drift"]
+    nights = drift["nights"]
+    assert sorted(item["shifted"] for item in nights.values()) == [False, False, True, True]
+    features = set(get_spec(bench.MODEL, bench.PROJECT_ROOT / "include" / "models").feature_names)
+    for item in nights.values():
+        assert set(item["ours"]["verdicts"]) == set(item["full_data"]["verdicts"]) == features
+        assert item["full_data"]["rows"] > 0.9 * ROWS and item["full_data"]["reference_rows"] > 0.9 * ROWS
+    shifted = [item for item in nights.values() if item["shifted"]]
+    assert all(any(item["full_data"]["verdicts"].values()) for item in shifted)
+
+
+def test_baselines_were_measured_in_the_same_run(bench_run):
+    details = bench_run["result"]["details"]
+    assert details["scoring"]["champion"]["limit"]["rows"] == details["scoring"]["champion"]["stage"]["rows"]
+    assert details["scoring"]["linear"]["stage"]["model_version"] == "linear"
+    assert details["warehouse"]["baseline_rows_per_s"] > 0
+    assert details["retrain"]["action"] in ("promote", "refuse")
+    assert details["retrain"]["train_rows"] + details["retrain"]["holdout_rows"] > ROWS * 0.9
+
+
+def test_table_prints_each_figure_with_target_and_verdict(bench_run):
+    stdout = bench_run["stdout"]
+    lines = {line.split()[0]: line for line in stdout.splitlines() if line.strip()}
+    for key in bench.figure_keys(ROWS, SIZES):
+        assert key in lines, key
+    assert "SKIP" in lines["nightly_e2e_seconds_20k"]
+    assert (
+        any(word in lines["drift_seconds_20k"] for word in ("PASS", "MISS")) and "<= 10" in lines["drift_seconds_20k"]
+    )
+    assert "growth" in stdout and "[bench]" in stdout
+
+
+def test_latest_json_is_written_beside_the_chosen_path(bench_run):
+    latest = json.loads((bench_run["home"] / "bench" / "latest.json").read_text())
+    assert latest == bench_run["result"]
+    assert (bench_run["home"] / "bench" / "stores" / "20k" / "bench-data.json").exists()
