@@ -500,6 +500,14 @@ def test_load_predictions_swaps_in_a_partition_per_night_and_reruns_are_idempote
         engine.dispose()
 
 
+def test_the_longest_values_fit_counted_in_characters(engine: sa.Engine, model: str) -> None:
+    wide = frame(model, range(3)).assign(
+        prediction_id=["é" * 64, "x" * 64, "✓" * 64], entity_id=["ü" * 128, "e" * 128, "✓" * 128], run_id="ß" * 250
+    )
+    assert warehouse.load_predictions(engine, model, DAY, [wide]) == 3
+    assert stored(engine, model) == as_rows(wide)
+
+
 def test_a_bad_frame_midway_names_frame_row_and_column_and_keeps_the_night(engine: sa.Engine, model: str) -> None:
     good = frame(model, range(1000))
     warehouse.load_predictions(engine, model, DAY, [good])
@@ -679,6 +687,7 @@ def test_measure_predictions_load_reports_both_rates_and_leaves_nothing_behind(d
     assert result["rows_per_s"] == pytest.approx(3000 / result["seconds"])
     assert result["baseline_rows_per_s"] == pytest.approx(500 / result["baseline_seconds"])
     assert result["speedup"] == pytest.approx(result["rows_per_s"] / result["baseline_rows_per_s"])
+    assert len(result["runs_seconds"]) == 3 and result["seconds"] == sorted(result["runs_seconds"])[1]
     with sa.create_engine(url).connect() as connection:
         left = connection.exec_driver_sql(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'nightshift\\_bench\\_%%'"

@@ -399,6 +399,12 @@ def test_a_bad_value_names_the_frame_row_and_column_and_keeps_the_night(engine, 
     assert stored(engine) == before
 
 
+def test_lengths_are_counted_in_characters_like_postgres(engine):
+    wide = frame(2).assign(entity_id=["ü" * 128, "✓" * 128])
+    assert warehouse.load_predictions(engine, "m", DAY, [wide]) == 2
+    assert {row["entity_id"] for row in stored(engine)} == {"ü" * 128, "✓" * 128}
+
+
 def test_frames_with_the_wrong_columns_are_refused_by_name(engine):
     with pytest.raises(
         warehouse.BadPredictions, match="frame 0 has the wrong columns \\(missing score; unexpected dt\\)"
