@@ -486,12 +486,9 @@ def commit_scores(model: str, day: str, parts: list[dict[str, Any]], run: RunInf
     publish_partition(current.store, prefix, manifest, staged=staged)
     current.store.delete_prefix(f"{staging_prefix(current, run)}/score")
 
-    def rows() -> Any:
-        for chunk in iter_predictions(current.store, current.spec, current.dt):
-            for record in chunk.to_dict("records"):
-                yield {**record, "dt": current.day}
-
-    loaded = warehouse.replace_predictions(engine, model, current.day, rows())
+    loaded = warehouse.load_predictions(
+        engine, model, current.day, iter_predictions(current.store, current.spec, current.dt)
+    )
     return {
         "dt": current.dt,
         "address": current.store.url_for(prefix),

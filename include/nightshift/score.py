@@ -141,11 +141,7 @@ def score_batches(
 
 def iter_predictions(store: ObjectStore, spec: ModelSpec, dt: str, chunk_rows: int = 200_000) -> Iterator[pd.DataFrame]:
     prefix = partition_key("predictions", spec.name, dt)
-    with tempfile.TemporaryDirectory() as tmp:
-        for key in partition_files(store, prefix, suffix=".parquet"):
-            path = store.get_file(key, Path(tmp) / Path(key).name)
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-                yield batch.to_pandas()
+    return iter_parquet(store, partition_files(store, prefix, suffix=".parquet"), chunk_rows)
 
 
 def champion_scores(store: ObjectStore, spec: ModelSpec, dt: str, entity_ids: pd.Series | None = None) -> pd.DataFrame:
