@@ -729,22 +729,23 @@ class Bench:
     def store(self, data: DataSet) -> Path:
         return self.home / "stores" / data.name
 
-    def env(self, store: Path | None) -> dict[str, str]:
-        """The environment of every child: the bench's own store, warehouse and MLflow, never the demo's."""
-        env = {key: value for key, value in os.environ.items() if not key.startswith("NIGHTSHIFT_SCHEDULE_")}
-        env.update(
-            {
-                "NIGHTSHIFT_HOME": str(self.home),
-                "NIGHTSHIFT_WAREHOUSE_URL": f"sqlite:///{self.home / 'warehouse.db'}",
-                "MLFLOW_TRACKING_URI": f"sqlite:///{self.home / 'mlflow.db'}",
-                "NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT": (self.home / "mlartifacts").as_uri(),
-                "NIGHTSHIFT_MODELS_DIR": str(PROJECT_ROOT / "include" / "models"),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+    def settings_env(self, store: Path | None) -> dict[str, str]:
+        """The bench's own store, warehouse and MLflow, never the demo's (or production's)."""
+        found = {
+            "NIGHTSHIFT_HOME": str(self.home),
+            "NIGHTSHIFT_WAREHOUSE_URL": f"sqlite:///{self.home / 'warehouse.db'}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{self.home / 'mlflow.db'}",
+            "NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT": (self.home / "mlartifacts").as_uri(),
+            "NIGHTSHIFT_MODELS_DIR": str(PROJECT_ROOT / "include" / "models"),
+        }
         if store is not None:
-            env["NIGHTSHIFT_STORE_URI"] = store.as_uri()
-        return env
+            found["NIGHTSHIFT_STORE_URI"] = store.as_uri()
+        return found
+
+    def env(self, store: Path | None) -> dict[str, str]:
+        """The environment of every child: this process's, with the bench's settings."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("NIGHTSHIFT_SCHEDULE_")}
+        return {**env, **self.settings_env(store), "PYTHONUNBUFFERED": "1"}
 
     def reset_state(self, datasets: list[DataSet]) -> None:
         """Start from an empty registry, warehouse and Airflow; keep only the generated drops (the cache)."""
@@ -1119,7 +1120,7 @@ class Bench:
 
     def measure_e2e(self, data: DataSet) -> None:
         out = product_nightly_e2e(
-            self.env(self.store(data)), self.home, night(1), self.options.e2e_timeout, self.progress
+            self.settings_env(self.store(data)), self.home, night(1), self.options.e2e_timeout, self.progress
         )
         self.figures[f"nightly_e2e_seconds_{size_label(self.options.rows)}"] = round(out["seconds"], 1)
         self.details["nightly_e2e"] = out
