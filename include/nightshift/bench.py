@@ -946,6 +946,7 @@ class Bench:
         validated = self.child("validate", {"day": n1}, store, f"validation of {n1}")
         self.figures[f"validation_seconds_{label}"] = round(validated["seconds"], 2)
         self.figures[f"validation_peak_rss_gib_{label}"] = validated["peak_rss_gib"]
+        self.details["validation"] = {**validated, "files": data.files}
         self.progress(f"validation: {validated['seconds']:.1f}s, peak RSS {validated['peak_rss_gib']:.2f} GiB")
 
         scoring: dict[str, Any] = {}
@@ -1188,11 +1189,25 @@ def _baseline(key: str, result: dict[str, Any]) -> str:
         and "baseline_rows_per_s" in details["warehouse"]
     ):
         return f"executemany {details['warehouse']['baseline_rows_per_s']:,.0f} rows/s"
+    if key.startswith("drift_seconds") and "drift" in details:
+        stage = details["drift"]["stage"]
+        sample = stage.get("sample", {})
+        return (
+            f"sampled {sample.get('current_sampled', 0):,} of {stage['rows']:,} rows, "
+            f"reference {sample.get('reference_sampled', 0):,}"
+        )
+    if key.startswith("validation_seconds") and "validation" in details:
+        out = details["validation"]
+        return f"{out['rows']:,} rows, {out['quarantined']:,} quarantined, {out.get('files', 1)} file(s)"
+    if key == "warehouse_rows_per_s" and "rows" in details.get("warehouse", {}):
+        return f"{details['warehouse']['rows']:,} rows"
     if key.startswith("retrain_seconds") and "retrain" in details:
         out = details["retrain"]
         return f"{out['train_rows'] + out['holdout_rows']:,} labelled rows, {out['action']}"
     if key.startswith("nightly_e2e") and "nightly_e2e" in details:
-        return "trigger -> success, LocalExecutor"
+        tasks = details["nightly_e2e"]["tasks"]
+        slowest = max(tasks, key=lambda name: tasks[name]["seconds"] or 0.0)
+        return f"trigger -> success, LocalExecutor; slowest task {slowest} {tasks[slowest]['seconds'] or 0:.0f}s"
     return ""
 
 
