@@ -14,6 +14,8 @@ from nightshift import bench
 from nightshift.config import get_spec
 from tests.integration import postgres
 
+pytestmark = pytest.mark.e2e  # a whole bench run: a few minutes on a busy 2-core machine
+
 ROWS, SIZES = 20_000, (5_000, 20_000)
 
 
