@@ -1082,46 +1082,51 @@ def insert_predictions_rowwise(engine: Engine, model: str, day: dt.date, frame: 
 
 
 def synthetic_predictions(
-    model: str, day: dt.date, rows: int, seed: int = 0, frame_rows: int = 200_000, run_id: str = "bench"
+    model: str,
+    day: dt.date,
+    rows: int,
+    seed: int = 0,
+    shuffled: bool = False,
+    frame_rows: int = 200_000,
+    run_id: str = "scheduled__bench",
 ) -> Iterator[Any]:
-    """Frames of `rows` made-up predictions like a night's scoring gives (object columns, as Parquet reads them).
+    """Frames of `rows` made-up predictions shaped like a night's scoring output, as `score.iter_predictions` reads it.
 
-    Three quarters are the champion's, one quarter the challenger's shadow scores of some of the same entities;
-    entities come in a random order; ids are 32 hex digits.
+    A night with a challenger in shadow: half the rows are the champion's, half the challenger's scores of the same
+    entities, one scorer after the other (its own Parquet file each); entity ids as the simulator makes them, in the
+    drop's order (ascending) or, with `shuffled`, in a random order; prediction ids derived as `score.prediction_ids`
+    derives them; object columns, as pandas reads Parquet strings.
     """
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    shadow = rows // 4
-    champions = rows - shadow
-    entities = rng.permutation(champions)
-    plan = [("champion", entities), ("challenger", entities[rng.permutation(champions)[:shadow]])]
-    for alias, numbers in plan:
-        version = "7" if alias == "champion" else "8"
-        for start in range(0, len(numbers), frame_rows):
-            chunk = numbers[start : start + frame_rows]
-            hexes = rng.bytes(16 * len(chunk)).hex()
+    numbers = rng.permutation(rows - rows // 2) if shuffled else np.arange(rows - rows // 2)
+    for alias, count, version in (("champion", rows - rows // 2, "7"), ("challenger", rows // 2, "8")):
+        prefix = f"{model}|{day}|{alias}|"
+        for start in range(0, count, frame_rows):
+            entities = [f"{day:%Y%m%d}-{number:09d}" for number in numbers[start : min(count, start + frame_rows)]]
+            size = len(entities)
             yield pd.DataFrame(
                 {
-                    "prediction_id": [hexes[i : i + 32] for i in range(0, len(hexes), 32)],
-                    "entity_id": [f"cust-{number:010d}" for number in chunk],
-                    "score": rng.random(len(chunk)),
-                    "model": np.full(len(chunk), model, dtype=object),
-                    "model_version": np.full(len(chunk), version, dtype=object),
-                    "alias": np.full(len(chunk), alias, dtype=object),
-                    "run_id": np.full(len(chunk), run_id, dtype=object),
+                    "prediction_id": [hashlib.sha256((prefix + e).encode()).hexdigest()[:32] for e in entities],
+                    "entity_id": entities,
+                    "score": rng.random(size),
+                    "model": np.full(size, model, dtype=object),
+                    "model_version": np.full(size, version, dtype=object),
+                    "alias": np.full(size, alias, dtype=object),
+                    "run_id": np.full(size, run_id, dtype=object),
                 }
             )
 
 
 def measure_predictions_load(
-    url: str, rows: int, seed: int = 0, baseline_rows: int = 100_000, repeats: int = 3
+    url: str, rows: int, seed: int = 0, baseline_rows: int = 100_000, repeats: int = 3, shuffled: bool = False
 ) -> dict[str, Any]:
     """Time `load_predictions` of `rows` rows and the row-wise baseline of min(rows, baseline_rows) on Postgres.
 
     Both run in a throwaway schema of the database `url` names (dropped at the end), each on a night of its own; the
-    frames are made before the clock starts. The load runs `repeats` times (a new night, then reruns replacing it) and
+    frames (see `synthetic_predictions`) are made before the clock starts. The load runs `repeats` times (a new night, then reruns replacing it) and
     `seconds` is the median, so one stall of a shared machine does not decide the figure; `runs_seconds` lists them.
     Returns rows, seconds, rows_per_s, the same for the baseline, and the speedup (the ratio of the rates).
     """
@@ -1139,7 +1144,7 @@ def measure_predictions_load(
         engine = connect(parsed.update_query_dict({"options": options}).render_as_string(hide_password=False))
         try:
             model, day = "bench", dt.date(2026, 10, 5)
-            frames = list(synthetic_predictions(model, day, rows, seed))
+            frames = list(synthetic_predictions(model, day, rows, seed, shuffled))
             runs = []
             for _ in range(max(1, repeats)):
                 started = time.perf_counter()
@@ -1148,7 +1153,8 @@ def measure_predictions_load(
             seconds = statistics.median(runs)
             del frames
             later = day + dt.timedelta(days=1)
-            baseline = pd.concat(list(synthetic_predictions(model, later, min(rows, baseline_rows), seed + 1)))
+            baseline_frames = synthetic_predictions(model, later, min(rows, baseline_rows), seed + 1, shuffled)
+            baseline = pd.concat(list(baseline_frames), ignore_index=True)
             started = time.perf_counter()
             inserted = insert_predictions_rowwise(engine, model, later, baseline)
             baseline_seconds = time.perf_counter() - started

@@ -519,3 +519,30 @@ def test_partition_names_fit_postgres_and_stay_distinct():
     assert len(set(odd)) == 4 and all(len(name) <= 63 and name.replace("_", "").isalnum() for name in odd)
     assert warehouse.partition_schema("public") == "public_predictions"
     assert len(warehouse.partition_schema("s" * 63)) <= 63
+
+
+def test_synthetic_predictions_look_like_a_night_with_a_challenger_in_shadow():
+    import hashlib
+
+    import pandas as pd
+
+    frames = list(warehouse.synthetic_predictions("credit_risk", DAY, 1001, frame_rows=200))
+    night = pd.concat(frames, ignore_index=True)
+    assert all(list(f.columns) == list(warehouse.PREDICTION_COLUMNS) for f in frames)
+    assert len(night) == 1001 and max(len(f) for f in frames) == 200
+    champion, challenger = (night[night["alias"] == alias] for alias in ("champion", "challenger"))
+    assert len(champion) == 501 and list(challenger["entity_id"]) == list(champion["entity_id"][:500])
+    assert (
+        list(champion["entity_id"]) == sorted(champion["entity_id"])
+        and champion["entity_id"].iloc[0] == "20261005-000000000"
+    )
+    row = challenger.iloc[3]
+    assert (
+        row["prediction_id"]
+        == hashlib.sha256(f"credit_risk|{DAY}|challenger|{row['entity_id']}".encode()).hexdigest()[:32]
+    )
+    shuffled = pd.concat(warehouse.synthetic_predictions("credit_risk", DAY, 1001, shuffled=True), ignore_index=True)
+    assert set(shuffled["entity_id"]) == set(night["entity_id"]) and list(shuffled["entity_id"]) != list(
+        night["entity_id"]
+    )
+    assert warehouse.load_predictions(warehouse.connect("sqlite://"), "credit_risk", DAY, frames) == 1001
