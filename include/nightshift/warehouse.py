@@ -1008,7 +1008,8 @@ def load_predictions(engine: Engine, model: str, day: dt.date, frames: Iterable[
     """Replace one model's predictions for one night (every alias) with the rows of `frames`; return how many.
 
     Each frame is a pandas DataFrame with exactly the columns PREDICTION_COLUMNS (the night's `dt` is added here).
-    Frames are read one at a time, so memory stays bounded however many rows a night has. All or nothing: readers see
+    Frames are read one at a time (on Postgres by a worker thread, while the server takes the previous ones), so
+    memory stays bounded however many rows a night has. All or nothing: readers see
     the previous rows until the new ones are complete, a bad value anywhere (reported as BadPredictions naming the
     frame, row, column and value) leaves them in place, and loading the same frames again gives the same rows.
 
