@@ -338,6 +338,16 @@ class AirflowApi:
         when = logical_date.isoformat() if logical_date is not None else None
         return dict(self._call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": when, "conf": conf}))
 
+    def has_dag(self, dag_id: str) -> bool:
+        """Whether the DAG processor has parsed the DAG yet (it cannot be triggered before)."""
+        try:
+            self._call("GET", f"/dags/{dag_id}")
+        except RuntimeError as exc:
+            if "answered 404" in str(exc):
+                return False
+            raise
+        return True
+
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"))
 
