@@ -289,10 +289,7 @@ def product_warehouse_load(url: str, rows: int, seed: int) -> dict[str, Any]:
     """Predictions bulk-loaded into Postgres against row-wise executemany INSERT of the same rows."""
     from nightshift import warehouse
 
-    measure = getattr(warehouse, "measure_predictions_load", None)
-    if measure is None:
-        return {"unavailable": "nightshift.warehouse.measure_predictions_load does not exist yet"}
-    return dict(measure(url, rows, seed))
+    return dict(warehouse.measure_predictions_load(url, rows, seed))
 
 
 def product_nightly_e2e(
@@ -513,17 +510,20 @@ def stage_predict(day: str, model: str, bootstrap_store_uri: str) -> dict[str, A
     return _limit(day, fitted)
 
 
-def _limit(day: str, fitted: Any) -> dict[str, Any]:
-    """predict_proba on rows already in memory, in the model's input types (after a warm-up on a few rows)."""
+def _limit(day: str, fitted: Any, repeats: int = 2) -> dict[str, Any]:
+    """predict_proba on rows already in memory, in the model's input types: the best of `repeats` after a warm-up."""
     frame, inputs = product_model_inputs(day)
     fitted.predict_proba(inputs[:1000])
-    started = time.perf_counter()
-    fitted.predict_proba(inputs)
-    seconds = time.perf_counter() - started
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fitted.predict_proba(inputs)
+        runs.append(time.perf_counter() - started)
+    seconds = min(runs)
     started = time.perf_counter()
     product_positive_scores(fitted, frame)
     with_conversion = time.perf_counter() - started
-    return {"seconds": seconds, "positive_scores_seconds": with_conversion, "rows": len(frame)}
+    return {"seconds": seconds, "runs": runs, "positive_scores_seconds": with_conversion, "rows": len(frame)}
 
 
 def stage_drift(day: str) -> dict[str, Any]:
@@ -1100,8 +1100,6 @@ class Bench:
                 connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
         self.details["warehouse"] = out
-        if "unavailable" in out:
-            raise BenchError(out["unavailable"])
         self.figures["warehouse_rows_per_s"] = round(float(out["rows_per_s"]))
         self.figures["warehouse_speedup_vs_insert"] = round(float(out["speedup"]), 2)
         self.progress(
