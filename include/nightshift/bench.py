@@ -1274,9 +1274,9 @@ def _sizes(value: str) -> tuple[int, ...]:
     try:
         sizes = tuple(sorted({int(part.replace("_", "")) for part in value.split(",") if part.strip()}))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--sizes {value!r}: expected row counts separated by commas") from None
+        raise argparse.ArgumentTypeError(f"{value!r}: expected row counts separated by commas") from None
     if not sizes or min(sizes) < 1000:
-        raise argparse.ArgumentTypeError(f"--sizes {value!r}: every size must be at least 1000 rows")
+        raise argparse.ArgumentTypeError(f"{value!r}: every size must be at least 1000 rows")
     return sizes
 
 
@@ -1284,7 +1284,7 @@ def _skip(value: str) -> frozenset[str]:
     names = frozenset(part.strip() for part in value.split(",") if part.strip())
     unknown = sorted(names - set(SKIPPABLE))
     if unknown:
-        raise argparse.ArgumentTypeError(f"--skip: unknown part(s) {unknown}; valid: {', '.join(SKIPPABLE)}")
+        raise argparse.ArgumentTypeError(f"unknown part(s) {unknown}; valid: {', '.join(SKIPPABLE)}")
     return names
 
 
@@ -1292,9 +1292,9 @@ def _rows(value: str) -> int:
     try:
         rows = int(value.replace("_", ""))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--rows {value!r}: expected a row count") from None
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a row count") from None
     if rows < 4000:
-        raise argparse.ArgumentTypeError(f"--rows {value!r}: at least 4000 rows (the retrain needs 4 nights)")
+        raise argparse.ArgumentTypeError(f"{value!r}: at least 4000 rows (the retrain needs 4 nights)")
     return rows
 
 
