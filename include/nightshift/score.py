@@ -6,6 +6,7 @@ import binascii
 import hashlib
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,32 +111,50 @@ def score_batches(
     run_id: str,
     paths: dict[str, Path],
 ) -> dict[str, int]:
-    """Score each batch with every scorer and append the predictions to its Parquet file; return rows per alias."""
+    """Score each batch with every scorer and append the predictions to its Parquet file; return rows per alias.
+
+    Reading the next batch and writing the last predictions run on two helper threads while the model predicts
+    (Arrow and the tree ensembles release the GIL), so the stage costs little more than the predictions
+    themselves. At most two batches are in flight, so memory stays flat.
+    """
     counts = {scorer.alias: 0 for scorer in scorers}
     writers = {scorer.alias: pq.ParquetWriter(paths[scorer.alias], PREDICTION_SCHEMA) for scorer in scorers}
+
+    def write(scorer: Scorer, entity_ids: pd.Series, scores: np.ndarray) -> None:
+        rows = len(entity_ids)
+        table = pa.table(
+            {
+                "prediction_id": prediction_ids(spec.name, dt, scorer.alias, entity_ids),
+                "entity_id": pa.array(entity_ids.to_numpy(dtype=object), type=pa.string()),
+                "score": np.asarray(scores, dtype="float64"),
+                "model": pa.repeat(spec.name, rows),
+                "model_version": pa.repeat(scorer.version, rows),
+                "alias": pa.repeat(scorer.alias, rows),
+                "run_id": pa.repeat(run_id, rows),
+            },
+            schema=PREDICTION_SCHEMA,
+        )
+        writers[scorer.alias].write_table(table)
+        counts[scorer.alias] += rows
+
+    batches = iter(batches)
     try:
-        for chunk in batches:
-            entity_ids = chunk[spec.entity_id].astype(str)
-            rows = len(chunk)
-            for scorer in scorers:
-                scores = positive_scores(scorer.model, chunk, spec)
-                table = pa.table(
-                    {
-                        "prediction_id": prediction_ids(spec.name, dt, scorer.alias, entity_ids),
-                        "entity_id": entity_ids.to_numpy(),
-                        "score": np.asarray(scores, dtype="float64"),
-                        "model": pa.repeat(spec.name, rows),
-                        "model_version": pa.repeat(scorer.version, rows),
-                        "alias": pa.repeat(scorer.alias, rows),
-                        "run_id": pa.repeat(run_id, rows),
-                    },
-                    schema=PREDICTION_SCHEMA,
-                )
-                writers[scorer.alias].write_table(table)
-                counts[scorer.alias] += rows
+        with ThreadPoolExecutor(1, "nightshift-read") as reader, ThreadPoolExecutor(1, "nightshift-write") as writer:
+            upcoming = reader.submit(next, batches, None)
+            written: list[Future[None]] = []
+            while (chunk := upcoming.result()) is not None:
+                upcoming = reader.submit(next, batches, None)
+                entity_ids = chunk[spec.entity_id].astype(str)
+                for scorer in scorers:
+                    scores = positive_scores(scorer.model, chunk, spec)
+                    written.append(writer.submit(write, scorer, entity_ids, scores))
+                while len(written) > len(scorers):
+                    written.pop(0).result()
+            for pending in written:
+                pending.result()
     finally:
-        for writer in writers.values():
-            writer.close()
+        for parquet in writers.values():
+            parquet.close()
     return counts
 
 

@@ -1,0 +1,86 @@
+"""Chunked scoring: the same predictions as scoring everything at once, in order, with stable ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from nightshift.score import Scorer, prediction_ids, score_batches
+from nightshift.simulate import generate_chunk
+from nightshift.train import build_pipeline, positive_scores
+
+DAY = "2026-10-01"
+
+
+@pytest.fixture(scope="module")
+def night() -> pd.DataFrame:
+    return generate_chunk(dt.date(2026, 10, 1), 0, 5000, False, np.random.default_rng(3))
+
+
+@pytest.fixture(scope="module")
+def models(night, demo_spec_module):
+    first = build_pipeline(demo_spec_module, LogisticRegression(max_iter=200)).fit(night, night["defaulted"])
+    second = build_pipeline(demo_spec_module, LogisticRegression(C=0.01, max_iter=200)).fit(night, night["defaulted"])
+    return first, second
+
+
+@pytest.fixture(scope="module")
+def demo_spec_module():
+    from nightshift.config import PROJECT_ROOT, load_spec
+
+    return load_spec(PROJECT_ROOT / "include" / "models" / "credit_risk.yaml")
+
+
+def batches(frame: pd.DataFrame, size: int):
+    for start in range(0, len(frame), size):
+        yield frame.iloc[start : start + size]
+
+
+def test_chunked_scores_match_scoring_all_rows_at_once_for_every_scorer(tmp_path, night, models, demo_spec_module):
+    spec = demo_spec_module
+    scorers = [Scorer("champion", "3", models[0]), Scorer("challenger", "4", models[1])]
+    paths = {"champion": tmp_path / "champion.parquet", "challenger": tmp_path / "challenger.parquet"}
+
+    counts = score_batches(batches(night, 700), spec, DAY, scorers, "run-1", paths)
+
+    assert counts == {"champion": 5000, "challenger": 5000}
+    for scorer in scorers:
+        written = pq.read_table(paths[scorer.alias]).to_pandas()
+        assert written["entity_id"].tolist() == night["application_id"].tolist()
+        np.testing.assert_allclose(written["score"], positive_scores(scorer.model, night, spec))
+        assert set(written["model_version"]) == {scorer.version} and set(written["alias"]) == {scorer.alias}
+        assert set(written["run_id"]) == {"run-1"} and set(written["model"]) == {"credit_risk"}
+        expected_ids = prediction_ids("credit_risk", DAY, scorer.alias, night["application_id"]).to_pylist()
+        assert written["prediction_id"].tolist() == expected_ids
+        assert written["prediction_id"].is_unique and written["prediction_id"].str.fullmatch(r"[0-9a-f]{32}").all()
+
+
+def test_prediction_ids_are_stable_and_differ_by_alias_night_and_entity():
+    ids = pd.Series(["a", "b", "c"])
+    first = prediction_ids("m", DAY, "champion", ids).to_pylist()
+    assert first == prediction_ids("m", DAY, "champion", ids).to_pylist()
+    assert len(set(first)) == 3
+    assert not set(first) & set(prediction_ids("m", DAY, "challenger", ids).to_pylist())
+    assert not set(first) & set(prediction_ids("m", "2026-10-02", "champion", ids).to_pylist())
+    assert prediction_ids("m", DAY, "champion", ids[1:]).to_pylist() == first[1:]
+
+
+def test_a_failing_batch_stops_scoring_with_its_error(tmp_path, night, models, demo_spec_module):
+    def broken():
+        yield night.iloc[:1000]
+        raise OSError("curated part-00001.parquet: connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        score_batches(
+            broken(),
+            demo_spec_module,
+            DAY,
+            [Scorer("champion", "3", models[0])],
+            "run-1",
+            {"champion": tmp_path / "champion.parquet"},
+        )
