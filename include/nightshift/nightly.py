@@ -228,41 +228,59 @@ def commit_validation(model: str, day: str, parts: list[dict[str, Any]], run: Ru
 
 
 RepeatedRows = dict[int, list[tuple[int, str, str]]]
+"""Keyed by the part's position in the night's parts."""
 
 
-def _repeated_ids(current: Night, parts: list[dict[str, Any]]) -> RepeatedRows:
-    """Per part index: (row number, id, where first seen) of accepted rows whose id an earlier row already holds."""
+def _repeated_ids(current: Night, parts: list[dict[str, Any]], batch_rows: int = 500_000) -> RepeatedRows:
+    """Per part index: (row number, id, where first seen) of accepted rows whose id an earlier row already holds.
+
+    Only two hashes per row are held (16 bytes a row); the ids and row numbers of the few repeats are read back.
+    """
+    import numpy as np
     import pyarrow.parquet as pq
 
-    from nightshift.validate import ROW_NUMBER, repeated_ids
+    from nightshift.validate import ROW_NUMBER, id_hashes, repeated_ids
 
     if current.spec.validation.checks.unique_ids == "off":
         return {}
     entity = current.spec.entity_id
-    columns: list[tuple[Any, Any]] = []
     with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
-        for part in parts:
+        files: dict[int, Any] = {}
+        hashes: list[Any] = []
+        for position, part in enumerate(parts):
             key = f"{part['staged']}/curated.parquet"
             if not current.store.exists(key):
-                columns.append((_empty_ids(), _empty_ids()))
+                hashes.append(np.empty((0, 2), dtype=np.uint64))
                 continue
-            table = pq.read_table(
-                current.store.get_file(key, Path(tmp) / f"{part['index']}.parquet"), columns=[entity, ROW_NUMBER]
-            )
-            columns.append((table.column(entity).to_pandas(), table.column(ROW_NUMBER).to_numpy()))
-        found = repeated_ids(columns)
+            files[position] = pq.ParquetFile(current.store.get_file(key, Path(tmp) / f"{part['index']}.parquet"))
+            batches = files[position].iter_batches(batch_size=batch_rows, columns=[entity])
+            found_hashes = [id_hashes(batch.column(0).to_pandas()) for batch in batches]
+            hashes.append(np.concatenate(found_hashes) if found_hashes else np.empty((0, 2), dtype=np.uint64))
+        found = repeated_ids(hashes)
+        del hashes
+        wanted: dict[int, set[int]] = {}
+        for item in found:
+            wanted.setdefault(item.part, set()).add(item.position)
+            wanted.setdefault(item.first_part, set()).add(item.first_position)
+        rows: dict[tuple[int, int], tuple[int, str]] = {}
+        for position, positions in wanted.items():
+            chosen = np.array(sorted(positions), dtype=np.int64)
+            start = 0
+            for batch in files[position].iter_batches(batch_size=batch_rows, columns=[entity, ROW_NUMBER]):
+                lo, hi = np.searchsorted(chosen, [start, start + batch.num_rows])
+                for offset in chosen[lo:hi]:
+                    rows[(position, int(offset))] = (
+                        int(batch.column(1)[int(offset - start)].as_py()),
+                        str(batch.column(0)[int(offset - start)].as_py()),
+                    )
+                start += batch.num_rows
     repeats: RepeatedRows = {}
     for item in found:
-        ids, rows = columns[item.part]
-        first = f"{Path(parts[item.first_part]['key']).name} row {item.first_row}"
-        repeats.setdefault(item.part, []).append((int(rows[item.position]), str(ids.iloc[item.position]), first))
+        row, value = rows[(item.part, item.position)]
+        first_row, _ = rows[(item.first_part, item.first_position)]
+        first = f"{Path(parts[item.first_part]['key']).name} row {first_row}"
+        repeats.setdefault(item.part, []).append((row, value, first))
     return repeats
-
-
-def _empty_ids() -> Any:
-    import pandas as pd
-
-    return pd.Series([], dtype=object)
 
 
 def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: RepeatedRows, folder: Path) -> Path:
@@ -309,16 +327,16 @@ def _curated_files(current: Night, parts: list[dict[str, Any]], repeats: Repeate
     from nightshift.validate import ROW_NUMBER
 
     files: dict[str, Any] = {}
-    for part in parts:
+    for position, part in enumerate(parts):
         key = f"{part['staged']}/curated.parquet"
         if not current.store.exists(key):
             continue
         name = f"part-{int(part['index']):05d}.parquet"
-        if int(part["index"]) not in repeats:
+        if position not in repeats:
             files[name] = key
             continue
         table = pq.read_table(current.store.get_file(key, folder / name))
-        doomed = pa.array([row for row, _, _ in repeats[int(part["index"])]], type=pa.int64())
+        doomed = pa.array([row for row, _, _ in repeats[position]], type=pa.int64())
         kept = table.filter(pc.invert(pc.is_in(table.column(ROW_NUMBER), value_set=doomed)))
         path = folder / f"rewritten-{name}"
         pq.write_table(kept, path)

@@ -919,39 +919,46 @@ def night_result(
 
 @dataclass(frozen=True)
 class RepeatedId:
-    """A row whose id an earlier row of the night already holds: where it is, and where the id was first seen."""
+    """A row whose id an earlier row of the night already holds: where it is and where the id was first seen."""
 
     part: int
     position: int
     first_part: int
-    first_row: int
+    first_position: int
 
 
-def repeated_ids(parts: list[tuple[pd.Series, np.ndarray]]) -> list[RepeatedId]:
-    """Rows (after the first) sharing an id, across parts given in night order as (ids, row numbers) pairs.
+def id_hashes(ids: pd.Series) -> np.ndarray:
+    """Two independent 64-bit hashes per id (an (n, 2) array): 16 bytes a row, whatever the ids' length."""
+    values = ids.to_numpy(dtype=object)
+    pair = np.empty((len(values), 2), dtype=np.uint64)
+    pair[:, 0] = pd.util.hash_array(values, categorize=False)
+    pair[:, 1] = pd.util.hash_array(values, categorize=False, hash_key="nightshift-ids-2")
+    return pair
 
-    Ids are compared by two independent 64-bit hashes, so memory stays at 16 bytes per row whatever the id length.
-    """
+
+def repeated_ids(parts: list[np.ndarray]) -> list[RepeatedId]:
+    """Rows (after the first) sharing an id, across parts given in night order as their `id_hashes`."""
     if not parts:
         return []
-    first_keys = [pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False) for ids, _ in parts]
-    second_keys = [
-        pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False, hash_key="nightshift-ids-2")
-        for ids, _ in parts
-    ]
-    owner = np.concatenate([np.full(len(ids), index, dtype=np.int32) for index, (ids, _) in enumerate(parts)])
-    position = np.concatenate([np.arange(len(ids), dtype=np.int64) for ids, _ in parts])
-    row = np.concatenate([np.asarray(rows, dtype=np.int64) for _, rows in parts])
-    first, second = np.concatenate(first_keys), np.concatenate(second_keys)
-    order = np.lexsort((second, first))
-    same = np.r_[False, (first[order][1:] == first[order][:-1]) & (second[order][1:] == second[order][:-1])]
+    pairs = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    if not len(pairs):
+        return []
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    ordered = pairs[order]
+    same = np.r_[False, (ordered[1:] == ordered[:-1]).all(axis=1)]
+    del ordered
     if not same.any():
         return []
     group_start = order[np.maximum.accumulate(np.where(same, 0, np.arange(len(order))))]
-    repeats, originals = order[same], group_start[same]
+    offsets = np.cumsum([0] + [len(part) for part in parts])
+
+    def located(index: int) -> tuple[int, int]:
+        part = int(np.searchsorted(offsets, index, side="right") - 1)
+        return part, int(index - offsets[part])
+
     return [
-        RepeatedId(int(owner[index]), int(position[index]), int(owner[origin]), int(row[origin]))
-        for index, origin in zip(repeats, originals, strict=True)
+        RepeatedId(*located(int(index)), *located(int(origin)))
+        for index, origin in zip(order[same], group_start[same], strict=True)
     ]
 
 

@@ -172,3 +172,21 @@ def test_the_drift_sample_is_the_seeded_rows_of_the_whole_night_read_in_batches(
     assert again.equals(sample)
     everything, total = nightly.night_sample(nightly.Night(demo_spec, DAY, settings(), store))
     assert total == 3000 and len(everything) == 3000
+
+
+def test_an_id_repeated_across_chunks_of_one_file_is_caught_like_one_within_a_chunk(home, demo_spec):
+    store = simulated(demo_spec, files=1, bad=0.0)
+    whole = drop_frames(store)["part-00000.csv"].copy()
+    whole.loc[899, "application_id"] = whole.loc[9, "application_id"]
+    whole.loc[19, "application_id"] = whole.loc[14, "application_id"]
+    rewrite_drop(store, demo_spec, {"part-00000.csv": whole})
+
+    outcome = nightly.validate(MODEL, DAY.isoformat(), RUN, chunk_rows=400)
+
+    assert outcome["quarantined"] == 2
+    reasons = dict(zip(rejected(store)["_row_number"], rejected(store)["_reasons"], strict=True))
+    assert (
+        reasons["900"] == f"application_id: {whole.loc[9, 'application_id']!r} repeats the id of part-00000.csv row 10"
+    )
+    assert reasons["20"] == f"application_id: {whole.loc[14, 'application_id']!r} repeats the id of row 15"
+    assert curated(store)["application_id"].is_unique
