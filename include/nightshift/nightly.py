@@ -232,14 +232,15 @@ RepeatedRows = dict[int, list[tuple[int, str, str]]]
 
 
 def _repeated_ids(current: Night, parts: list[dict[str, Any]], batch_rows: int = 500_000) -> RepeatedRows:
-    """Per part index: (row number, id, where first seen) of accepted rows whose id an earlier row already holds.
+    """Per part position: (row number, id, where first seen) of accepted rows whose id an earlier row already holds.
 
-    Only two hashes per row are held (16 bytes a row); the ids and row numbers of the few repeats are read back.
+    Only one hash per row is held (8 bytes a row); the ids and row numbers of rows sharing a hash are read back
+    and compared exactly, in night order.
     """
     import numpy as np
     import pyarrow.parquet as pq
 
-    from nightshift.validate import ROW_NUMBER, id_hashes, repeated_ids
+    from nightshift.validate import ROW_NUMBER, id_hashes, shared_hash_positions
 
     if current.spec.validation.checks.unique_ids == "off":
         return {}
@@ -249,37 +250,28 @@ def _repeated_ids(current: Night, parts: list[dict[str, Any]], batch_rows: int =
         hashes: list[Any] = []
         for position, part in enumerate(parts):
             key = f"{part['staged']}/curated.parquet"
-            if not current.store.exists(key):
-                hashes.append(np.empty((0, 2), dtype=np.uint64))
-                continue
-            files[position] = pq.ParquetFile(current.store.get_file(key, Path(tmp) / f"{part['index']}.parquet"))
-            batches = files[position].iter_batches(batch_size=batch_rows, columns=[entity])
-            found_hashes = [id_hashes(batch.column(0).to_pandas()) for batch in batches]
-            hashes.append(np.concatenate(found_hashes) if found_hashes else np.empty((0, 2), dtype=np.uint64))
-        found = repeated_ids(hashes)
+            found_hashes = []
+            if current.store.exists(key):
+                files[position] = pq.ParquetFile(current.store.get_file(key, Path(tmp) / f"{part['index']}.parquet"))
+                batches = files[position].iter_batches(batch_size=batch_rows, columns=[entity])
+                found_hashes = [id_hashes(batch.column(0).to_pandas()) for batch in batches]
+            hashes.append(np.concatenate(found_hashes) if found_hashes else np.empty(0, dtype=np.uint64))
+        candidates = shared_hash_positions(hashes)
         del hashes
-        wanted: dict[int, set[int]] = {}
-        for item in found:
-            wanted.setdefault(item.part, set()).add(item.position)
-            wanted.setdefault(item.first_part, set()).add(item.first_position)
-        rows: dict[tuple[int, int], tuple[int, str]] = {}
-        for position, positions in wanted.items():
-            chosen = np.array(sorted(positions), dtype=np.int64)
-            start = 0
+        first_seen: dict[str, str] = {}
+        repeats: RepeatedRows = {}
+        for position in sorted(candidates):
+            chosen, start = candidates[position], 0
+            name = Path(parts[position]["key"]).name
             for batch in files[position].iter_batches(batch_size=batch_rows, columns=[entity, ROW_NUMBER]):
                 lo, hi = np.searchsorted(chosen, [start, start + batch.num_rows])
-                for offset in chosen[lo:hi]:
-                    rows[(position, int(offset))] = (
-                        int(batch.column(1)[int(offset - start)].as_py()),
-                        str(batch.column(0)[int(offset - start)].as_py()),
-                    )
+                taken = batch.take(chosen[lo:hi] - start)
+                for value, row in zip(taken.column(0).to_pylist(), taken.column(1).to_pylist(), strict=True):
+                    if value in first_seen:
+                        repeats.setdefault(position, []).append((int(row), str(value), first_seen[value]))
+                    else:
+                        first_seen[value] = f"{name} row {row}"
                 start += batch.num_rows
-    repeats: RepeatedRows = {}
-    for item in found:
-        row, value = rows[(item.part, item.position)]
-        first_row, _ = rows[(item.first_part, item.first_position)]
-        first = f"{Path(parts[item.first_part]['key']).name} row {first_row}"
-        repeats.setdefault(item.part, []).append((row, value, first))
     return repeats
 
 

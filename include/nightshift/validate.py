@@ -917,49 +917,31 @@ def night_result(
     }
 
 
-@dataclass(frozen=True)
-class RepeatedId:
-    """A row whose id an earlier row of the night already holds: where it is and where the id was first seen."""
-
-    part: int
-    position: int
-    first_part: int
-    first_position: int
-
-
 def id_hashes(ids: pd.Series) -> np.ndarray:
-    """Two independent 64-bit hashes per id (an (n, 2) array): 16 bytes a row, whatever the ids' length."""
-    values = ids.to_numpy(dtype=object)
-    pair = np.empty((len(values), 2), dtype=np.uint64)
-    pair[:, 0] = pd.util.hash_array(values, categorize=False)
-    pair[:, 1] = pd.util.hash_array(values, categorize=False, hash_key="nightshift-ids-2")
-    return pair
+    """A 64-bit hash per id: 8 bytes a row, whatever the ids' length."""
+    return pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False)
 
 
-def repeated_ids(parts: list[np.ndarray]) -> list[RepeatedId]:
-    """Rows (after the first) sharing an id, across parts given in night order as their `id_hashes`."""
-    if not parts:
-        return []
-    pairs = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    if not len(pairs):
-        return []
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    ordered = pairs[order]
-    same = np.r_[False, (ordered[1:] == ordered[:-1]).all(axis=1)]
+def shared_hash_positions(parts: list[np.ndarray]) -> dict[int, np.ndarray]:
+    """Per part (by position in `parts`), the sorted positions of rows whose id hash another row of any part shares.
+
+    These are the candidates for repeated ids; the caller compares their actual ids (a hash collision is no
+    repeat). About 17 bytes a row at the peak.
+    """
+    if not parts or not sum(len(part) for part in parts):
+        return {}
+    every = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    ordered = np.sort(every)
+    shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
-    if not same.any():
-        return []
-    group_start = order[np.maximum.accumulate(np.where(same, 0, np.arange(len(order))))]
-    offsets = np.cumsum([0] + [len(part) for part in parts])
-
-    def located(index: int) -> tuple[int, int]:
-        part = int(np.searchsorted(offsets, index, side="right") - 1)
-        return part, int(index - offsets[part])
-
-    return [
-        RepeatedId(*located(int(index)), *located(int(origin)))
-        for index, origin in zip(order[same], group_start[same], strict=True)
-    ]
+    if not len(shared):
+        return {}
+    found: dict[int, np.ndarray] = {}
+    for index, part in enumerate(parts):
+        positions = np.flatnonzero(np.isin(part, shared))
+        if len(positions):
+            found[index] = positions
+    return found
 
 
 def _located(item: dict[str, Any]) -> dict[str, Any]:

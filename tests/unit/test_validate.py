@@ -357,3 +357,15 @@ def test_page_shows_the_failure_message(spec: ModelSpec) -> None:
 
     assert "FAILED" in page
     assert "validation.min_rows" in page
+
+
+def test_shared_hash_positions_names_every_row_whose_hash_repeats_in_any_part():
+    from nightshift.validate import id_hashes, shared_hash_positions
+
+    parts = [np.array([1, 2, 3], dtype=np.uint64), np.array([4, 2, 2], dtype=np.uint64), np.array([3], dtype=np.uint64)]
+    found = shared_hash_positions(parts)
+    assert {index: positions.tolist() for index, positions in found.items()} == {0: [1, 2], 1: [1, 2], 2: [0]}
+    assert shared_hash_positions([np.array([5, 6], dtype=np.uint64)]) == {}
+    assert shared_hash_positions([]) == {}
+    hashes = id_hashes(pd.Series(["a", "b", "a"]))
+    assert hashes.dtype == np.uint64 and hashes[0] == hashes[2] != hashes[1]
