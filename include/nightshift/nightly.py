@@ -19,6 +19,7 @@ from nightshift.storage import (
     ObjectStore,
     is_complete,
     open_store,
+    partition_files,
     partition_key,
     partition_writer,
     publish_partition,
@@ -548,7 +549,6 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     """Measure tonight against the champion's reference sample; write the reports and refresh the index."""
     from nightshift import registry, warehouse
     from nightshift.drift import compute_drift
-    from nightshift.score import champion_scores
 
     current = night(model, day)
     champion = registry.alias_version(current.settings, model, registry.CHAMPION)
@@ -561,11 +561,6 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         return {"dt": current.dt, "skipped": "no champion yet: no reference to compare with"}
     reference = registry.load_reference(current.settings, champion)
     features, total = night_sample(current)
-    scores = champion_scores(current.store, current.spec, current.dt, features[current.spec.entity_id])
-    if len(scores):
-        features = features.merge(
-            scores.rename(columns={"entity_id": current.spec.entity_id}), on=current.spec.entity_id, how="left"
-        )
     result = compute_drift(
         reference,
         features,
@@ -628,33 +623,70 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
 def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:
     """The drift sample of the night's curated rows (spec.drift sample_size and seed) and the night's row count.
 
-    Reads the partition in batches and keeps only the sampled rows, so memory does not grow with the night.
+    Reads the partition in batches and keeps only the sampled rows, so memory does not grow with the night. The
+    champion's scores of the same rows come along as `score`: from the same positions of the part's predictions
+    file (scoring keeps the curated order), or, if a part's file does not line up, joined by entity id.
     """
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from nightshift.drift import sample_positions
-    from nightshift.score import curated_keys
+    from nightshift.score import champion_scores, curated_keys
 
     spec, store = current.spec, current.store
     columns = [spec.entity_id, *spec.feature_names]
     keys = curated_keys(store, spec, current.dt)
-    frames = []
+    predictions = current.key("predictions")
+    scored = set(partition_files(store, predictions, ".parquet"))
+    parts, aligned = [], True
     with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
         files = [pq.ParquetFile(store.get_file(key, Path(tmp) / Path(key).name)) for key in keys]
         total = sum(file.metadata.num_rows for file in files)
         wanted = sample_positions(total, spec.drift.sample_size, spec.drift.seed)
         start = 0
-        for file in files:
-            for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
-                end = start + batch.num_rows
-                lo, hi = np.searchsorted(wanted, [start, end])
-                if hi > lo:
-                    frames.append(batch.take(wanted[lo:hi] - start).to_pandas())
-                start = end
-    sample = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        for index, file in enumerate(files):
+            rows = file.metadata.num_rows
+            local = wanted[np.searchsorted(wanted, start) : np.searchsorted(wanted, start + rows)] - start
+            start += rows
+            if not len(local):
+                continue
+            taken = _take_rows(file, local, columns, batch_rows)
+            score_key = f"{predictions}/champion-{index:05d}.parquet"
+            if aligned and score_key in scored:
+                scores = pq.ParquetFile(store.get_file(score_key, Path(tmp) / f"scores-{index}.parquet"))
+                if scores.metadata.num_rows == rows:
+                    picked = _take_rows(scores, local, ["entity_id", "score"], batch_rows)
+                    if picked.column("entity_id").equals(taken.column(spec.entity_id).cast(pa.string())):
+                        taken = taken.append_column("score", picked.column("score"))
+                        parts.append(taken)
+                        continue
+            aligned = False
+            parts.append(taken)
+    if not parts:
+        return pd.DataFrame(columns=columns), total
+    if aligned:
+        return pa.concat_tables(parts).to_pandas(), total
+    sample = pa.concat_tables([part.select(columns) for part in parts]).to_pandas()
+    joined = champion_scores(store, spec, current.dt, sample[spec.entity_id])
+    if len(joined):
+        sample = sample.merge(joined.rename(columns={"entity_id": spec.entity_id}), on=spec.entity_id, how="left")
     return sample, total
+
+
+def _take_rows(file: Any, positions: Any, columns: list[str], batch_rows: int) -> Any:
+    """The rows at sorted `positions` of a Parquet file, read batch by batch (an Arrow table)."""
+    import numpy as np
+    import pyarrow as pa
+
+    pieces, start = [], 0
+    for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
+        lo, hi = np.searchsorted(positions, [start, start + batch.num_rows])
+        if hi > lo:
+            pieces.append(pa.Table.from_batches([batch.take(positions[lo:hi] - start)]))
+        start += batch.num_rows
+    return pa.concat_tables(pieces)
 
 
 def refresh_index(store: ObjectStore, model: str) -> None:

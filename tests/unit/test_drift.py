@@ -213,7 +213,7 @@ def test_same_inputs_give_identical_summary_and_sampling_is_recorded(spec: Model
 
 def test_frames_smaller_than_the_sample_are_used_whole(unshifted: DriftResult) -> None:
     assert unshifted.summary["sample"] == {
-        "size": 50000,
+        "size": 20000,
         "seed": 7,
         "reference_sampled": ROWS,
         "current_sampled": ROWS,

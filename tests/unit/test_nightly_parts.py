@@ -190,3 +190,40 @@ def test_an_id_repeated_across_chunks_of_one_file_is_caught_like_one_within_a_ch
     )
     assert reasons["20"] == f"application_id: {whole.loc[14, 'application_id']!r} repeats the id of row 15"
     assert curated(store)["application_id"].is_unique
+
+
+def test_the_drift_sample_takes_champion_scores_by_position_or_by_id_alike(home, demo_spec):
+    import numpy as np
+
+    from nightshift.storage import publish_partition
+
+    store = simulated(demo_spec, files=3, bad=0.01)
+    nightly.validate(MODEL, DAY.isoformat(), RUN)
+    spec = demo_spec.model_copy(update={"drift": demo_spec.drift.model_copy(update={"sample_size": 500})})
+    current = nightly.Night(spec, DAY, settings(), store)
+    keys = sorted(key for key in store.list(f"curated/{MODEL}/dt={DAY}") if key.endswith(".parquet"))
+    per_part = {}
+    for index, key in enumerate(keys):
+        ids = pd.read_parquet(store.local_path(key))["application_id"]
+        scores = ids.str[-6:].astype(int) / 1e6
+        per_part[f"champion-{index:05d}.parquet"] = pd.DataFrame({"entity_id": ids, "score": scores})
+
+    def publish(files: dict[str, pd.DataFrame]) -> None:
+        folder = home / "predictions"
+        folder.mkdir(exist_ok=True)
+        local = {}
+        for name, frame in files.items():
+            frame.to_parquet(folder / name, index=False)
+            local[name] = folder / name
+        publish_partition(store, f"predictions/{MODEL}/dt={DAY}", {}, local=local)
+
+    publish(per_part)  # no alias column: the join by id would fail, so this reads by position
+    aligned, total = nightly.night_sample(current)
+    every = pd.concat(per_part.values(), ignore_index=True).iloc[::-1].assign(alias="champion")
+    publish({"champion-all.parquet": every})
+    joined, _ = nightly.night_sample(current)
+
+    assert total == len(curated(store)) and len(aligned) == 500
+    expected = aligned["application_id"].str[-6:].astype(int) / 1e6
+    np.testing.assert_allclose(aligned["score"], expected)
+    assert aligned[["application_id", "score"]].equals(joined[["application_id", "score"]])
