@@ -18,8 +18,9 @@ $(BIN)/nightshift: requirements.txt requirements-dev.txt constraints.txt pyproje
 demo: setup  ## simulate a season and run it through Airflow's scheduler; prints the summary
 	$(BIN)/nightshift demo
 
-test: setup  ## the whole test suite
-	$(BIN)/pytest
+TEST_WORKERS ?= 2
+test: setup  ## the whole test suite, test files spread over TEST_WORKERS processes
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup  ## everything but the end-to-end season
 	$(BIN)/pytest -m "not e2e"
