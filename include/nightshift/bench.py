@@ -114,13 +114,18 @@ WARM_MODULES = {
 
 
 def product_warm(stage: str) -> None:
-    """Import what the stage imports and open the warehouse once, as Airflow's preloaded forkserver would."""
+    """Import what the stage imports (and warm Evidently for both drift runs), as `nightshift.preload` does in
+    Airflow's forkserver; open the warehouse once."""
     import importlib
 
     from nightshift import warehouse
 
     for module in WARM_MODULES[stage]:
         importlib.import_module(module)
+    if stage in ("drift", "full_drift"):
+        from nightshift.drift import warm_up
+
+        warm_up()
     warehouse.connect(settings().warehouse_url).dispose()
 
 

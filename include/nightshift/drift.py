@@ -200,6 +200,30 @@ def _check_method(column: str, method: str, *, numerical: bool) -> None:
         raise ValueError(f"drift method {method!r} cannot be used for {kind.value} column {column!r}: {exc}") from None
 
 
+def warm_up() -> None:
+    """Run one tiny report, so Evidently's and Plotly's first-use costs are paid once, not by every drift task.
+
+    Called from `nightshift.preload`, which Airflow's forkserver (and each Celery worker) imports before forking
+    tasks. In memory only: no files, threads or connections.
+    """
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"number": rng.normal(size=300), "code": rng.choice(["a", "b", "c"], 300)})
+    definition = DataDefinition(numerical_columns=["number"], categorical_columns=["code"])
+    metrics = [
+        DataDriftPreset(
+            columns=["number", "code"],
+            per_column_method={"number": "wasserstein", "code": "psi"},
+            per_column_threshold={"number": 0.1, "code": 0.1},
+        ),
+        ValueDrift(column="number", method="psi", threshold=0.1),
+    ]
+    snapshot = Report(metrics, include_tests=True).run(
+        Dataset.from_pandas(frame, data_definition=definition), Dataset.from_pandas(frame, data_definition=definition)
+    )
+    snapshot.get_html_str(as_iframe=False)
+    snapshot.json()
+
+
 def sample_positions(total: int, size: int, seed: int) -> np.ndarray:
     """Sorted row positions of a seeded sample of `size` out of `total` rows (all rows when there are not more)."""
     if total <= size:
