@@ -447,7 +447,7 @@ def scoring_plan(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
 def score_part(model: str, day: str, part: dict[str, Any], run: RunInfo, chunk_rows: int = 200_000) -> dict[str, Any]:
     """Score one curated file with the plan's versions, in chunks; stage one Parquet file per alias."""
     from nightshift import registry
-    from nightshift.score import Scorer, iter_parquet, score_batches
+    from nightshift.score import Scorer, iter_parquet, score_batches, scoring_columns
 
     current = night(model, day)
     index = int(part["index"])
@@ -466,7 +466,12 @@ def score_part(model: str, day: str, part: dict[str, Any], run: RunInfo, chunk_r
     with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
         paths = {scorer.alias: Path(tmp) / f"{scorer.alias}-{index:05d}.parquet" for scorer in scorers}
         counts = score_batches(
-            iter_parquet(current.store, [part["key"]], chunk_rows), current.spec, current.dt, scorers, run.run_id, paths
+            iter_parquet(current.store, [part["key"]], chunk_rows, scoring_columns(current.spec)),
+            current.spec,
+            current.dt,
+            scorers,
+            run.run_id,
+            paths,
         )
         for path in paths.values():
             staged[path.name] = f"{staged_prefix}/{path.name}"

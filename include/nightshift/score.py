@@ -75,8 +75,15 @@ def iter_parquet(
                 yield batch.to_pandas()
 
 
-def iter_curated(store: ObjectStore, spec: ModelSpec, dt: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    return iter_parquet(store, curated_keys(store, spec, dt), chunk_rows)
+def scoring_columns(spec: ModelSpec) -> list[str]:
+    """What scoring reads from a curated file: the entity id and the features."""
+    return [spec.entity_id, *spec.feature_names]
+
+
+def iter_curated(
+    store: ObjectStore, spec: ModelSpec, dt: str, chunk_rows: int, columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    return iter_parquet(store, curated_keys(store, spec, dt), chunk_rows, columns)
 
 
 def score_partition(
@@ -98,7 +105,8 @@ def score_partition(
     }
     with partition_writer(store, prefix, manifest) as folder:
         paths = {scorer.alias: folder / f"{scorer.alias}.parquet" for scorer in scorers}
-        counts = score_batches(iter_curated(store, spec, dt, chunk_rows), spec, dt, scorers, run_id, paths)
+        batches = iter_curated(store, spec, dt, chunk_rows, scoring_columns(spec))
+        counts = score_batches(batches, spec, dt, scorers, run_id, paths)
         manifest["rows"] = counts
     return {"address": store.url_for(prefix), "rows": counts}
 

@@ -132,6 +132,8 @@ def model_inputs(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
         values = frame[name]
         if feature.type == "category":
             columns[name] = values.astype(object).where(values.notna(), None)
+        elif pd.api.types.is_numeric_dtype(values.dtype):
+            columns[name] = values.to_numpy(dtype="float64", na_value=np.nan)
         else:
             columns[name] = pd.to_numeric(values, errors="coerce").astype("float64")
     return pd.DataFrame(columns, index=frame.index)
