@@ -71,8 +71,15 @@ def client(settings: Settings) -> MlflowClient:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     check_reachable(settings.mlflow_tracking_uri)
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI, which `config.settings()` reads: left there, it would pin
+    # every later settings() in this process to this server, whatever NIGHTSHIFT_HOME says by then.
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
 
 
