@@ -755,12 +755,9 @@ class Bench:
     def reset_state(self, datasets: list[DataSet]) -> None:
         """Start from an empty registry, warehouse and Airflow; keep only the generated drops (the cache)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        for name in ("warehouse.db", "mlflow.db", "mlartifacts", "cache", "airflow", "logs"):
-            target = self.home / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        from nightshift.demo import remove_paths
+
+        remove_paths(self.home, ("warehouse.db", "mlflow.db", "mlartifacts", "cache", "airflow", "logs"))
         self.log_dir.mkdir(parents=True)
         for data in datasets:
             folder = self.store(data)

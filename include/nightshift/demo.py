@@ -141,21 +141,20 @@ def _airflow(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+def remove_paths(folder: Path, names: Sequence[str]) -> None:
+    """Delete each named file or folder under `folder` that exists."""
+    for name in names:
+        target = folder / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
 def reset(config: Settings) -> None:
     """Remove the previous demo's data and Airflow state so a second run starts clean."""
-    for name in ("store", "warehouse.db", "mlflow.db", "mlartifacts", "cache", "logs"):
-        target = config.home / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-    airflow_home = config.home / "airflow"
-    for name in ("airflow.db", "logs"):
-        target = airflow_home / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    remove_paths(config.home, ("store", "warehouse.db", "mlflow.db", "mlartifacts", "cache", "logs"))
+    remove_paths(config.home / "airflow", ("airflow.db", "logs"))
 
 
 def prepare_airflow(env: dict[str, str]) -> None:
