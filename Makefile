@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export NIGHTSHIFT_HOME ?= $(CURDIR)/.nightshift
 
-.PHONY: setup demo test test-fast lint typecheck ci airflow summary lock clean bench
+.PHONY: setup demo test test-fast lint typecheck ci airflow summary lock clean bench db-start db-stop db-status
 
 setup: $(BIN)/nightshift  ## create .venv and install the pinned dependencies and the nightshift package
 
@@ -34,9 +34,11 @@ typecheck: setup
 
 ci: lint typecheck test
 
-airflow: setup  ## Airflow UI, scheduler and DAG processor on the demo's data (http://127.0.0.1:8080)
-	$(BIN)/nightshift airflow-setup
-	eval "$$($(BIN)/nightshift airflow-env)" && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
+airflow: setup  ## Airflow UI, scheduler and DAG processor on the embedded default (http://127.0.0.1:8080); Ctrl+C stops all
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nightshift airflow
+
+db-start db-stop db-status: setup  ## the embedded PostgreSQL under NIGHTSHIFT_HOME
+	$(BIN)/nightshift db $(subst db-,,$@)
 
 ROWS ?= 1000000
 SIZES ?= 100000,1000000,10000000
@@ -53,5 +55,6 @@ lock:  ## re-resolve constraints.txt from requirements-dev.txt in a scratch virt
 	.lock-venv/bin/pip install --quiet -r requirements-dev.txt
 	.lock-venv/bin/pip freeze --exclude-editable > constraints.txt && rm -rf .lock-venv
 
-clean:
+clean:  ## stop the embedded PostgreSQL and remove everything under .nightshift
+	-test -x $(BIN)/nightshift && $(BIN)/nightshift db stop
 	rm -rf .nightshift

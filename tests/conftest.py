@@ -36,12 +36,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh NIGHTSHIFT_HOME: empty store, warehouse and MLflow under tmp_path."""
+    """A fresh NIGHTSHIFT_HOME: empty store under tmp_path, warehouse and MLflow in SQLite files beside it.
+
+    The stages run in this one process with no server; tests of the embedded PostgreSQL, the Postgres warehouse
+    and the whole loop start real servers (tests/integration, tests/e2e).
+    """
     folder = tmp_path / "home"
     folder.mkdir()
     monkeypatch.setenv("NIGHTSHIFT_HOME", str(folder))
-    for key in ("MLFLOW_TRACKING_URI", "NIGHTSHIFT_STORE_URI", "NIGHTSHIFT_WAREHOUSE_URL", "NIGHTSHIFT_MODELS_DIR"):
+    for key in ("NIGHTSHIFT_STORE_URI", "NIGHTSHIFT_MODELS_DIR"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("NIGHTSHIFT_WAREHOUSE_URL", f"sqlite:///{folder / 'warehouse.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
     return folder
 
 

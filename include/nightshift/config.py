@@ -1,6 +1,7 @@
 """Model specs and runtime settings: the light module DAG files import at parse time.
 
-Only the standard library, pydantic and PyYAML are imported here, so DAG files stay fast to parse.
+Only the standard library, pydantic, PyYAML and `embedded_db` (standard library only at import) are imported here,
+so DAG files stay fast to parse.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nightshift import embedded_db
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 OBJECT_STORE_CONN_ID = "nightshift_object_store"
@@ -324,16 +327,17 @@ def _date_from_env(name: str) -> dt.date | None:
 
 
 def settings() -> Settings:
+    """Where everything lives. A URL set in the environment wins; otherwise the embedded PostgreSQL's database."""
     home = Path(os.environ.get("NIGHTSHIFT_HOME", PROJECT_ROOT / ".nightshift")).resolve()
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or embedded_db.url(home, "mlflow")
     return Settings(
         home=home,
         models_dir=Path(os.environ.get("NIGHTSHIFT_MODELS_DIR", PROJECT_ROOT / "include" / "models")),
         store_uri=os.environ.get("NIGHTSHIFT_STORE_URI", (home / "store").as_uri()),
-        warehouse_url=os.environ.get("NIGHTSHIFT_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse.db'}"),
+        warehouse_url=os.environ.get("NIGHTSHIFT_WAREHOUSE_URL") or embedded_db.url(home, "warehouse"),
         mlflow_tracking_uri=tracking_uri,
         mlflow_artifact_root=os.environ.get("NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT")
-        or ((home / "mlartifacts").as_uri() if tracking_uri.startswith(("sqlite:", "file:")) else None),
+        or (None if tracking_uri.startswith(("http:", "https:")) else (home / "mlartifacts").as_uri()),
         schedule_start=_date_from_env("NIGHTSHIFT_SCHEDULE_START"),
         schedule_end=_date_from_env("NIGHTSHIFT_SCHEDULE_END"),
     )

@@ -5,6 +5,7 @@ This module drives Airflow through its command line and its REST API; it never i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -18,15 +19,19 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nightshift import embedded_db
 from nightshift.config import PROJECT_ROOT, PROMOTION_POOL, Settings, get_spec, settings
 
 TERMINAL = ("success", "failed")
 WORKER_HOSTNAME_VARIABLE = "NIGHTSHIFT_WORKER_HOSTNAME"
+SUPERVISOR_VARIABLE = "NIGHTSHIFT_SUPERVISOR"
+"""Set in the environment of every process a `Services` starts, so everything they start can be found and stopped."""
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ def airflow_settings(
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url(config),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
@@ -96,6 +101,23 @@ def airflow_settings(
         env["NIGHTSHIFT_SCHEDULE_END"] = season.end.isoformat()
     env["NIGHTSHIFT_CATCHUP"] = "true" if catchup else "false"
     return env
+
+
+def metadata_url(config: Settings) -> str:
+    """Airflow's metadata database: a PostgreSQL URL in AIRFLOW__DATABASE__SQL_ALCHEMY_CONN wins, else the embedded one.
+
+    SQLite is never used: Airflow refuses backfills on it while the scheduler is busy.
+    """
+    configured = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    return configured if configured.startswith("postgresql") else embedded_db.url(config.home, "airflow")
+
+
+def uses_embedded_db(config: Settings, env: dict[str, str] | None = None) -> bool:
+    """Whether the warehouse, MLflow or Airflow's metadata (in `env`) live on this home's embedded PostgreSQL."""
+    addresses = [config.warehouse_url, config.mlflow_tracking_uri]
+    if env is not None:
+        addresses.append(env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""))
+    return any(embedded_db.is_embedded(config.home, address) for address in addresses)
 
 
 def celery_settings(broker_url: str, result_backend: str) -> dict[str, str]:
@@ -151,15 +173,33 @@ def remove_paths(folder: Path, names: Sequence[str]) -> None:
             target.unlink()
 
 
-def reset(config: Settings) -> None:
-    """Remove the previous demo's data and Airflow state so a second run starts clean."""
-    remove_paths(config.home, ("store", "warehouse.db", "mlflow.db", "mlartifacts", "cache", "logs"))
-    remove_paths(config.home / "airflow", ("airflow.db", "logs"))
+def reset(config: Settings, env: dict[str, str] | None = None) -> None:
+    """Remove the previous demo's data and Airflow state so a second run starts clean.
+
+    Databases on the embedded PostgreSQL (which must be running) are dropped and created empty; a database
+    configured elsewhere is never touched.
+    """
+    remove_paths(config.home, ("store", "mlartifacts", "cache", "logs"))
+    remove_paths(config.home / "airflow", ("logs",))
+    names = {"warehouse": config.warehouse_url, "mlflow": config.mlflow_tracking_uri}
+    if env is not None:
+        names["airflow"] = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    ours = [name for name, address in names.items() if embedded_db.is_embedded(config.home, address)]
+    if ours:
+        embedded_db.recreate_databases(config.home, ours)
 
 
 def prepare_airflow(env: dict[str, str]) -> None:
     _airflow(env, "db", "migrate")
     _airflow(env, "pools", "set", PROMOTION_POOL, "1", "nightshift: one promotion or rollback at a time")
+
+
+def prepare_stores(config: Settings) -> None:
+    """Create or upgrade the warehouse's and MLflow's schemas once, before tasks race to do it."""
+    from nightshift import registry, warehouse
+
+    warehouse.connect(config.warehouse_url).dispose()
+    registry.prepare_backend(config)
 
 
 class Services:
@@ -179,6 +219,7 @@ class Services:
         self.worker_concurrency = worker_concurrency
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
+        self.mark = f"{os.getpid()}-{secrets.token_hex(8)}"
 
     def start(self) -> None:
         port = int(self.env["AIRFLOW__API__PORT"])
@@ -220,7 +261,11 @@ class Services:
         self.logs[component] = self.log_dir / f"{log_name or component}.log"
         with self.logs[component].open("ab") as log:
             self.processes[component] = subprocess.Popen(
-                [binary, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [binary, *args],
+                env={**env, SUPERVISOR_VARIABLE: self.mark},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def wait_for_api(self, timeout: float = 180) -> None:
@@ -261,52 +306,101 @@ class Services:
                     f"`airflow {component}` exited with code {process.returncode}; see {self.logs[component]}"
                 )
 
-    def stop(self) -> None:
-        """Stop every process and whatever it started (task processes, Celery's pool): nothing is left behind."""
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every process and whatever it started (task processes, forkserver, Celery's pool) within `grace`.
+
+        SIGTERM to each process group first; what still runs after `grace` (or left its group) is SIGKILLed,
+        found by the mark every process started here carries in its environment.
+        """
         for process in self.processes.values():
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
         for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for process in self.processes.values():
-            _kill_group(process.pid)
+            process.wait()
+        kill_marked(SUPERVISOR_VARIABLE, self.mark)
 
 
-def _kill_group(group: int, grace: float = 10) -> None:
-    """SIGKILL what is left of a process group (children that outlived their leader) once `grace` has passed."""
-    deadline = time.monotonic() + grace
-    while True:
-        late = time.monotonic() >= deadline
+def marked_processes(variable: str, value: str) -> list[int]:
+    """Pids of live processes whose environment holds `variable=value` (every descendant inherits it)."""
+    needle = f"{variable}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
         try:
-            os.killpg(group, signal.SIGKILL if late else 0)
-        except (ProcessLookupError, PermissionError):
-            return
-        if late:
-            return
-        time.sleep(0.2)
+            if needle in (entry / "environ").read_bytes().split(b"\0") and _alive(entry):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _alive(entry: Path) -> bool:
+    """A zombie has exited already: only its parent's wait is missing."""
+    return ") Z " not in (entry / "stat").read_text()
+
+
+def kill_marked(variable: str, value: str, grace: float = 5.0) -> None:
+    """SIGKILL every process marked `variable=value` until none is left (or `grace` runs out)."""
+    deadline = time.monotonic() + grace
+    while (pids := marked_processes(variable, value)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+class AirflowApiError(RuntimeError):
+    """Airflow's REST API refused a call or stayed unreachable; the message names the call and the answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
 
 
 class AirflowApi:
-    """The few calls of Airflow's public REST API (v2) the demo and the tests need: runs, triggers, backfills."""
+    """The few calls of Airflow's public REST API (v2) the demo and the tests need: runs, triggers, backfills.
 
-    def __init__(self, base_url: str) -> None:
+    A busy machine makes the API server slow or briefly unreachable: each call retries connection errors,
+    time-outs and transient answers (429, 5xx) with a bounded exponential backoff, then fails naming the call.
+    """
+
+    def __init__(self, base_url: str, attempts: int = 6, backoff: float = 1.0, timeout: float = 30) -> None:
         self.base_url = base_url.rstrip("/")
+        self.attempts = attempts
+        self.backoff = backoff
+        self.timeout = timeout
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.base_url}/api/v2{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:1000]
-            raise RuntimeError(f"Airflow API {method} {path} answered {exc.code}: {detail}") from None
+        last = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                time.sleep(min(self.backoff * 2 ** (attempt - 1), 30))
+            request = urllib.request.Request(
+                f"{self.base_url}/api/v2{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read() or b"null")
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")[:1000]
+                last = f"answered {exc.code}: {detail}"
+                if exc.code not in TRANSIENT_STATUSES:
+                    raise AirflowApiError(f"Airflow API {method} {path} {last}", exc.code) from None
+            except (OSError, TimeoutError) as exc:
+                last = f"unreachable ({getattr(exc, 'reason', exc)})"
+        raise AirflowApiError(f"Airflow API {method} {path} {last} (gave up after {self.attempts} attempts)")
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -327,8 +421,8 @@ class AirflowApi:
     def queued_asset_events(self, dag_id: str) -> int:
         try:
             return int(self._call("GET", f"/dags/{dag_id}/assets/queuedEvents")["total_entries"])
-        except RuntimeError as exc:
-            if "answered 404" in str(exc):
+        except AirflowApiError as exc:
+            if exc.status == 404:
                 return 0
             raise
 
@@ -341,8 +435,8 @@ class AirflowApi:
         """Whether the DAG processor has parsed the DAG yet (it cannot be triggered before)."""
         try:
             self._call("GET", f"/dags/{dag_id}")
-        except RuntimeError as exc:
-            if "answered 404" in str(exc):
+        except AirflowApiError as exc:
+            if exc.status == 404:
                 return False
             raise
         return True
@@ -361,15 +455,27 @@ class AirflowApi:
                 return found
 
     def backfill(self, dag_id: str, first: dt.date, last: dt.date) -> dict[str, Any]:
-        """Create a backfill as the UI does: every night from `first` to `last`, reprocessing completed runs."""
+        """Create a backfill as the UI does: every night from `first` to `last`, reprocessing completed runs.
+
+        If an earlier attempt of this call reached the server although its answer was lost, the backfill it
+        created is the one returned (Airflow allows one running backfill per DAG).
+        """
         body = {
             "dag_id": dag_id,
             "from_date": f"{first.isoformat()}T00:00:00Z",
-            "to_date": f"{last.isoformat()}T23:00:00Z",
+            "to_date": f"{last.isoformat()}T23:59:59Z",
             "reprocess_behavior": "completed",
             "max_active_runs": 1,
         }
-        return dict(self._call("POST", "/backfills", body))
+        try:
+            return dict(self._call("POST", "/backfills", body))
+        except AirflowApiError as exc:
+            if exc.status != 409:
+                raise
+            for running in self._call("GET", f"/backfills?dag_id={dag_id}&limit=100")["backfills"]:
+                if running.get("completed_at") is None and running["from_date"][:10] == first.isoformat():
+                    return dict(running)
+            raise
 
     def backfill_completed(self, backfill_id: int) -> bool:
         return self._call("GET", f"/backfills/{backfill_id}").get("completed_at") is not None
@@ -419,8 +525,63 @@ def wait_for_backfill(api: AirflowApi, services: Services, backfill: dict[str, A
     wait_until(backfill_done, services, timeout, "the backfill runs")
 
 
+class DemoStepFailed(RuntimeError):
+    """A demo step failed after its retries; the message says which step, why, and how to go on."""
+
+
+RESUME = {
+    "prepare": "check the message above, then run `make demo` again (it starts clean)",
+    "simulate": "run `make demo` again (it starts clean)",
+    "season": "run `make demo` again; to look at what ran, `make airflow` serves the same Airflow and data",
+    "experiment": "`make airflow`, then trigger credit_risk_retrain with the estimator params by hand; `make summary`",
+    "backfill": "`make airflow`, then Trigger -> Backfill on credit_risk_nightly (or the README's CLI backfill); "
+    "`make summary`",
+    "summary": "`make summary` prints it again",
+}
+
+
+@contextlib.contextmanager
+def step(name: str, log: Callable[[str], None]) -> Iterator[None]:
+    """Run one demo step; a failure names the step, the reason and how to resume (no traceback for the user)."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit, DemoStepFailed):
+        raise
+    except Exception as exc:
+        raise DemoStepFailed(f"the demo's {name!r} step failed: {exc}\nto resume: {RESUME[name]}") from exc
+
+
+@contextlib.contextmanager
+def no_interruptions() -> Iterator[None]:
+    """Ignore Ctrl+C and SIGTERM while processes are being stopped, so a second signal cannot leave any behind."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def local_stack(config: Settings, env: dict[str, str], log: Callable[[str], None]) -> Iterator[bool]:
+    """The embedded PostgreSQL for the block when any store uses it; stopped afterwards if the block started it."""
+    needed = uses_embedded_db(config, env)
+    started = False
+    try:
+        if needed:
+            started = embedded_db.start(config.home)
+            state = "started" if started else "already running"
+            log(f"[nightshift] embedded PostgreSQL {state} ({embedded_db.data_dir(config.home)})")
+        yield started
+    finally:
+        if started:
+            with no_interruptions():
+                embedded_db.stop(config.home)
+                log("[nightshift] embedded PostgreSQL stopped")
+
+
 def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] = print) -> dict:
-    """Simulate a season, let the scheduler run it, show a refused experiment, and return the summary."""
+    """Simulate a season, let the scheduler run it, show a refused experiment and a backfill; return the summary."""
     from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import open_store
     from nightshift.summary import season_summary
@@ -429,59 +590,108 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
     spec = get_spec(season.model, config.models_dir)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
-    log(f"[demo] resetting demo state under {config.home}")
-    reset(config)
     env = airflow_env(config, season, catchup=True)
     api = AirflowApi(f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}")
-    log("[demo] migrating Airflow's metadata database (SQLite)")
-    prepare_airflow(env)
-    log(
-        f"[demo] simulating {season.nights} nights from {season.start} ({season.rows_per_day} rows/night, "
-        f"population and concept shift from {season.shift_date})"
-    )
-    simulate(
-        open_store(config.store_uri),
-        spec,
-        SimulationPlan(
-            start=season.start,
-            days=season.nights,
-            rows_per_day=season.rows_per_day,
-            shift_date=season.shift_date,
-            seed=season.seed,
-            bad_row_share=season.bad_row_share,
-        ),
-    )
     services = Services(env, config.home / "logs")
     nightly_id, retrain_id = f"{season.model}_nightly", f"{season.model}_retrain"
-    try:
-        log("[demo] starting Airflow: api-server, scheduler, dag-processor (LocalExecutor)")
-        services.start()
-        wait_for_season(api, services, season, timeout, log)
-        log("[demo] experiment: a manual retrain with a deliberately weak recipe (DummyClassifier) must be refused")
-        before = finished(api.states(retrain_id))
-        api.trigger(
-            retrain_id,
-            {
-                "estimator": "sklearn.dummy.DummyClassifier",
-                "estimator_params": {"strategy": "prior"},
-                "reason": "demo: a deliberately worse candidate",
-                "as_of": season.end.isoformat(),
-            },
-        )
-
-        def experiment_done() -> bool:
-            states = api.states(retrain_id)
-            return finished(states) > before and all(state in TERMINAL for state in states)
-
-        wait_until(experiment_done, services, 600, "the manual retrain run")
-
-        first, last = season.end - dt.timedelta(days=1), season.end
-        log(f"[demo] backfill: replaying {first} to {last}; reports are rewritten, no retrain is requested")
-        wait_for_backfill(api, services, api.backfill(nightly_id, first, last))
-        airflow_runs = {nightly_id: api.states(nightly_id), retrain_id: api.states(retrain_id)}
-    finally:
-        services.stop()
-    summary = season_summary(config, season.model)
+    with local_stack(config, env, log):
+        with step("prepare", log):
+            log(f"[demo] resetting demo state under {config.home}")
+            reset(config, env)
+            log("[demo] migrating Airflow's metadata database, the warehouse and MLflow (PostgreSQL)")
+            prepare_airflow(env)
+            prepare_stores(config)
+        with step("simulate", log):
+            log(
+                f"[demo] simulating {season.nights} nights from {season.start} ({season.rows_per_day} rows/night, "
+                f"population and concept shift from {season.shift_date})"
+            )
+            simulate(
+                open_store(config.store_uri),
+                spec,
+                SimulationPlan(
+                    start=season.start,
+                    days=season.nights,
+                    rows_per_day=season.rows_per_day,
+                    shift_date=season.shift_date,
+                    seed=season.seed,
+                    bad_row_share=season.bad_row_share,
+                ),
+            )
+        try:
+            with step("season", log):
+                log("[demo] starting Airflow: api-server, scheduler, dag-processor (LocalExecutor)")
+                services.start()
+                wait_for_season(api, services, season, timeout, log)
+            with step("experiment", log):
+                run_experiment(api, services, season)
+            with step("backfill", log):
+                first, last = season.end - dt.timedelta(days=1), season.end
+                log(f"[demo] backfill: replaying {first} to {last}; reports are rewritten, no retrain is requested")
+                wait_for_backfill(api, services, api.backfill(nightly_id, first, last))
+                airflow_runs = {nightly_id: api.states(nightly_id), retrain_id: api.states(retrain_id)}
+        finally:
+            with no_interruptions():
+                log("[demo] stopping Airflow")
+                services.stop()
+        with step("summary", log):
+            summary = season_summary(config, season.model)
     summary["airflow_runs"] = airflow_runs
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary
+
+
+def run_experiment(api: AirflowApi, services: Services, season: Season) -> None:
+    """A manual retrain with a deliberately weak recipe (DummyClassifier), which the gate must refuse."""
+    retrain_id = f"{season.model}_retrain"
+    print("[demo] experiment: a manual retrain with a deliberately weak recipe (DummyClassifier) must be refused")
+    before = finished(api.states(retrain_id))
+    api.trigger(
+        retrain_id,
+        {
+            "estimator": "sklearn.dummy.DummyClassifier",
+            "estimator_params": {"strategy": "prior"},
+            "reason": "demo: a deliberately worse candidate",
+            "as_of": season.end.isoformat(),
+        },
+    )
+
+    def experiment_done() -> bool:
+        states = api.states(retrain_id)
+        return finished(states) > before and all(state in TERMINAL for state in states)
+
+    wait_until(experiment_done, services, 600, "the manual retrain run")
+
+
+def run_airflow(port: int | None = None, log: Callable[[str], None] = print) -> int:
+    """`make airflow`: the embedded PostgreSQL and Airflow's api-server, scheduler and DAG processor, until Ctrl+C.
+
+    Every process it starts is stopped when it is interrupted (SIGINT or SIGTERM) or when one of them dies.
+    """
+    config = settings()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    env = airflow_env(config, port=port)
+    services = Services(env, config.home / "logs")
+    url = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
+    with local_stack(config, env, log):
+        log("[nightshift] migrating Airflow's metadata database, the warehouse and MLflow")
+        prepare_airflow(env)
+        prepare_stores(config)
+        try:
+            log("[nightshift] starting Airflow: api-server, scheduler, dag-processor (LocalExecutor)")
+            services.start()
+            log(f"[nightshift] Airflow UI: {url} (no login on this local setup); logs in {services.log_dir}")
+            log("[nightshift] Ctrl+C stops everything")
+            while True:
+                services.check_alive()
+                time.sleep(1)
+        except KeyboardInterrupt:
+            log("\n[nightshift] interrupted")
+            return 130
+        except RuntimeError as exc:
+            log(f"[nightshift] error: {exc}")
+            return 1
+        finally:
+            with no_interruptions():
+                log("[nightshift] stopping Airflow")
+                services.stop()

@@ -83,6 +83,14 @@ def client(settings: Settings) -> MlflowClient:
     return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
 
 
+def prepare_backend(settings: Settings) -> None:
+    """Create or upgrade MLflow's tables in a database backend once (a server, when configured, does its own)."""
+    try:
+        client(settings).search_experiments(max_results=1)
+    except MlflowException as exc:
+        raise _unreachable(settings, exc) from None
+
+
 def _unreachable(settings: Settings, exc: Exception) -> RegistryError:
     return RegistryError(
         f"MLflow at {settings.mlflow_tracking_uri}: {exc}. Check that the tracking server is up and "

@@ -1,16 +1,22 @@
-"""`nightshift demo` through Airflow's real scheduler: retrains start from the asset event, not from a script."""
+"""`nightshift demo` through Airflow's real scheduler, on a machine whose every core is kept busy by another process.
+
+Retrains start from the asset event, not from a script; the backfill is created while the machine is loaded; the
+demo prints its summary, and no process it started outlives it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from nightshift import embedded_db
+from tests.processes import busy_cores, processes_of_home, server_home
 
 pytestmark = pytest.mark.e2e
 
@@ -22,8 +28,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("demo")
+def demo_run():
+    with server_home(prefix="nightshift-demo-") as home:
+        yield run_demo_under_load(home)
+
+
+def run_demo_under_load(home: Path) -> dict:
     out = home / "summary.json"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "NIGHTSHIFT", "MLFLOW"))}
     env.update({"NIGHTSHIFT_HOME": str(home), "NIGHTSHIFT_AIRFLOW_PORT": str(free_port())})
@@ -41,15 +51,34 @@ def demo_run(tmp_path_factory):
         "--json-out",
         str(out),
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500, check=False)
+    with busy_cores(seconds=1800) as load:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500, check=False)
+        assert all(process.poll() is None for process in load), "the load stopped before the demo ended"
+    leftovers = processes_of_home(home)
     logs = (
         "".join(path.read_text()[-3000:] for path in (home / "logs").glob("*.log")) if (home / "logs").exists() else ""
     )
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{logs}"
-    airflow_db = home / "airflow" / "airflow.db"
-    with sqlite3.connect(airflow_db) as connection:
-        runs = connection.execute("SELECT dag_id, run_type, state FROM dag_run ORDER BY id").fetchall()
-    return {"summary": json.loads(out.read_text()), "stdout": done.stdout, "runs": runs, "home": home}
+    with embedded_db.running(home):
+        connection = embedded_db.connect(home, "airflow")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT dag_id, run_type, state FROM dag_run ORDER BY id")
+                runs = [tuple(row) for row in cursor.fetchall()]
+        finally:
+            connection.close()
+    return {
+        "summary": json.loads(out.read_text()),
+        "stdout": done.stdout,
+        "runs": runs,
+        "home": home,
+        "leftovers": leftovers,
+    }
+
+
+def test_nothing_outlives_the_demo(demo_run):
+    assert demo_run["leftovers"] == [], demo_run["leftovers"]
+    assert not embedded_db.status(demo_run["home"]).running
 
 
 def test_every_night_ran_on_the_schedule(demo_run):
