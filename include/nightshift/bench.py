@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nightshift import embedded_db
 from nightshift.config import PROJECT_ROOT, settings
 
 MODEL = "credit_risk"
@@ -333,41 +334,44 @@ def product_nightly_e2e(
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
     }
     dag_id = f"{MODEL}_nightly"
-    log("e2e: migrating Airflow's metadata database (SQLite)")
-    prepare_airflow(env)
-    services = Services(env, home / "logs" / "airflow")
-    api = Api(f"http://127.0.0.1:{port}")
-    try:
-        log("e2e: starting Airflow's api-server, scheduler and dag-processor (LocalExecutor)")
-        services.start()
-        deadline = time.monotonic() + 300
-        while not api.dag_known(dag_id):
-            services.check_alive()
-            if time.monotonic() > deadline:
-                raise BenchError(f"{dag_id} was not parsed within 300 s; see {services.log_dir}")
-            time.sleep(2)
-        api.unpause(dag_id)
-        log(f"e2e: triggering {dag_id} for {day}")
-        started = time.monotonic()
-        run_id = api.trigger_at(dag_id, f"{day}T02:00:00Z")["dag_run_id"]
-        state = "queued"
-        while state not in ("success", "failed"):
-            services.check_alive()
-            if time.monotonic() - started > timeout:
-                raise BenchError(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s; see {services.log_dir}")
-            time.sleep(1)
-            state = api.run(dag_id, run_id)["state"]
-        seconds = time.monotonic() - started
-        tasks = {
-            item["task_id"] + (f"[{item['map_index']}]" if item.get("map_index", -1) >= 0 else ""): {
-                "state": item["state"],
-                "seconds": item.get("duration"),
+    log("e2e: starting the embedded PostgreSQL and migrating Airflow's metadata database on it")
+    with embedded_db.running(home):
+        prepare_airflow(env)
+        services = Services(env, home / "logs" / "airflow")
+        api = Api(f"http://127.0.0.1:{port}")
+        try:
+            log("e2e: starting Airflow's api-server, scheduler and dag-processor (LocalExecutor)")
+            services.start()
+            deadline = time.monotonic() + 300
+            while not api.dag_known(dag_id):
+                services.check_alive()
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{dag_id} was not parsed within 300 s; see {services.log_dir}")
+                time.sleep(2)
+            api.unpause(dag_id)
+            log(f"e2e: triggering {dag_id} for {day}")
+            started = time.monotonic()
+            run_id = api.trigger_at(dag_id, f"{day}T02:00:00Z")["dag_run_id"]
+            state = "queued"
+            while state not in ("success", "failed"):
+                services.check_alive()
+                if time.monotonic() - started > timeout:
+                    raise BenchError(
+                        f"{dag_id} run {run_id} still {state} after {timeout:.0f} s; see {services.log_dir}"
+                    )
+                time.sleep(1)
+                state = api.run(dag_id, run_id)["state"]
+            seconds = time.monotonic() - started
+            tasks = {
+                item["task_id"] + (f"[{item['map_index']}]" if item.get("map_index", -1) >= 0 else ""): {
+                    "state": item["state"],
+                    "seconds": item.get("duration"),
+                }
+                for item in api.task_instances(dag_id, run_id)
             }
-            for item in api.task_instances(dag_id, run_id)
-        }
-        run = api.run(dag_id, run_id)
-    finally:
-        services.stop()
+            run = api.run(dag_id, run_id)
+        finally:
+            services.stop()
     if state != "success":
         raise BenchError(f"{dag_id} run {run_id} ended {state}: tasks {tasks}; logs under {env['AIRFLOW_HOME']}/logs")
     return {
