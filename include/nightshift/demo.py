@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nightshift import embedded_db
-from nightshift.config import PROJECT_ROOT, PROMOTION_POOL, Settings, get_spec, settings
+from nightshift.config import PROJECT_ROOT, PROMOTION_POOL, Settings, catchup_enabled, get_spec, settings
 
 TERMINAL = ("success", "failed")
 WORKER_HOSTNAME_VARIABLE = "NIGHTSHIFT_WORKER_HOSTNAME"
@@ -54,18 +54,19 @@ class Season:
 
 
 def airflow_env(
-    config: Settings, season: Season | None = None, port: int | None = None, catchup: bool = False
+    config: Settings, season: Season | None = None, port: int | None = None, catchup: bool | None = None
 ) -> dict[str, str]:
     """The process environment plus the embedded default's Airflow settings."""
     return {**os.environ, **airflow_settings(config, season, port, catchup)}
 
 
 def airflow_settings(
-    config: Settings, season: Season | None = None, port: int | None = None, catchup: bool = False
+    config: Settings, season: Season | None = None, port: int | None = None, catchup: bool | None = None
 ) -> dict[str, str]:
     """Settings for every Airflow process on the embedded default, all state under NIGHTSHIFT_HOME.
 
-    With a season, the nightly schedule is limited to its dates; with `catchup`, the scheduler runs them all.
+    With a season, the nightly schedule is limited to its dates; with `catchup`, the scheduler runs them all
+    (without it, NIGHTSHIFT_CATCHUP decides, off by default).
     """
     home = config.home / "airflow"
     home.mkdir(parents=True, exist_ok=True)
@@ -99,6 +100,8 @@ def airflow_settings(
     if season is not None:
         env["NIGHTSHIFT_SCHEDULE_START"] = season.start.isoformat()
         env["NIGHTSHIFT_SCHEDULE_END"] = season.end.isoformat()
+    if catchup is None:
+        catchup = catchup_enabled()
     env["NIGHTSHIFT_CATCHUP"] = "true" if catchup else "false"
     return env
 
