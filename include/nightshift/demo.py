@@ -447,6 +447,12 @@ class AirflowApi:
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"))
 
+    def import_errors(self) -> list[str]:
+        """`file: message` for every DAG file the DAG processor could not import."""
+        found = self._call("GET", "/importErrors?limit=100")["import_errors"]
+        traces = {item["filename"]: str(item.get("stack_trace") or item.get("stacktrace") or "?") for item in found}
+        return [f"{name}: {(trace.strip().splitlines() or ['?'])[-1]}" for name, trace in traces.items()]
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of a run, mapped ones one per map index (task id, state, hostname, map_index...)."""
         path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
@@ -488,14 +494,28 @@ def finished(states: dict[str, int]) -> int:
     return sum(states.get(state, 0) for state in TERMINAL)
 
 
-def wait_until(condition: Callable[[], bool], services: Services, timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool], services: Services, timeout: float, what: str, interval: float = 5
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         services.check_alive()
         if condition():
             return
-        time.sleep(5)
+        time.sleep(interval)
     raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what}; logs are in {services.log_dir}")
+
+
+def wait_for_dags(api: AirflowApi, services: Services, dag_ids: Sequence[str], timeout: float = 300) -> None:
+    """Wait until the DAG processor has parsed every DAG; a DAG file that fails to import fails at once, naming it."""
+
+    def parsed() -> bool:
+        errors = api.import_errors()
+        if errors:
+            raise RuntimeError("the DAG processor could not import a DAG file: " + "; ".join(errors))
+        return all(api.has_dag(dag_id) for dag_id in dag_ids)
+
+    wait_until(parsed, services, timeout, f"the DAG processor to parse {', '.join(dag_ids)}", interval=2)
 
 
 def wait_for_season(
@@ -544,7 +564,7 @@ RESUME = {
 
 
 @contextlib.contextmanager
-def step(name: str, log: Callable[[str], None]) -> Iterator[None]:
+def step(name: str) -> Iterator[None]:
     """Run one demo step; a failure names the step, the reason and how to resume (no traceback for the user)."""
     try:
         yield
@@ -598,13 +618,13 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
     services = Services(env, config.home / "logs")
     nightly_id, retrain_id = f"{season.model}_nightly", f"{season.model}_retrain"
     with local_stack(config, env, log):
-        with step("prepare", log):
+        with step("prepare"):
             log(f"[demo] resetting demo state under {config.home}")
             reset(config, env)
             log("[demo] migrating Airflow's metadata database, the warehouse and MLflow (PostgreSQL)")
             prepare_airflow(env)
             prepare_stores(config)
-        with step("simulate", log):
+        with step("simulate"):
             log(
                 f"[demo] simulating {season.nights} nights from {season.start} ({season.rows_per_day} rows/night, "
                 f"population and concept shift from {season.shift_date})"
@@ -622,13 +642,14 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
                 ),
             )
         try:
-            with step("season", log):
+            with step("season"):
                 log("[demo] starting Airflow: api-server, scheduler, dag-processor (LocalExecutor)")
                 services.start()
+                wait_for_dags(api, services, (nightly_id, retrain_id))
                 wait_for_season(api, services, season, timeout, log)
-            with step("experiment", log):
+            with step("experiment"):
                 run_experiment(api, services, season)
-            with step("backfill", log):
+            with step("backfill"):
                 first, last = season.end - dt.timedelta(days=1), season.end
                 log(f"[demo] backfill: replaying {first} to {last}; reports are rewritten, no retrain is requested")
                 wait_for_backfill(api, services, api.backfill(nightly_id, first, last))
@@ -637,7 +658,7 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
             with no_interruptions():
                 log("[demo] stopping Airflow")
                 services.stop()
-        with step("summary", log):
+        with step("summary"):
             summary = season_summary(config, season.model)
     summary["airflow_runs"] = airflow_runs
     summary["seconds"] = round(time.monotonic() - started, 1)
