@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.sdk import Asset, CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -23,7 +24,9 @@ DOC = """
 
 Runs once a day for the date of its **logical date** (a backfill replays the same steps for past dates).
 
-1. `wait_for_drop` waits for `landing/{name}/dt=<date>/_SUCCESS`.
+1. `wait_for_drop` waits for `landing/{name}/dt=<date>/_SUCCESS`, logging the marker's address and when it gives up
+   on every check. A run (other than a backfill) dated outside the schedule window ({window}) fails here at once,
+   without retries, naming the date and the window: pick a logical date inside it (the Trigger dialog defaults to now).
 2. `plan_parts` lists the drop's files; `validate_part` (one mapped task per file, spread over the workers)
    checks each file with Great Expectations in chunks; `commit_validation` judges the night as a whole (row
    count, ids repeated across files, bad-row share). Bad rows go to `quarantine/{name}/dt=<date>/rejected.csv`
@@ -32,26 +35,54 @@ Runs once a day for the date of its **logical date** (a backfill replays the sam
 3. `scoring_plan` fixes the `champion` (and shadow `challenger`) versions for the night; `score_part` (mapped per
    curated file) scores in chunks; `commit_scores` publishes `predictions/{name}/dt=<date>/` and loads the
    warehouse.
+   With no champion yet, nothing is scored: the night is recorded in the warehouse's `scoring_backlog` with the
+   reason and the command that scores it (`nightshift score-backlog --model {name}`).
 4. `ingest_labels` curates the label drop that landed on the date.
-5. `drift` writes `reports/drift/{name}/dt=<date>/` and refreshes `index.html`.
-6. `decide` applies the drift policy; `request_retrain` emits the `{asset}` asset event (skipped otherwise,
+5. `drift` writes `reports/drift/{name}/dt=<date>/` (measured against the champion that scored the night; an unscored
+   night's summary says why and how to score it) and refreshes `index.html`.
+6. `score_backlog`: once a champion exists, scores every unscored night up to the date with it (same code as a
+   normal night), re-measures their drift and marks them scored; a no-op otherwise.
+7. `decide` applies the drift policy; `request_retrain` emits the `{asset}` asset event (skipped otherwise,
    and always skipped for backfill runs).
 
 Owner: {owner}. Spec: `include/models/{name}.yaml`.
 """
 
 
+def nightly_schedule(spec: ModelSpec, start: dt.date, end: dt.date | None) -> tuple[Any, dt.datetime | None]:
+    """The timetable and the DAG's start_date: the spec's cron from `start`, or with an `end`, its ticks in the window.
+
+    A bounded window is a list of events and the DAG gets no start_date or end_date: every task inherits those
+    (DAG.add_task, and again when the scheduler loads the DAG), and DagRun.verify_integrity creates no task instance
+    for a non-backfill run dated outside a task's dates, so a manual run after the end was green and empty instead of
+    refused by wait_for_drop. An open window keeps the cron and its start_date.
+
+    The events timetable is Airflow's core class: `airflow.sdk.EventsTimetable` cannot be serialized in Airflow 3.3.2
+    (KeyError '_summary', apache/airflow#69401); switch to it once that is fixed (tests/dags/test_manual_trigger.py).
+    """
+    cron = CronTriggerTimetable(spec.schedule.cron, timezone="UTC")
+    first = dt.datetime.combine(start, dt.time(), dt.UTC)
+    if end is None:
+        return cron, first
+    from airflow.timetables.events import EventsTimetable
+    from croniter import croniter_range
+
+    last = dt.datetime.combine(end, dt.time(23, 59, 59), dt.UTC)
+    ticks = list(croniter_range(first, last, cron.expression))
+    return EventsTimetable(ticks, presorted=True, description=f"{spec.schedule.cron} UTC, {start} to {end}"), None
+
+
 def build_nightly(spec: ModelSpec):
     config = settings()
     start, end = schedule_window(spec, config)
+    timetable, start_date = nightly_schedule(spec, start, end)
     retrain_request = Asset(name=retrain_asset_name(spec.name), uri=retrain_asset_uri(spec.name))
     model = spec.name
 
     @dag(
         dag_id=f"{model}_nightly",
-        schedule=CronTriggerTimetable(spec.schedule.cron, timezone="UTC"),
-        start_date=dt.datetime.combine(start, dt.time(), dt.UTC),
-        end_date=dt.datetime.combine(end, dt.time(23, 59), dt.UTC) if end else None,
+        schedule=timetable,
+        start_date=start_date,
         catchup=catchup_enabled(),
         max_active_runs=1,
         default_args={
@@ -61,14 +92,27 @@ def build_nightly(spec: ModelSpec):
             "pre_execute": export_from_context,
         },
         tags=["nightshift", model, "nightly"],
-        doc_md=DOC.format(name=model, owner=spec.owner, asset=retrain_asset_name(model)),
+        doc_md=DOC.format(
+            name=model, owner=spec.owner, asset=retrain_asset_name(model), window=f"{start} to {end or 'open'}"
+        ),
     )
     def nightly() -> None:
         @task.sensor(poke_interval=60, timeout=12 * 3600, mode="reschedule")
         def wait_for_drop(**context) -> PokeReturnValue:
             from nightshift import nightly as stages
+            from nightshift import waiting
 
-            return PokeReturnValue(is_done=stages.drop_ready(model, stages.run_date(context)))
+            day = stages.run_date(context)
+            if not stages.run_info(context).is_backfill:
+                refusal = waiting.window_refusal(model, dt.date.fromisoformat(day), start, end)
+                if refusal:
+                    raise AirflowFailException(refusal)
+            ti, sensor = context["ti"], context["task"]
+            found = stages.drop_ready(model, day)
+            started = ti.get_first_reschedule_date(context) or ti.start_date
+            marker = waiting.marker_url(model, day)
+            sensor.log.info(waiting.poke_message(marker, found, started, sensor.timeout, sensor.poke_interval))
+            return PokeReturnValue(is_done=found)
 
         @task
         def plan_parts(**context) -> list[dict]:
@@ -130,6 +174,15 @@ def build_nightly(spec: ModelSpec):
             return stages.drift(model, scored["dt"], stages.run_info(context))
 
         @task
+        def score_backlog(drift_result: dict, **context) -> dict:
+            from nightshift import backlog
+            from nightshift import nightly as stages
+
+            outcome = backlog.score_backlog(model, stages.run_date(context), stages.run_info(context))
+            get_current_context()["task"].log.info(backlog.describe(outcome))
+            return outcome
+
+        @task
         def decide(drift_result: dict, labels: dict, **context) -> dict:
             from nightshift import nightly as stages
 
@@ -149,7 +202,9 @@ def build_nightly(spec: ModelSpec):
         validated = commit_validation(validate_part.expand(part=parts))
         scored = commit_scores(score_part.expand(part=scoring_plan(validated)))
         measured = drift(scored)
-        request_retrain(decide(measured, labels))
+        decided = decide(measured, labels)
+        score_backlog(measured) >> decided
+        request_retrain(decided)
 
     return nightly()
 

@@ -151,6 +151,20 @@ def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
     return warehouse.migrate_command(config.warehouse_url)
 
 
+def cmd_score_backlog(args: argparse.Namespace) -> int:
+    """Score the nights left without predictions (no champion then) with the champion now; re-measure their drift."""
+    from nightshift import embedded_db
+    from nightshift.backlog import CLI_RUN, describe, score_backlog
+    from nightshift.demo import uses_embedded_db
+
+    config = settings()
+    through = None if args.through is None else args.through.isoformat()
+    with embedded_db.running(config.home, uses_embedded_db(config)):
+        outcome = score_backlog(args.model, through, CLI_RUN)
+    print(f"{args.model}: {describe(outcome)}")
+    return 1 if outcome["waiting"] else 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from nightshift.bench import run_from_args
 
@@ -229,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--night", type=_date, default=None, help="link to this night's report.html (YYYY-MM-DD)")
     link.add_argument("--expires", type=int, default=3600, help="seconds until the link expires (max 604800)")
     link.set_defaults(func=cmd_report_link)
+
+    backlog = commands.add_parser(
+        "score-backlog",
+        help="score the nights left without predictions (no champion then) with the champion, re-measure their drift",
+    )
+    backlog.add_argument("--model", default="credit_risk")
+    backlog.add_argument("--through", type=_date, default=None, help="only nights up to this date (YYYY-MM-DD)")
+    backlog.set_defaults(func=cmd_score_backlog)
 
     from nightshift.bench import add_arguments as add_bench_arguments
 

@@ -308,7 +308,14 @@ def latest_pointer(summaries: list[dict[str, Any]], model: str) -> dict[str, Any
         "summary": newest,
         "report_html": newest.get("report_html") if newest else None,
         "nights": len(summaries),
+        "unscored": _unscored(summaries),
     }
+
+
+def _unscored(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The nights with no predictions, oldest first: date, reason and the command that scores them."""
+    nights = sorted((s for s in summaries if s.get("unscored")), key=lambda s: str(s["dt"]))
+    return [{"dt": s["dt"], **s["unscored"]} for s in nights]
 
 
 def _newest(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -327,7 +334,7 @@ th,td{border-bottom:1px solid #d1d9e0;padding:.45rem .6rem;text-align:left;verti
 th{background:#f6f8fa;position:sticky;top:0}
 tr.drifted td{background:#fff1f0} tr.drifted td.flag{color:#b42318;font-weight:600}
 .critical{color:#b42318;font-weight:600} .num{text-align:right;font-variant-numeric:tabular-nums}
-.muted{color:#59636e}
+.muted{color:#59636e} p.unscored{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem}
 """
 
 
@@ -347,7 +354,7 @@ def render_index(summaries: list[dict[str, Any]], model: str) -> str:
 <h1>{title}</h1>
 <p class="meta">{len(nights)} night(s); {drifted_count} flagged
 (dataset drift, a drifted critical feature or prediction drift).</p>
-<table>
+{_unscored_note(nights)}<table>
 <thead><tr><th>Date</th><th>Model version</th><th class="num">Drift share</th><th>Dataset drift</th>
 <th>Drifted features</th><th>Prediction drift</th><th>Report</th></tr></thead>
 <tbody>
@@ -357,6 +364,24 @@ def render_index(summaries: list[dict[str, Any]], model: str) -> str:
 </body>
 </html>
 """
+
+
+def _unscored_note(nights: list[dict[str, Any]]) -> str:
+    """A banner naming the nights without predictions, why, and the command that scores them ("" when none)."""
+    unscored = _unscored(nights)
+    if not unscored:
+        return ""
+    dates = ", ".join(str(night["dt"]) for night in unscored)
+    reasons = "; ".join(sorted({str(night["reason"]) for night in unscored}))
+    commands = sorted({str(night["command"]) for night in unscored})
+    when = unscored[0].get("when")
+    return (
+        f'<p class="unscored">{len(unscored)} night(s) have no predictions and no drift report yet: {_escape(dates)} '
+        f"({_escape(reasons)}). Score them with "
+        + " or ".join(f"<code>{_escape(text)}</code>" for text in commands)
+        + (f"; otherwise {_escape(when)}." if when else ".")
+        + "</p>\n"
+    )
 
 
 def _night_drifted(summary: dict[str, Any]) -> bool:
@@ -385,13 +410,24 @@ def _index_row(summary: dict[str, Any]) -> str:
     links = " · ".join(
         link for link in (_link(summary.get("report_html"), "HTML"), _link(summary.get("report_json"), "JSON")) if link
     )
-    if summary.get("skipped"):
+    unscored = summary.get("unscored")
+    if unscored:
+        features = (
+            f'<span class="muted">not scored: {esc(unscored.get("reason"))}; score it with '
+            f"<code>{esc(unscored.get('command'))}</code></span>"
+        )
+    elif summary.get("skipped"):
         features = f'<span class="muted">not measured: {esc(summary["skipped"])}</span>'
+    late = summary.get("scored_late")
+    date = esc(summary.get("dt"))
+    if late:
+        title = esc(f"{late.get('reason')} in run {late.get('unscored_by')}; scored by run {late.get('scored_by')}")
+        date += f' <span class="muted" title="{title}">(scored late)</span>'
     css = ' class="drifted"' if _night_drifted(summary) else ""
     none = '<span class="muted">none</span>'
     dash = '<span class="muted">—</span>'
     return (
-        f"<tr{css}><td>{esc(summary.get('dt'))}</td><td>{esc(summary.get('model_version') or '—')}</td>"
+        f"<tr{css}><td>{date}</td><td>{esc(summary.get('model_version') or '—')}</td>"
         f'<td class="num">{esc(share_text)}</td><td class="flag">{"yes" if summary.get("dataset_drift") else "no"}</td>'
         f"<td>{features or none}</td><td>{prediction_text}</td><td>{links or dash}</td></tr>"
     )

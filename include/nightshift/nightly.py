@@ -24,6 +24,7 @@ from nightshift.storage import (
     partition_writer,
     publish_partition,
     read_json,
+    read_manifest,
     remove_partition,
 )
 
@@ -422,24 +423,39 @@ def _record_validation(
     )
 
 
+def serving_versions(config: Settings, model: str) -> dict[str, str] | None:
+    """The versions a night is scored with now: the champion's (and the challenger's, in shadow); None without one."""
+    from nightshift import registry
+
+    champion = registry.alias_version(config, model, registry.CHAMPION)
+    if champion is None:
+        return None
+    versions = {registry.CHAMPION: champion.version}
+    challenger = registry.alias_version(config, model, registry.CHALLENGER)
+    if challenger is not None and challenger.version != champion.version:
+        versions[registry.CHALLENGER] = challenger.version
+    return versions
+
+
 def scoring_plan(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
     """One part per curated file, each carrying the model versions to use, resolved once for the whole night.
 
-    With no champion yet, a single part that says so: the night's predictions are cleared and nothing is scored.
+    With no champion yet, a single part that says so: `commit_scores` clears the night's predictions and records
+    it in the warehouse's scoring backlog (see `nightshift.backlog`).
     """
-    from nightshift import registry
-    from nightshift.score import curated_keys
+    from nightshift.backlog import NO_CHAMPION
 
     current = night(model, day)
-    champion = registry.alias_version(current.settings, model, registry.CHAMPION)
-    if champion is None:
-        return [
-            {"dt": current.dt, "index": 0, "key": None, "versions": {}, "skipped": "no champion yet: nothing scored"}
-        ]
-    versions = {registry.CHAMPION: champion.version}
-    challenger = registry.alias_version(current.settings, model, registry.CHALLENGER)
-    if challenger is not None and challenger.version != champion.version:
-        versions[registry.CHALLENGER] = challenger.version
+    versions = serving_versions(current.settings, model)
+    if versions is None:
+        return [{"dt": current.dt, "index": 0, "key": None, "versions": {}, "skipped": NO_CHAMPION}]
+    return plan_scoring(current, versions)
+
+
+def plan_scoring(current: Night, versions: dict[str, str]) -> list[dict[str, Any]]:
+    """The parts `score_part` fans out over: one per curated file of the night, each carrying `versions`."""
+    from nightshift.score import curated_keys
+
     keys = curated_keys(current.store, current.spec, current.dt)
     return [{"dt": current.dt, "index": index, "key": key, "versions": versions} for index, key in enumerate(keys)]
 
@@ -480,8 +496,13 @@ def score_part(model: str, day: str, part: dict[str, Any], run: RunInfo, chunk_r
 
 
 def commit_scores(model: str, day: str, parts: list[dict[str, Any]], run: RunInfo) -> dict[str, Any]:
-    """Publish the night's predictions partition from the scored parts and load them into the warehouse."""
+    """Publish the night's predictions partition from the scored parts and load them into the warehouse.
+
+    A skipped plan (no champion) clears the night's predictions and records the night as unscored, with the reason
+    and the command that scores it, in the warehouse's `scoring_backlog`.
+    """
     from nightshift import warehouse
+    from nightshift.backlog import command
     from nightshift.score import iter_predictions
 
     current = night(model, day)
@@ -491,7 +512,9 @@ def commit_scores(model: str, day: str, parts: list[dict[str, Any]], run: RunInf
     if skipped:
         remove_partition(current.store, prefix)
         warehouse.replace_predictions(engine, model, current.day, [])
-        return {"dt": current.dt, "skipped": skipped, "rows": {}}
+        row = {"model": model, "dt": current.day, "reason": skipped, "command": command(model), "run_id": run.run_id}
+        warehouse.record_unscored(engine, row)
+        return {"dt": current.dt, "skipped": skipped, "rows": {}, "command": row["command"]}
     versions = parts[0]["versions"] if parts else {}
     counts: dict[str, int] = {alias: 0 for alias in versions}
     for part in parts:
@@ -550,20 +573,37 @@ def report_prefix(model: str) -> str:
     return f"reports/drift/{model}"
 
 
+def scored_version(current: Night) -> str | None:
+    """The champion version that scored the night, from its predictions manifest; None when it has no predictions."""
+    manifest = read_manifest(current.store, current.key("predictions")) or {}
+    version = (manifest.get("versions") or {}).get("champion")
+    return None if version is None else str(version)
+
+
 def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
-    """Measure tonight against the champion's reference sample; write the reports and refresh the index."""
+    """Measure the night against the reference of the champion that scored it; write the reports, refresh the index.
+
+    A night without predictions is not measured: its summary says why and which command scores it (its row in the
+    warehouse's scoring backlog). Measuring a night of the backlog marks its row scored. A night scored outside the
+    DAG, with no version in its manifest, is measured against the serving champion.
+    """
     from nightshift import registry, warehouse
+    from nightshift.backlog import NO_CHAMPION, command
     from nightshift.drift import compute_drift
 
     current = night(model, day)
-    champion = registry.alias_version(current.settings, model, registry.CHAMPION)
-    prefix = f"{report_prefix(model)}/dt={current.dt}"
+    engine = _warehouse(current.settings)
+    pending = next(iter(warehouse.backlog(engine, model, warehouse.UNSCORED, night=current.day)), None)
+    version = scored_version(current)
+    if version is None and pending is not None:
+        return _not_measured(current, run, pending["reason"], pending["command"])
+    champion = (
+        registry.get_version(current.settings, model, version)
+        if version is not None
+        else registry.alias_version(current.settings, model, registry.CHAMPION)
+    )
     if champion is None:
-        skipped = {"model": model, "dt": current.dt, "skipped": "no champion yet", "run_id": run.run_id}
-        with partition_writer(current.store, prefix, {"model": model, "dt": current.dt}) as folder:
-            (folder / "summary.json").write_text(json.dumps(skipped, indent=2, sort_keys=True))
-        refresh_index(current.store, model)
-        return {"dt": current.dt, "skipped": "no champion yet: no reference to compare with"}
+        return _not_measured(current, run, NO_CHAMPION, command(model))
     reference = registry.load_reference(current.settings, champion)
     features, total = night_sample(current)
     result = compute_drift(
@@ -576,20 +616,65 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         current_rows=total,
     )
     summary = {**result.summary, "run_id": run.run_id, "run_type": run.run_type}
+    if pending is not None:
+        summary["scored_late"] = {
+            "reason": pending["reason"],
+            "unscored_by": pending["run_id"],
+            "scored_by": run.run_id,
+        }
+    prefix = f"{report_prefix(model)}/dt={current.dt}"
     with partition_writer(current.store, prefix, {"model": model, "dt": current.dt}) as folder:
         (folder / "report.html").write_text(result.html)
         (folder / "report.json").write_text(result.report_json)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     refresh_index(current.store, model)
-
     report_uri = current.store.url_for(f"{prefix}/report.html")
-    engine = _warehouse(current.settings)
+    _record_drift(engine, current, summary, report_uri, run)
+    if pending is not None:
+        warehouse.resolve_unscored(engine, model, current.day, champion.version, run.run_id)
+    return {
+        "dt": current.dt,
+        "report": report_uri,
+        "summary": current.store.url_for(f"{prefix}/summary.json"),
+        "summary_key": f"{prefix}/summary.json",
+        "model_version": champion.version,
+        "drift_share": summary["drift_share"],
+        "dataset_drift": summary["dataset_drift"],
+        "drifted_features": summary["drifted_features"],
+    }
+
+
+def _not_measured(current: Night, run: RunInfo, reason: str, command: str) -> dict[str, Any]:
+    """Write the summary of a night that has no predictions (why, and the command that scores it); refresh the index."""
+    from nightshift.backlog import WHEN
+
+    model = current.spec.name
+    summary = {
+        "model": model,
+        "dt": current.dt,
+        "skipped": reason,
+        "unscored": {"reason": reason, "command": command, "when": WHEN},
+        "run_id": run.run_id,
+        "run_type": run.run_type,
+    }
+    prefix = f"{report_prefix(model)}/dt={current.dt}"
+    with partition_writer(current.store, prefix, {"model": model, "dt": current.dt}) as folder:
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    refresh_index(current.store, model)
+    return {"dt": current.dt, "skipped": f"not scored ({reason}), so not measured", "command": command}
+
+
+def _record_drift(engine: Any, current: Night, summary: dict[str, Any], report_uri: str, run: RunInfo) -> None:
+    """The night's drift summary and per-feature metrics, into the warehouse."""
+    from nightshift import warehouse
+
+    model, version = current.spec.name, summary["model_version"]
     warehouse.record_drift(
         engine,
         {
             "model": model,
             "dt": current.day,
-            "model_version": champion.version,
+            "model_version": version,
             "drift_share": float(summary["drift_share"]),
             "dataset_drift": bool(summary["dataset_drift"]),
             "drifted_features": json.dumps(summary["drifted_features"]),
@@ -608,21 +693,11 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
                 "score": None if item["score"] is None else float(item["score"]),
                 "drifted": bool(item["drifted"]),
                 "critical": bool(item["critical"]),
-                "model_version": champion.version,
+                "model_version": version,
             }
             for item in summary["features"]
         ],
     )
-    return {
-        "dt": current.dt,
-        "report": report_uri,
-        "summary": current.store.url_for(f"{prefix}/summary.json"),
-        "summary_key": f"{prefix}/summary.json",
-        "model_version": champion.version,
-        "drift_share": summary["drift_share"],
-        "dataset_drift": summary["dataset_drift"],
-        "drifted_features": summary["drifted_features"],
-    }
 
 
 def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:

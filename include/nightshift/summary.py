@@ -32,6 +32,7 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
             .group_by(predictions.c.alias)
         ).all()
     ledger = warehouse.ledger(engine, model)
+    backlog = warehouse.backlog(engine, model)
     return {
         "model": model,
         "nights_run": len(validations),
@@ -40,6 +41,16 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
         "rows_quarantined": sum(row["quarantined_rows"] for row in validations),
         "rows_scored": {alias: count for alias, count, _ in scored},
         "nights_scored": {alias: days for alias, _, days in scored},
+        "nights_unscored": [
+            {"dt": str(row["dt"]), "reason": row["reason"], "command": row["command"]}
+            for row in backlog
+            if row["status"] == warehouse.UNSCORED
+        ],
+        "nights_scored_late": [
+            {"dt": str(row["dt"]), "version": row["scored_version"], "run_id": row["scored_run_id"]}
+            for row in backlog
+            if row["status"] == warehouse.SCORED
+        ],
         "nights_with_drift_report": len(nights),
         "nights_drifted": [
             str(row["dt"])
@@ -93,6 +104,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             )
             or "none"
         ),
+        *_backlog_lines(summary),
         f"  drift reports:           {summary['nights_with_drift_report']} nights",
         f"  nights with drift:       {len(summary['nights_drifted'])} ({', '.join(summary['nights_drifted']) or 'none'})",
         f"  retrain requests:        {len(summary['retrain_requests'])} ({', '.join(r['dt'] for r in summary['retrain_requests']) or 'none'})",
@@ -117,3 +129,23 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"             - {reason}")
     lines.append(f"  drift index:             {summary['drift_index']}")
     return "\n".join(lines)
+
+
+def _backlog_lines(summary: dict[str, Any]) -> list[str]:
+    """The nights scored late and the nights still unscored (with why and the command), when there are any."""
+    lines = []
+    late = summary.get("nights_scored_late") or []
+    if late:
+        versions = ", ".join(sorted({f"v{row['version']}" for row in late}))
+        lines.append(
+            f"  scored late:             {len(late)} nights ({', '.join(row['dt'] for row in late)}) by champion {versions}"
+        )
+    unscored = summary.get("nights_unscored") or []
+    if unscored:
+        reasons = "; ".join(sorted({row["reason"] for row in unscored}))
+        commands = " or ".join(sorted({row["command"] for row in unscored}))
+        lines.append(
+            f"  unscored nights:         {len(unscored)} ({', '.join(row['dt'] for row in unscored)}): {reasons}; "
+            f"score them with: {commands}"
+        )
+    return lines

@@ -168,6 +168,23 @@ promotion_ledger = sa.Table(
 )
 
 
+scoring_backlog = sa.Table(
+    "scoring_backlog",
+    metadata,
+    sa.Column("model", sa.String(64), primary_key=True),
+    sa.Column("dt", sa.Date, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("scored_version", sa.String(32)),
+    sa.Column("scored_run_id", sa.String(250)),
+)
+"""One row per night left without predictions: `unscored` with its reason and command until the night is scored and
+re-measured, then `scored` with the version and run that did it (see `nightshift.backlog`)."""
+UNSCORED, SCORED = "unscored", "scored"
+
+
 class WarehouseError(RuntimeError):
     """The warehouse could not be reached or written; the message names it and what to check."""
 
@@ -1242,5 +1259,45 @@ def count_rows(engine: Engine, table: sa.Table, **where: Any) -> int:
 
 def fetch_all(engine: Engine, table: sa.Table, **where: Any) -> list[dict[str, Any]]:
     query = sa.select(table).where(*(table.c[k] == v for k, v in where.items()))
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def record_unscored(engine: Engine, row: dict[str, Any]) -> None:
+    """Mark one night `unscored` with its reason, command and run (replacing any earlier row for the night)."""
+    t = scoring_backlog
+    row = {**row, "status": UNSCORED, "scored_version": None, "scored_run_id": None}
+    _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row])
+
+
+def resolve_unscored(engine: Engine, model: str, day: dt.date, version: str, run_id: str) -> bool:
+    """Turn the night's `unscored` row `scored` by `version` in `run_id`; False when it had no such row."""
+    t = scoring_backlog
+    query = (
+        t.update()
+        .where(t.c.model == model, t.c.dt == day, t.c.status == UNSCORED)
+        .values(status=SCORED, scored_version=version, scored_run_id=run_id)
+    )
+    with engine.begin() as connection:
+        return bool(connection.execute(query).rowcount)
+
+
+def backlog(
+    engine: Engine,
+    model: str,
+    status: str | None = None,
+    *,
+    through: dt.date | None = None,
+    night: dt.date | None = None,
+) -> list[dict[str, Any]]:
+    """The model's backlog rows, oldest night first; only those of `status`, up to `through`, of `night`, when given."""
+    t = scoring_backlog
+    query = sa.select(t).where(t.c.model == model).order_by(t.c.dt)
+    if status is not None:
+        query = query.where(t.c.status == status)
+    if through is not None:
+        query = query.where(t.c.dt <= through)
+    if night is not None:
+        query = query.where(t.c.dt == night)
     with engine.connect() as connection:
         return [dict(row._mapping) for row in connection.execute(query)]

@@ -38,6 +38,9 @@ def season(tmp_path_factory):
     home = tmp_path_factory.mktemp("season")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NIGHTSHIFT_HOME", str(home))
+        # dag.test() runs every task in this process: the warehouse and MLflow in SQLite files, no server.
+        patch.setenv("NIGHTSHIFT_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse.db'}")
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         config = settings()
         store = open_store(config.store_uri)
         from nightshift.config import get_spec
@@ -241,3 +244,23 @@ def test_drift_index_lists_every_scored_night(season):
     latest = json.loads(store.read_bytes(f"reports/drift/{MODEL}/latest.json"))
     assert latest["dt"] == max(nights).isoformat()
     assert Path(store.local_path(f"reports/drift/{MODEL}/dt={latest['dt']}/report.json")).stat().st_size > 1000
+
+
+def test_nights_before_the_first_champion_are_scored_once_it_exists(season):
+    from nightshift.summary import season_summary
+
+    store = season["store"]
+    backlog = warehouse_rows(season, "scoring_backlog")
+    first = next(row for row in warehouse_rows(season, "promotion_ledger") if row["action"] == "promote")
+    assert backlog, "the season starts without a champion, so its first nights wait for one"
+    assert {(row["status"], row["scored_version"]) for row in backlog} == {("scored", first["candidate_version"])}
+    for row in backlog:
+        assert len(champion_predictions(store, row["dt"])) > 0
+        summary = json.loads(store.read_bytes(f"reports/drift/{MODEL}/dt={row['dt']}/summary.json"))
+        assert summary["model_version"] == first["candidate_version"]
+        assert summary["scored_late"]["scored_by"] == row["scored_run_id"] != row["run_id"]
+    assert {day(offset) for offset in range(NIGHTS)} <= {row["dt"] for row in warehouse_rows(season, "drift_nights")}
+    assert all(season["nights"][day(offset)]["tasks"]["score_backlog"] == "success" for offset in range(NIGHTS))
+    summary = season_summary(season["config"], MODEL)
+    assert summary["nights_unscored"] == [] and len(summary["nights_scored_late"]) == len(backlog)
+    assert summary["nights_with_drift_report"] >= NIGHTS

@@ -19,6 +19,8 @@ from tests.integration import postgres
 DAY = dt.date(2026, 10, 5)
 HEAD = warehouse.head_version()
 TABLES = {"predictions", "validation_runs", "drift_metrics", "drift_nights", "retrain_decisions", "promotion_ledger"}
+ALL_TABLES = TABLES | {"scoring_backlog"}
+"""Every table of the newest schema; TABLES are those of version 0001, which the row checks read."""
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +211,7 @@ def test_migrations_create_every_table_and_a_second_run_is_a_no_op(empty_url: st
     assert warehouse.migrate(empty_url) == HEAD
     engine = sa.create_engine(empty_url)
     try:
-        assert TABLES | {warehouse.VERSION_TABLE} == set(sa.inspect(engine).get_table_names())
+        assert ALL_TABLES | {warehouse.VERSION_TABLE} == set(sa.inspect(engine).get_table_names())
         assert "alembic_version" not in sa.inspect(engine).get_table_names()
         assert schema_differences(engine) == []
         write_every_table(engine, "m")
@@ -484,7 +486,7 @@ def test_load_predictions_swaps_in_a_partition_per_night_and_reruns_are_idempote
         assert stored(engine, "m", DAY) == as_rows(*second)
         assert stored(engine, "m", DAY + dt.timedelta(days=1)) == as_rows(other, day=DAY + dt.timedelta(days=1))
 
-        assert set(sa.inspect(engine).get_table_names()) == TABLES | {warehouse.VERSION_TABLE}
+        assert set(sa.inspect(engine).get_table_names()) == ALL_TABLES | {warehouse.VERSION_TABLE}
         assert schema_differences(engine) == []
         with engine.connect() as connection:
             definition = connection.exec_driver_sql(
@@ -754,3 +756,25 @@ def test_a_missing_database_raises_a_warehouse_error_naming_it(database: str) ->
     with pytest.raises(warehouse.WarehouseError, match=f'database "{database}_missing" does not exist'):
         warehouse.connect(url)
     assert warehouse.migrate_command(url) == 1
+
+
+def test_the_scoring_backlog_records_a_night_once_and_resolves_it_once(empty_url: str) -> None:
+    engine = warehouse.connect(empty_url)
+    try:
+        row = {"model": "m", "dt": DAY, "reason": "no champion yet: nothing scored", "command": "c", "run_id": "r1"}
+        warehouse.record_unscored(engine, row)
+        warehouse.record_unscored(engine, row)
+        assert [entry["status"] for entry in warehouse.backlog(engine, "m")] == [warehouse.UNSCORED]
+        assert warehouse.backlog(engine, "m", warehouse.UNSCORED, through=DAY - dt.timedelta(days=1)) == []
+        assert warehouse.resolve_unscored(engine, "m", DAY, "3", "r2") is True
+        assert warehouse.resolve_unscored(engine, "m", DAY, "4", "r3") is False
+        [done] = warehouse.backlog(engine, "m", night=DAY)
+        assert (done["status"], done["scored_version"], done["scored_run_id"], done["run_id"]) == (
+            "scored",
+            "3",
+            "r2",
+            "r1",
+        )
+        assert warehouse.backlog(engine, "m", warehouse.UNSCORED) == []
+    finally:
+        engine.dispose()

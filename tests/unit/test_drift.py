@@ -383,4 +383,23 @@ def test_latest_pointer_without_nights() -> None:
         "summary": None,
         "report_html": None,
         "nights": 0,
+        "unscored": [],
     }
+
+
+def test_unscored_nights_are_named_with_reason_and_command_and_late_ones_marked() -> None:
+    reason, command = "no champion yet: <b>nothing</b> scored", "nightshift score-backlog --model credit_risk"
+    unscored = {"reason": reason, "command": command, "when": "the first nightly run that finds a champion scores it"}
+    nights = [
+        {"model": "credit_risk", "dt": "2026-10-01", "skipped": reason, "unscored": unscored},
+        night("2026-10-02", scored_late={"reason": reason, "unscored_by": "a", "scored_by": "b"}),
+        night("2026-10-03"),
+    ]
+    page = render_index(nights, "credit_risk")
+    assert "1 night(s) have no predictions and no drift report yet: 2026-10-01" in page
+    assert f"<code>{command}</code>" in page and "<b>nothing</b>" not in page
+    assert "not scored: no champion yet: &lt;b&gt;nothing&lt;/b&gt; scored" in page
+    assert page.count("(scored late)") == 1
+    pointer = latest_pointer(nights, "credit_risk")
+    assert pointer["dt"] == "2026-10-03"
+    assert pointer["unscored"] == [{"dt": "2026-10-01", **unscored}]

@@ -546,3 +546,25 @@ def test_synthetic_predictions_look_like_a_night_with_a_challenger_in_shadow():
         night["entity_id"]
     )
     assert warehouse.load_predictions(warehouse.connect("sqlite://"), "credit_risk", DAY, frames) == 1001
+
+
+def test_the_scoring_backlog_records_a_night_once_and_resolves_it_once(tmp_path) -> None:
+    engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        row = {"model": "m", "dt": DAY, "reason": "no champion yet: nothing scored", "command": "c", "run_id": "r1"}
+        warehouse.record_unscored(engine, row)
+        warehouse.record_unscored(engine, row)
+        assert [entry["status"] for entry in warehouse.backlog(engine, "m")] == [warehouse.UNSCORED]
+        assert warehouse.backlog(engine, "m", warehouse.UNSCORED, through=DAY - dt.timedelta(days=1)) == []
+        assert warehouse.resolve_unscored(engine, "m", DAY, "3", "r2") is True
+        assert warehouse.resolve_unscored(engine, "m", DAY, "4", "r3") is False
+        [done] = warehouse.backlog(engine, "m", night=DAY)
+        assert (done["status"], done["scored_version"], done["scored_run_id"], done["run_id"]) == (
+            "scored",
+            "3",
+            "r2",
+            "r1",
+        )
+        assert warehouse.backlog(engine, "m", warehouse.UNSCORED) == []
+    finally:
+        engine.dispose()
