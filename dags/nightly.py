@@ -18,6 +18,7 @@ from nightshift.config import (
     settings,
 )
 from nightshift.connections import export_from_context
+from nightshift.schedule import night_offset, window_nights
 
 DOC = """
 ### {name}: nightly batch
@@ -50,7 +51,10 @@ Owner: {owner}. Spec: `include/models/{name}.yaml`.
 
 
 def nightly_schedule(spec: ModelSpec, start: dt.date, end: dt.date | None) -> tuple[Any, dt.datetime | None]:
-    """The timetable and the DAG's start_date: the spec's cron from `start`, or with an `end`, its ticks in the window.
+    """The timetable and the DAG's start_date: the spec's cron from `start`, or with an `end`, its nights in the window.
+
+    A night's logical date is its midnight (`nightshift.schedule`): the cron's time of day is its data interval,
+    so date-only backfill bounds take the last night too.
 
     A bounded window is a list of events and the DAG gets no start_date or end_date: every task inherits those
     (DAG.add_task, and again when the scheduler loads the DAG), and DagRun.verify_integrity creates no task instance
@@ -60,16 +64,14 @@ def nightly_schedule(spec: ModelSpec, start: dt.date, end: dt.date | None) -> tu
     The events timetable is Airflow's core class: `airflow.sdk.EventsTimetable` cannot be serialized in Airflow 3.3.2
     (KeyError '_summary', apache/airflow#69401); switch to it once that is fixed (tests/dags/test_manual_trigger.py).
     """
-    cron = CronTriggerTimetable(spec.schedule.cron, timezone="UTC")
-    first = dt.datetime.combine(start, dt.time(), dt.UTC)
+    cron = spec.schedule.cron
     if end is None:
-        return cron, first
+        timetable = CronTriggerTimetable(cron, timezone="UTC", interval=night_offset(cron))
+        return timetable, dt.datetime.combine(start, dt.time(), dt.UTC)
     from airflow.timetables.events import EventsTimetable
-    from croniter import croniter_range
 
-    last = dt.datetime.combine(end, dt.time(23, 59, 59), dt.UTC)
-    ticks = list(croniter_range(first, last, cron.expression))
-    return EventsTimetable(ticks, presorted=True, description=f"{spec.schedule.cron} UTC, {start} to {end}"), None
+    nights = window_nights(cron, start, end)
+    return EventsTimetable(nights, presorted=True, description=f"{cron} UTC, {start} to {end}"), None
 
 
 def build_nightly(spec: ModelSpec):

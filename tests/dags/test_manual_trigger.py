@@ -34,9 +34,9 @@ def test_a_bounded_window_is_its_cron_ticks_and_no_task_inherits_a_date(nightly_
     events = nightly_dag.timetable.event_dates
     assert len(events) == 21
     assert (events[0], events[-1]) == (
-        dt.datetime(2026, 10, 1, 2, tzinfo=dt.UTC),
-        dt.datetime(2026, 10, 21, 2, tzinfo=dt.UTC),
-    )
+        dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 10, 21, tzinfo=dt.UTC),
+    ), "a night's logical date is its midnight"
     scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(nightly_dag))
     assert [task.task_id for task in scheduler_dag.tasks if task.start_date or task.end_date] == []
     last = scheduler_dag.timetable.next_dagrun_info(
@@ -62,6 +62,14 @@ def test_an_open_window_keeps_the_cron_and_its_start(monkeypatch, nightly_dag):
     dag = load_dag("credit_risk_nightly")
     assert type(dag.timetable).__name__ == "CronTriggerTimetable"
     assert dag.start_date == dt.datetime(2026, 10, 1, tzinfo=dt.UTC) and dag.end_date is None
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    next_night = scheduler_dag.timetable.next_dagrun_info(
+        last_automated_data_interval=None, restriction=scheduler_dag._time_restriction
+    )
+    assert next_night.run_after.time() == dt.time(2), "runs at the cron's 02:00"
+    assert next_night.logical_date == next_night.run_after - dt.timedelta(hours=2), "at its midnight"
 
 
 def test_a_manual_run_after_the_window_fails_in_wait_for_drop_without_retries(nightly_dag, capfd):
