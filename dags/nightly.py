@@ -56,22 +56,22 @@ def nightly_schedule(spec: ModelSpec, start: dt.date, end: dt.date | None) -> tu
     A night's logical date is its midnight (`nightshift.schedule`): the cron's time of day is its data interval,
     so date-only backfill bounds take the last night too.
 
-    A bounded window is a list of events and the DAG gets no start_date or end_date: every task inherits those
+    A bounded window is a list of events and the DAG gets no end_date: every task inherits the DAG's dates
     (DAG.add_task, and again when the scheduler loads the DAG), and DagRun.verify_integrity creates no task instance
     for a non-backfill run dated outside a task's dates, so a manual run after the end was green and empty instead of
-    refused by wait_for_drop. An open window keeps the cron and its start_date.
+    refused by wait_for_drop. Both keep the start_date (Airflow requires one to catch up).
 
     The events timetable is Airflow's core class: `airflow.sdk.EventsTimetable` cannot be serialized in Airflow 3.3.2
     (KeyError '_summary', apache/airflow#69401); switch to it once that is fixed (tests/dags/test_manual_trigger.py).
     """
     cron = spec.schedule.cron
+    first = dt.datetime.combine(start, dt.time(), dt.UTC)
     if end is None:
-        timetable = CronTriggerTimetable(cron, timezone="UTC", interval=night_offset(cron))
-        return timetable, dt.datetime.combine(start, dt.time(), dt.UTC)
+        return CronTriggerTimetable(cron, timezone="UTC", interval=night_offset(cron)), first
     from airflow.timetables.events import EventsTimetable
 
     nights = window_nights(cron, start, end)
-    return EventsTimetable(nights, presorted=True, description=f"{cron} UTC, {start} to {end}"), None
+    return EventsTimetable(nights, presorted=True, description=f"{cron} UTC, {start} to {end}"), first
 
 
 def build_nightly(spec: ModelSpec):

@@ -30,7 +30,7 @@ def nightly_dag(tmp_path, monkeypatch):
 def test_a_bounded_window_is_its_cron_ticks_and_no_task_inherits_a_date(nightly_dag):
     from airflow.serialization.serialized_objects import DagSerialization
 
-    assert nightly_dag.start_date is None and nightly_dag.end_date is None
+    assert nightly_dag.start_date == dt.datetime(2026, 10, 1, tzinfo=dt.UTC) and nightly_dag.end_date is None
     events = nightly_dag.timetable.event_dates
     assert len(events) == 21
     assert (events[0], events[-1]) == (
@@ -38,7 +38,7 @@ def test_a_bounded_window_is_its_cron_ticks_and_no_task_inherits_a_date(nightly_
         dt.datetime(2026, 10, 21, tzinfo=dt.UTC),
     ), "a night's logical date is its midnight"
     scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(nightly_dag))
-    assert [task.task_id for task in scheduler_dag.tasks if task.start_date or task.end_date] == []
+    assert [task.task_id for task in scheduler_dag.tasks if task.end_date] == []
     last = scheduler_dag.timetable.next_dagrun_info(
         last_automated_data_interval=scheduler_dag.timetable.infer_manual_data_interval(run_after=events[-1]),
         restriction=scheduler_dag._time_restriction,
@@ -107,3 +107,9 @@ def test_wait_for_drop_logs_the_marker_it_found(nightly_dag, tmp_path, capfd):
     assert task_states(run)["wait_for_drop"] == "success"
     marker = store.url_for("landing/credit_risk/dt=2026-10-05/_SUCCESS")
     assert f"found {marker}: the drop is complete" in "".join(capfd.readouterr())
+
+
+def test_the_demo_s_bounded_window_catches_up(monkeypatch, nightly_dag):
+    monkeypatch.setenv("NIGHTSHIFT_CATCHUP", "true")
+    dag = load_dag("credit_risk_nightly")
+    assert dag.catchup is True and type(dag.timetable).__name__ == "EventsTimetable"
