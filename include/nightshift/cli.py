@@ -245,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nights", type=int, default=21)
     demo.add_argument("--rows", type=int, default=4000, help="rows per night")
     demo.add_argument("--shift-after", type=int, default=11, help="nights before the shift starts")
-    demo.add_argument("--timeout", type=float, default=1500, help="seconds to wait for the season")
+    demo.add_argument(
+        "--timeout", type=float, default=1500, help="seconds the season may go without any run changing state"
+    )
     demo.add_argument("--json-out", default=None, help="also write the summary as JSON to this file")
     demo.set_defaults(func=cmd_demo)
 
