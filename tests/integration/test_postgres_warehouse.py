@@ -759,22 +759,10 @@ def test_a_missing_database_raises_a_warehouse_error_naming_it(database: str) ->
 
 
 def test_the_scoring_backlog_records_a_night_once_and_resolves_it_once(empty_url: str) -> None:
+    from tests.unit.test_warehouse import check_scoring_backlog
+
     engine = warehouse.connect(empty_url)
     try:
-        row = {"model": "m", "dt": DAY, "reason": "no champion yet: nothing scored", "command": "c", "run_id": "r1"}
-        warehouse.record_unscored(engine, row)
-        warehouse.record_unscored(engine, row)
-        assert [entry["status"] for entry in warehouse.backlog(engine, "m")] == [warehouse.UNSCORED]
-        assert warehouse.backlog(engine, "m", warehouse.UNSCORED, through=DAY - dt.timedelta(days=1)) == []
-        assert warehouse.resolve_unscored(engine, "m", DAY, "3", "r2") is True
-        assert warehouse.resolve_unscored(engine, "m", DAY, "4", "r3") is False
-        [done] = warehouse.backlog(engine, "m", night=DAY)
-        assert (done["status"], done["scored_version"], done["scored_run_id"], done["run_id"]) == (
-            "scored",
-            "3",
-            "r2",
-            "r1",
-        )
-        assert warehouse.backlog(engine, "m", warehouse.UNSCORED) == []
+        check_scoring_backlog(engine)
     finally:
         engine.dispose()

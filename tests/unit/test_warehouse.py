@@ -1,5 +1,6 @@
 import datetime as dt
 import math
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -548,23 +549,28 @@ def test_synthetic_predictions_look_like_a_night_with_a_challenger_in_shadow():
     assert warehouse.load_predictions(warehouse.connect("sqlite://"), "credit_risk", DAY, frames) == 1001
 
 
+def check_scoring_backlog(engine: Any) -> None:
+    """A night is recorded unscored once, and resolved once (the PostgreSQL test runs the same checks)."""
+    row = {"model": "m", "dt": DAY, "reason": "no champion yet: nothing scored", "command": "c", "run_id": "r1"}
+    warehouse.record_unscored(engine, row)
+    warehouse.record_unscored(engine, row)
+    assert [entry["status"] for entry in warehouse.backlog(engine, "m")] == [warehouse.UNSCORED]
+    assert warehouse.backlog(engine, "m", warehouse.UNSCORED, through=DAY - dt.timedelta(days=1)) == []
+    assert warehouse.resolve_unscored(engine, "m", DAY, "3", "r2") is True
+    assert warehouse.resolve_unscored(engine, "m", DAY, "4", "r3") is False
+    [done] = warehouse.backlog(engine, "m", night=DAY)
+    assert (done["status"], done["scored_version"], done["scored_run_id"], done["run_id"]) == (
+        "scored",
+        "3",
+        "r2",
+        "r1",
+    )
+    assert warehouse.backlog(engine, "m", warehouse.UNSCORED) == []
+
+
 def test_the_scoring_backlog_records_a_night_once_and_resolves_it_once(tmp_path) -> None:
     engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.db'}")
     try:
-        row = {"model": "m", "dt": DAY, "reason": "no champion yet: nothing scored", "command": "c", "run_id": "r1"}
-        warehouse.record_unscored(engine, row)
-        warehouse.record_unscored(engine, row)
-        assert [entry["status"] for entry in warehouse.backlog(engine, "m")] == [warehouse.UNSCORED]
-        assert warehouse.backlog(engine, "m", warehouse.UNSCORED, through=DAY - dt.timedelta(days=1)) == []
-        assert warehouse.resolve_unscored(engine, "m", DAY, "3", "r2") is True
-        assert warehouse.resolve_unscored(engine, "m", DAY, "4", "r3") is False
-        [done] = warehouse.backlog(engine, "m", night=DAY)
-        assert (done["status"], done["scored_version"], done["scored_run_id"], done["run_id"]) == (
-            "scored",
-            "3",
-            "r2",
-            "r1",
-        )
-        assert warehouse.backlog(engine, "m", warehouse.UNSCORED) == []
+        check_scoring_backlog(engine)
     finally:
         engine.dispose()
