@@ -71,12 +71,12 @@ def home():
         yield folder
 
 
-def test_ctrl_c_on_make_airflow_stops_every_process(home, tmp_path):
+def interrupted(args: list[str], home: Path, log: Path, ready, what: str) -> str:
+    """Run `nightshift ARGS` in its own session until `ready(log text)`, press Ctrl+C, check nothing is left."""
     port = free_port()
-    log = tmp_path / "airflow.out"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [NIGHTSHIFT, "airflow"],
+            [NIGHTSHIFT, *args],
             env=clean_env(home, port),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -84,34 +84,8 @@ def test_ctrl_c_on_make_airflow_stops_every_process(home, tmp_path):
             start_new_session=True,
         )
     try:
-        wait_for(lambda: api_answers(port), 300, "the Airflow API", process, log)
+        wait_for(lambda: ready(port, log.read_text()), 400, what, process, log)
         assert embedded_db.status(home).running
-        seconds, left = interrupt_and_wait(process, home)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130, log.read_text()[-2000:]
-    assert left == [], left
-    assert seconds < STOP_WITHIN_SECONDS, f"stopping took {seconds:.1f}s"
-    assert not embedded_db.status(home).running
-    assert "embedded PostgreSQL stopped" in log.read_text()
-
-
-def test_ctrl_c_during_the_demo_stops_every_process(home, tmp_path):
-    port = free_port()
-    log = tmp_path / "demo.out"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [NIGHTSHIFT, "demo", "--nights", "4", "--rows", "500", "--shift-after", "2"],
-            env=clean_env(home, port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-    try:
-        # interrupted while the scheduler runs the season's first tasks (forkserver and task processes alive)
-        wait_for(lambda: "nightly {'running'" in log.read_text(), 400, "a running nightly run", process, log)
         seconds, left = interrupt_and_wait(process, home)
     finally:
         if process.poll() is None:
@@ -122,3 +96,23 @@ def test_ctrl_c_during_the_demo_stops_every_process(home, tmp_path):
     assert seconds < STOP_WITHIN_SECONDS, f"stopping took {seconds:.1f}s"
     assert "Traceback" not in output, output[-3000:]
     assert not embedded_db.status(home).running
+    return output
+
+
+def test_ctrl_c_on_make_airflow_stops_every_process(home, tmp_path):
+    output = interrupted(
+        ["airflow"], home, tmp_path / "airflow.out", lambda port, _: api_answers(port), "the Airflow API"
+    )
+    assert "embedded PostgreSQL stopped" in output
+
+
+def test_ctrl_c_during_the_demo_stops_every_process(home, tmp_path):
+    # interrupted while the scheduler runs the season's first tasks (forkserver and task processes alive)
+    output = interrupted(
+        ["demo", "--nights", "4", "--rows", "500", "--shift-after", "2"],
+        home,
+        tmp_path / "demo.out",
+        lambda _, text: "nightly {'running'" in text,
+        "a running nightly run",
+    )
+    assert "every process the demo started is stopped" in output
