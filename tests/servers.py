@@ -72,7 +72,7 @@ def moto_server(log: Path, **env: str) -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     environment = {key: value for key, value in os.environ.items() if key != "INITIAL_NO_AUTH_ACTION_COUNT"}
     command = [str(executable), "-H", "127.0.0.1", "-p", str(port)]
-    with serving("moto_server", command, f"{endpoint}/moto-api/", log, {**environment, **env}, wait=30):
+    with serving("moto_server", command, f"{endpoint}/moto-api/", log, {**environment, **env}, wait=120):
         yield endpoint
 
 
@@ -112,5 +112,5 @@ def mlflow_server(log: Path, backend_store_uri: str, artifacts_destination: str,
         "--workers",
         "1",
     ]
-    with serving("mlflow server", command, f"{url}/health", log, {**os.environ, **env}, wait=120):
+    with serving("mlflow server", command, f"{url}/health", log, {**os.environ, **env}, wait=600):
         yield url

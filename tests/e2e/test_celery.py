@@ -77,7 +77,16 @@ def worker_env(home: Path, port: int, metadata_db: str, broker: str) -> dict[str
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_db
     env.update(celery_settings(broker, f"db+{metadata_db}"))
     env["NIGHTSHIFT_HOME"] = str(home)
+    env.update(local_stores(home))
     return env
+
+
+def local_stores(home: Path) -> dict[str, str]:
+    """The warehouse and MLflow in SQLite files under the home: this test is about the executor, not the stores."""
+    return {
+        "NIGHTSHIFT_WAREHOUSE_URL": f"sqlite:///{home / 'warehouse.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +100,8 @@ def celery_night(tmp_path_factory):
     started = time.monotonic()
     with ExitStack() as stack, pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(1) as background:
         patch.setenv("NIGHTSHIFT_HOME", str(home))
+        for key, value in local_stores(home).items():
+            patch.setenv(key, value)
         broker = stack.enter_context(redis_broker())
         metadata_db = stack.enter_context(postgres_database("ns_celery"))
         port = free_port()
