@@ -22,7 +22,7 @@ from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 NIGHTSHIFT = str(Path(sys.executable).parent / "nightshift")
-STOP_WITHIN_SECONDS = 15
+STOP_WITHIN_SECONDS = 30  # about 11 s on an idle 2-core machine; 18.6 s seen at load 11
 
 
 def clean_env(home: Path, port: int) -> dict[str, str]:
