@@ -20,7 +20,7 @@ demo: setup  ## simulate a season and run it through Airflow's scheduler; prints
 
 TEST_WORKERS ?= 2
 test: setup  ## the whole test suite, test files spread over TEST_WORKERS processes
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-fast: setup  ## everything but the end-to-end season
 	$(BIN)/pytest -m "not e2e"

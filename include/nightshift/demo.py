@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -430,9 +431,23 @@ class AirflowApi:
             raise
 
     def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: dt.datetime | None = None) -> dict[str, Any]:
-        """Start a run now; with `logical_date`, the run is keyed on that moment (a nightly on that night)."""
+        """Start a run now; with `logical_date`, the run is keyed on that moment (a nightly on that night).
+
+        The run id is chosen here and sent with every attempt, so an attempt whose answer was lost (the server
+        created the run, then the client timed out) is found by that id instead of failing as a duplicate.
+        """
         when = logical_date.isoformat() if logical_date is not None else None
-        return dict(self._call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": when, "conf": conf}))
+        run_id = f"manual__{when}" if when else f"manual__{dt.datetime.now(dt.UTC).isoformat()}_{uuid.uuid4().hex[:8]}"
+        body = {"dag_run_id": run_id, "logical_date": when, "conf": conf}
+        try:
+            return dict(self._call("POST", f"/dags/{dag_id}/dagRuns", body))
+        except AirflowApiError as exc:
+            if exc.status != 409:
+                raise
+            try:
+                return self.run(dag_id, run_id)
+            except AirflowApiError:
+                raise exc from None
 
     def has_dag(self, dag_id: str) -> bool:
         """Whether the DAG processor has parsed the DAG yet (it cannot be triggered before)."""

@@ -93,3 +93,20 @@ def test_a_failed_step_names_itself_and_how_to_resume():
     message = str(failure.value)
     assert message.startswith("the demo's 'backfill' step failed: Airflow API POST /backfills answered 409")
     assert "to resume: `make airflow`, then Trigger -> Backfill" in message
+
+
+def test_a_run_whose_first_answer_was_lost_is_found_by_its_id(server):
+    night = dt.datetime(2026, 10, 1, 2, tzinfo=dt.UTC)
+    existing = {"dag_run_id": "manual__2026-10-01T02:00:00+00:00", "state": "queued"}
+    server.script[:] = [(503, {"detail": "busy"}), (409, {"detail": "Unique constraint violation"}), (200, existing)]
+    run = api_for(server).trigger("credit_risk_nightly", {}, logical_date=night)
+    assert run["dag_run_id"] == "manual__2026-10-01T02:00:00+00:00"
+    first, second = (json.loads(body) for _, _, body in server.seen[:2])
+    assert first["dag_run_id"] == second["dag_run_id"] == run["dag_run_id"]
+    assert server.seen[2][1].endswith("/dagRuns/manual__2026-10-01T02%3A00%3A00%2B00%3A00")
+
+
+def test_a_conflict_with_no_run_behind_it_is_reported(server):
+    server.script[:] = [(409, {"detail": "Unique constraint violation"}), (404, {"detail": "not found"})]
+    with pytest.raises(AirflowApiError, match="answered 409"):
+        api_for(server).trigger("credit_risk_retrain", {})
