@@ -546,7 +546,8 @@ def score(model: str, day: str, run: RunInfo, chunk_rows: int = 200_000) -> dict
 
 def ingest_labels(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     """Curate the label drop that landed on this date; bad label rows go to quarantine with reasons."""
-    from nightshift.ingest import frame_to_csv_bytes, labels_prefix, read_labels
+    from nightshift.ingest import frame_to_csv_bytes
+    from nightshift.labels import labels_prefix, read_labels
 
     current = night(model, day)
     found = read_labels(current.store, current.spec, current.dt)

@@ -1,6 +1,7 @@
 import pytest
 
-from nightshift.ingest import DropError, read_drop, read_labels
+from nightshift.ingest import DropError, read_drop
+from nightshift.labels import read_labels
 from nightshift.storage import open_store, partition_writer
 
 
