@@ -309,14 +309,14 @@ def first_champion(airflow: LocalAirflow, start: dt.date) -> str:
     """Start the embedded PostgreSQL and register a champion, so every night of the season is scored."""
     from nightshift import registry
     from nightshift.config import settings
-    from tests.e2e.test_celery import register_champion
+    from tests.champions import register_champion
 
     done = subprocess.run(
         [str(BIN / "nightshift"), "db", "start"], env=airflow.env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, f"`nightshift db start` failed:\n{done.stdout}\n{done.stderr}"
     registry.prepare_backend(settings())
-    return register_champion(start)
+    return register_champion(start - dt.timedelta(days=1))
 
 
 @pytest.fixture(scope="module")

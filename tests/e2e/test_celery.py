@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.broker import redis_broker
+from tests.champions import register_champion
 from tests.servers import free_port, postgres_database
 
 pytestmark = pytest.mark.e2e
@@ -28,43 +28,6 @@ WORKERS = ("worker1@nightshift", "worker2@nightshift")
 PER_FILE_TASKS = ("validate_part", "score_part")
 TERMINAL = ("success", "failed")
 SETTINGS_VARIABLES = ("NIGHTSHIFT_", "MLFLOW_", "AWS_", "AIRFLOW")
-
-
-def register_champion(day: dt.date, rows: int = 4000) -> str:
-    """Train the spec's recipe on a simulated day before `day` and make it `champion`, as a promotion would."""
-    from nightshift import registry
-    from nightshift.config import get_spec, settings
-    from nightshift.simulate import generate_chunk
-    from nightshift.train import (
-        TrainingSet,
-        fit_candidate,
-        model_inputs,
-        positive_scores,
-        reference_sample,
-        reference_statistics,
-    )
-
-    config = settings()
-    spec = get_spec(MODEL, config.models_dir)
-    trained_on = day - dt.timedelta(days=1)
-    frame = generate_chunk(trained_on, 0, rows, False, np.random.default_rng(7))
-    training = TrainingSet(frame, frame.iloc[:0], trained_on, trained_on, [trained_on], [])
-    pipeline = fit_candidate(spec, training)
-    reference = reference_sample(frame, spec, positive_scores(pipeline, frame, spec), spec.training.seed)
-    version = registry.log_candidate(
-        config,
-        MODEL,
-        pipeline,
-        input_example=model_inputs(frame.head(50), spec),
-        params={"estimator": spec.training.estimator},
-        metrics={"train_rows": float(rows)},
-        tags={"nightshift.as_of": trained_on.isoformat(), "nightshift.trigger": "test"},
-        reference=reference,
-        reference_stats=reference_statistics(reference, spec),
-        run_name=f"{MODEL}-bootstrap",
-    )
-    registry.set_champion(config, MODEL, version.version, None)
-    return version.version
 
 
 def worker_env(home: Path, port: int, metadata_db: str, broker: str) -> dict[str, str]:
@@ -119,7 +82,7 @@ def celery_night(tmp_path_factory):
         booted = background.submit(boot)
         record: dict = {"store": store}
         try:
-            record["champion"] = register_champion(NIGHT)
+            record["champion"] = register_champion(NIGHT - dt.timedelta(days=1))
             booted.result()
             wait_until(lambda: api.has_dag(NIGHTLY), services, 300, f"the DAG processor to parse {NIGHTLY}")
             ready = time.monotonic()

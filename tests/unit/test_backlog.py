@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +12,7 @@ from nightshift import backlog, nightly
 from nightshift.config import settings
 from nightshift.simulate import SimulationPlan, simulate
 from nightshift.storage import open_store
+from tests.champions import register_champion
 
 MODEL = "credit_risk"
 START = dt.date(2026, 10, 1)
@@ -32,39 +32,6 @@ def run_night(day: dt.date) -> dict:
     measured = nightly.drift(MODEL, day.isoformat(), run)
     caught_up = backlog.score_backlog(MODEL, day.isoformat(), run, chunk_rows=250)
     return {"scored": scored, "measured": measured, "backlog": caught_up}
-
-
-def register_champion(spec, day: dt.date) -> str:
-    """Train the spec's recipe on a simulated day and make it `champion`, as a first promotion would."""
-    from nightshift import registry
-    from nightshift.simulate import generate_chunk
-    from nightshift.train import (
-        TrainingSet,
-        fit_candidate,
-        model_inputs,
-        positive_scores,
-        reference_sample,
-        reference_statistics,
-    )
-
-    config = settings()
-    frame = generate_chunk(day, 0, 1500, False, np.random.default_rng(7))
-    pipeline = fit_candidate(spec, TrainingSet(frame, frame.iloc[:0], day, day, [day], []))
-    reference = reference_sample(frame, spec, positive_scores(pipeline, frame, spec), spec.training.seed)
-    version = registry.log_candidate(
-        config,
-        MODEL,
-        pipeline,
-        input_example=model_inputs(frame.head(50), spec),
-        params={"estimator": spec.training.estimator},
-        metrics={"train_rows": 1500.0},
-        tags={"nightshift.as_of": day.isoformat(), "nightshift.trigger": "test"},
-        reference=reference,
-        reference_stats=reference_statistics(reference, spec),
-        run_name=f"{MODEL}-first",
-    )
-    registry.set_champion(config, MODEL, version.version, None)
-    return version.version
 
 
 def predictions(store, day: dt.date) -> pd.DataFrame:
@@ -131,7 +98,7 @@ def test_unscored_nights_say_why_and_how_then_the_first_night_with_a_champion_sc
     assert cli.main(["score-backlog", "--model", MODEL]) == 1
     assert "2 still unscored (2026-10-01, 2026-10-02)" in capsys.readouterr().out
 
-    version = register_champion(demo_spec, START - dt.timedelta(days=1))
+    version = register_champion(START - dt.timedelta(days=1), rows=1500)
     third = run_night(NIGHTS[2])
 
     assert third["scored"]["versions"] == {"champion": version}
@@ -173,7 +140,7 @@ def test_a_night_scored_from_the_backlog_holds_the_same_predictions_as_a_normal_
     store = season
     day = NIGHTS[0]
     run_night(day)
-    version = register_champion(demo_spec, START - dt.timedelta(days=1))
+    version = register_champion(START - dt.timedelta(days=1), rows=1500)
     outcome = backlog.score_backlog(MODEL, None, backlog.CLI_RUN, chunk_rows=100)
     assert outcome["scored"] == [day.isoformat()] and outcome["versions"] == {"champion": version}
     late = predictions(store, day)

@@ -1,0 +1,42 @@
+"""A champion registered the way a first promotion leaves one, for tests that score before any retrain ran."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+
+def register_champion(trained_on: dt.date, rows: int = 4000, model: str = "credit_risk") -> str:
+    """Train the spec's recipe on a simulated `trained_on` day, log it as nightshift does and make it `champion`."""
+    from nightshift import registry
+    from nightshift.config import get_spec, settings
+    from nightshift.simulate import generate_chunk
+    from nightshift.train import (
+        TrainingSet,
+        fit_candidate,
+        model_inputs,
+        positive_scores,
+        reference_sample,
+        reference_statistics,
+    )
+
+    config = settings()
+    spec = get_spec(model, config.models_dir)
+    frame = generate_chunk(trained_on, 0, rows, False, np.random.default_rng(7))
+    pipeline = fit_candidate(spec, TrainingSet(frame, frame.iloc[:0], trained_on, trained_on, [trained_on], []))
+    reference = reference_sample(frame, spec, positive_scores(pipeline, frame, spec), spec.training.seed)
+    version = registry.log_candidate(
+        config,
+        model,
+        pipeline,
+        input_example=model_inputs(frame.head(50), spec),
+        params={"estimator": spec.training.estimator},
+        metrics={"train_rows": float(rows)},
+        tags={"nightshift.as_of": trained_on.isoformat(), "nightshift.trigger": "test"},
+        reference=reference,
+        reference_stats=reference_statistics(reference, spec),
+        run_name=f"{model}-bootstrap",
+    )
+    registry.set_champion(config, model, version.version, None)
+    return version.version
