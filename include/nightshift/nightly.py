@@ -545,28 +545,47 @@ def score(model: str, day: str, run: RunInfo, chunk_rows: int = 200_000) -> dict
 
 
 def ingest_labels(model: str, day: str, run: RunInfo) -> dict[str, Any]:
-    """Curate the label drop that landed on this date; bad label rows go to quarantine with reasons."""
+    """Judge the label drop that landed on this date: write its quarantine, then curate it or fail.
+
+    Rejected rows and their reasons (`rejected.csv`) and the counts (`result.json`) are published first; when the
+    rejected share is over `validation.max_bad_row_share` the task fails and the day's curated labels stay as they
+    were. Otherwise the accepted labels replace the day's curated labels.
+    """
+    from nightshift import labels
     from nightshift.ingest import frame_to_csv_bytes
-    from nightshift.labels import labels_prefix, read_labels
 
     current = night(model, day)
-    found = read_labels(current.store, current.spec, current.dt)
-    if found is None:
-        return {"dt": current.dt, "labels": 0, "rejected": 0, "note": "no label drop landed on this date"}
-    accepted, rejected = found
-    prefix = f"curated/{model}/labels/dt={current.dt}"
-    with partition_writer(current.store, prefix, {"model": model, "dt": current.dt, "rows": len(accepted)}) as folder:
-        accepted.to_parquet(folder / "labels.parquet", index=False)
-    quarantine = f"quarantine/{model}/labels/dt={current.dt}"
-    with partition_writer(
-        current.store, quarantine, {"model": model, "dt": current.dt, "rows": len(rejected)}
-    ) as folder:
-        (folder / "rejected.csv").write_bytes(frame_to_csv_bytes(rejected))
+    store, spec = current.store, current.spec
+    judged = labels.read_labels(store, spec, current.dt)
+    if judged is None:
+        return {
+            "dt": current.dt,
+            "received": 0,
+            "accepted": 0,
+            "rejected": 0,
+            "note": "no label drop landed on this date",
+        }
+    source = store.url_for(labels.labels_prefix(spec, current.dt))
+    result = {**labels.summary(judged, spec, source), "dt": current.dt, "run_id": run.run_id}
+    quarantine = labels.quarantine_labels_prefix(spec, current.dt)
+    manifest = {"model": model, "dt": current.dt, "rows": len(judged.rejected)}
+    with partition_writer(store, quarantine, manifest) as folder:
+        (folder / "rejected.csv").write_bytes(frame_to_csv_bytes(judged.rejected))
+        (folder / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    if not result["passed"]:
+        raise labels.LabelDropRejected(labels.failure_message(result, current.dt, store.url_for(quarantine)))
+    curated = labels.curated_labels_prefix(spec, current.dt)
+    with partition_writer(store, curated, {"model": model, "dt": current.dt, "rows": len(judged.accepted)}) as folder:
+        judged.accepted.to_parquet(folder / "labels.parquet", index=False)
     return {
         "dt": current.dt,
-        "source": current.store.url_for(labels_prefix(current.spec, current.dt)),
-        "labels": len(accepted),
-        "rejected": len(rejected),
+        "source": source,
+        "received": judged.received,
+        "accepted": len(judged.accepted),
+        "rejected": len(judged.rejected),
+        "rejected_share": judged.rejected_share,
+        "curated": store.url_for(curated),
+        "quarantine": store.url_for(quarantine),
     }
 
 
@@ -790,19 +809,10 @@ def refresh_index(store: ObjectStore, model: str) -> None:
 
 
 def labelled_day_count(store: ObjectStore, spec: ModelSpec, day: dt.date) -> int:
-    """Feature dates in the training window whose curated rows and labels have both arrived by `day`."""
-    delay = spec.target.label_delay_days
-    count = 0
-    for offset in range(spec.training.window_days):
-        feature_day = day - dt.timedelta(days=offset)
-        label_day = feature_day + dt.timedelta(days=delay)
-        if label_day > day:
-            continue
-        if is_complete(store, partition_key("curated", spec.name, feature_day.isoformat())) and is_complete(
-            store, f"curated/{spec.name}/labels/dt={label_day.isoformat()}"
-        ):
-            count += 1
-    return count
+    """Feature dates in the training window whose curated rows and accepted labels have both arrived by `day`."""
+    from nightshift.labels import labelled_days
+
+    return len(labelled_days(store, spec, day))
 
 
 def decide(model: str, day: str, run: RunInfo, drift_result: dict[str, Any] | None) -> dict[str, Any]:

@@ -43,6 +43,7 @@ def decide_retrain(
 ) -> RetrainDecision:
     """Decide whether night `day` requests a retrain.
 
+    `labelled_days` counts feature dates whose label drop had accepted labels (an empty one does not count).
     `history` holds the drift summaries (`dt`, `dataset_drift`, `critical_drifted` list, `drift_share`) of
     the nights in the window ending `day`; `tonight` is tonight's full drift summary when one was computed.
     """
@@ -55,7 +56,10 @@ def decide_retrain(
             return RetrainDecision(
                 False,
                 "waiting_for_labels",
-                [f"no champion yet; {labelled_days} labelled day(s) of the {needed} the first training needs"],
+                [
+                    f"no champion yet; {labelled_days} labelled day(s) of the {needed} the first training needs "
+                    "(a day counts once its label drop had accepted labels)"
+                ],
             )
         return _cooldown_or_request(
             spec, day, last_request, ["no champion yet: train the first one from the labelled history"], {}

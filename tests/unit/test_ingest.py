@@ -1,7 +1,6 @@
 import pytest
 
 from nightshift.ingest import DropError, read_drop
-from nightshift.labels import read_labels
 from nightshift.storage import open_store, partition_writer
 
 
@@ -52,22 +51,3 @@ def test_drop_marked_complete_without_csv(store, demo_spec):
     land(store, "landing/credit_risk/dt=2026-10-04", "x", name="notes.txt")
     with pytest.raises(DropError, match=r"holds no \.csv file"):
         list(read_drop(store, demo_spec, "2026-10-04"))
-
-
-def test_labels_reject_bad_targets_and_keep_the_last_duplicate(store, demo_spec):
-    land(
-        store,
-        "landing/credit_risk/labels/dt=2026-10-02",
-        "application_id,defaulted\na1,0\na2,yes\n,1\na1,1\n",
-        "labels.csv",
-    )
-    accepted, rejected = read_labels(store, demo_spec, "2026-10-02")
-    assert accepted.to_dict("records") == [{"application_id": "a1", "defaulted": 1}]
-    reasons = dict(zip(rejected["_row_number"], rejected["_reasons"], strict=True))
-    assert reasons[2] == "defaulted: 'yes' is not a label; expected 0 or 1"
-    assert reasons[3] == "application_id: missing id"
-    assert reasons[1] == "application_id: superseded by a later row"
-
-
-def test_no_label_drop_is_none(store, demo_spec):
-    assert read_labels(store, demo_spec, "2026-10-09") is None

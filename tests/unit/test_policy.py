@@ -1,6 +1,16 @@
 import datetime as dt
 
+import numpy as np
+import pandas as pd
+import pytest
+
+from nightshift.config import settings
+from nightshift.labels import LabelDropRejected
+from nightshift.nightly import RunInfo, ingest_labels, labelled_day_count
 from nightshift.policy import decide_retrain
+from nightshift.simulate import generate_chunk
+from nightshift.storage import is_complete, open_store, partition_writer
+from nightshift.train import TrainingDataError, build_training_set
 
 DAY = dt.date(2026, 10, 14)
 
@@ -72,3 +82,61 @@ def test_without_champion_waits_for_labels_then_bootstraps(demo_spec):
     assert not waiting.requested and waiting.decision == "waiting_for_labels"
     ready = decide(demo_spec, [], has_champion=False, labelled_days=4)
     assert ready.requested and "no champion" in ready.reasons[0]
+
+
+# --- labelled days: what the policy counts is what training can use ---------------------------------------------
+
+START = dt.date(2026, 10, 1)
+RUN = RunInfo("manual__labels", "manual")
+
+
+def curate_features(store, spec, day: dt.date, rows: int = 200) -> pd.DataFrame:
+    frame = generate_chunk(day, 0, rows, False, np.random.default_rng(day.toordinal()))
+    with partition_writer(store, f"curated/{spec.name}/dt={day}", {"rows": rows}) as folder:
+        frame[spec.raw_columns].to_parquet(folder / "part-00000.parquet")
+    return frame
+
+
+def land_labels(store, spec, day: dt.date, labels: pd.DataFrame) -> dict:
+    with partition_writer(store, f"landing/{spec.name}/labels/dt={day}", {}) as folder:
+        labels.to_csv(folder / "labels.csv", index=False)
+    return ingest_labels(spec.name, day.isoformat(), RUN)
+
+
+def test_an_empty_label_partition_is_not_a_labelled_day_so_no_retrain_training_would_refuse(home, demo_spec):
+    store = open_store(settings().store_uri)
+    columns = [demo_spec.entity_id, demo_spec.target.column]
+    delay = dt.timedelta(days=demo_spec.target.label_delay_days)
+    features = [curate_features(store, demo_spec, START + dt.timedelta(days=offset)) for offset in range(4)]
+    for offset, frame in enumerate(features[:3]):
+        assert (
+            land_labels(store, demo_spec, START + dt.timedelta(days=offset) + delay, frame[columns])["accepted"] == 200
+        )
+    as_of = START + dt.timedelta(days=3) + delay
+    empty = land_labels(store, demo_spec, as_of, features[3][columns].iloc[0:0])
+    assert (empty["received"], empty["accepted"]) == (0, 0)
+    assert is_complete(store, f"curated/{demo_spec.name}/labels/dt={as_of}")
+
+    labelled = labelled_day_count(store, demo_spec, as_of)
+    decision = decide(demo_spec, [], has_champion=False, labelled_days=labelled)
+    assert labelled == 3
+    assert not decision.requested and decision.decision == "waiting_for_labels"
+    assert "3 labelled day(s) of the 4" in decision.reasons[0]
+    with pytest.raises(TrainingDataError, match=r"only 3 labelled day\(s\)"):
+        build_training_set(store, demo_spec, as_of)
+
+    assert land_labels(store, demo_spec, as_of, features[3][columns])["accepted"] == 200
+    labelled = labelled_day_count(store, demo_spec, as_of)
+    assert labelled == 4 and decide(demo_spec, [], has_champion=False, labelled_days=labelled).requested
+    assert len(build_training_set(store, demo_spec, as_of).labelled_dates) == 4
+
+
+def test_a_rejected_label_drop_is_not_a_labelled_day(home, demo_spec):
+    store = open_store(settings().store_uri)
+    frame = curate_features(store, demo_spec, START)
+    label_day = START + dt.timedelta(days=demo_spec.target.label_delay_days)
+    with pytest.raises(LabelDropRejected):
+        land_labels(store, demo_spec, label_day, frame[[demo_spec.entity_id]].assign(defaulted="unknown"))
+    assert labelled_day_count(store, demo_spec, label_day) == 0
+    with pytest.raises(TrainingDataError, match=r"only 0 labelled day\(s\)"):
+        build_training_set(store, demo_spec, label_day)
