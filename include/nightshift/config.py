@@ -6,6 +6,7 @@ so DAG files stay fast to parse.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import os
 import re
@@ -65,16 +66,47 @@ class Target(_Strict):
 
 
 class Source(_Strict):
-    """Where a daily drop lives, relative to the object store root; `{model}` and `{dt}` are filled in."""
+    """Where a daily drop lives, relative to the object store root (`{model}` and `{dt}` are filled in), and how
+    its text files are written: `encoding` (a Python codec name; a UTF-8 byte-order mark is accepted) and the
+    one-character `delimiter`."""
 
     path: str
     format: Literal["csv"] = "csv"
+    encoding: str = "utf-8"
+    delimiter: str = ","
 
     @field_validator("path")
     @classmethod
     def _has_date(cls, value: str) -> str:
         if "{dt}" not in value:
             raise ValueError("the path must contain '{dt}' so each day has its own partition")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codec = codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"{value!r} is not an encoding Python knows; use a codec name such as utf-8, latin-1 or cp1252"
+            ) from None
+        try:
+            ascii_compatible = '\n\r,;|\t"'.encode(codec.name).removeprefix(codecs.BOM_UTF8) == b'\n\r,;|\t"'
+        except (UnicodeError, LookupError):
+            ascii_compatible = False
+        if not ascii_compatible:
+            raise ValueError(
+                f"{value!r} is not ASCII-compatible; nightshift reads text drops in encodings such as utf-8, latin-1 "
+                "or cp1252 (export UTF-16 or UTF-32 files as UTF-8)"
+            )
+        return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1 or value in ('"', "\n", "\r"):
+            raise ValueError('must be one character other than a quote (") or a line break, e.g. "," or ";" or "\\t"')
         return value
 
 

@@ -1,9 +1,13 @@
-"""Find and read the day's raw drop and label drop, with errors that name the file and what is expected."""
+"""Find and read the day's raw drop, with errors that name the file and what is expected.
+
+Every file under the drop's prefix is data, except the `_SUCCESS` marker: each is read by the reader of the
+spec's format, or the night fails naming it. Nothing is skipped for its name.
+"""
 
 from __future__ import annotations
 
-import csv
 import io
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +15,38 @@ from pathlib import Path
 import pandas as pd
 
 from nightshift.config import ModelSpec
-from nightshift.storage import ObjectStore, is_complete, partition_files
+from nightshift.readers import READ_KIND, READ_PROBLEM, Dialect, DropError, check_columns, reader_for
+from nightshift.storage import MARKER, ObjectStore, is_complete
 
+__all__ = [
+    "READ_KIND",
+    "READ_PROBLEM",
+    "DropError",
+    "check_columns",
+    "drop_files",
+    "drop_is_ready",
+    "drop_prefix",
+    "frame_to_csv_bytes",
+    "neutralise_formulas",
+    "read_csv_chunks",
+    "read_drop",
+    "read_drop_chunks",
+    "source_files",
+    "write_csv",
+]
 
-class DropError(ValueError):
-    """A drop that cannot be read as the spec describes; the message names the file and what is valid."""
+CHUNK_ROWS = 250_000
+_KNOWN_KINDS = (
+    ((".gz", ".gzip"), "a gzip-compressed file, which nightshift does not read yet: land it decompressed"),
+    ((".zip", ".bz2", ".xz", ".zst", ".7z"), "a compressed archive: land its CSV files uncompressed"),
+    ((".parquet", ".pq"), "a Parquet file, which format 'csv' does not read"),
+    ((".xlsx", ".xls"), "an Excel workbook: export the sheet as CSV"),
+    ((".tsv", ".txt", ".psv", ".dat"), "a text file named otherwise: name it .csv (and set the delimiter)"),
+    ((".json", ".jsonl", ".ndjson"), "a JSON file, which format 'csv' does not read"),
+    ((".crc",), "a checksum file from the exporting job: land the drop without it"),
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def drop_prefix(spec: ModelSpec, dt: str) -> str:
@@ -28,73 +59,127 @@ def drop_is_ready(store: ObjectStore, spec: ModelSpec, dt: str) -> bool:
 
 
 def drop_files(store: ObjectStore, spec: ModelSpec, dt: str) -> list[str]:
-    files = partition_files(store, drop_prefix(spec, dt), suffix=".csv")
-    if not files:
+    """Every data file of the day's drop, in name order; DropError naming any file the spec's format cannot read."""
+    return source_files(store, drop_prefix(spec, dt), spec.sources.drop.format, "sources.drop")
+
+
+def source_files(store: ObjectStore, prefix: str, file_format: str, setting: str) -> list[str]:
+    """Data files under `prefix` (all but the `_SUCCESS` marker); DropError when one is unreadable or none is there."""
+    url = store.url_for(prefix)
+    reader = reader_for(file_format)
+    keys = [key for key in store.list(prefix) if Path(key).name != MARKER]
+    if not is_complete(store, prefix):
+        present = f"{len(keys)} file(s) are there so far" if keys else "nothing is there yet"
         raise DropError(
-            f"{store.url_for(drop_prefix(spec, dt))}: the drop is marked complete but holds no .csv file; "
-            "expected one or more CSV files with a header row"
+            f"{url}: the drop has no {MARKER} marker, so it is not complete ({present}); the exporting job writes "
+            f"{MARKER} last, once every file has landed"
         )
-    return files
+    unreadable = [key for key in keys if not reader.reads(Path(key).name)]
+    if unreadable:
+        listed = "; ".join(f"{key.removeprefix(prefix + '/')} is {_kind_of(Path(key).name)}" for key in unreadable)
+        raise DropError(
+            f"{url}: {_plural(len(unreadable), 'file')} of the drop cannot be read: {listed}. Format "
+            f"{file_format!r} ({setting}.format) reads {reader.description}. Every file of a drop is read or "
+            "the night fails, so that no rows are skipped unseen: remove or convert the file(s), then rerun"
+        )
+    if not keys:
+        raise DropError(
+            f"{url}: the drop is marked complete ({MARKER}) but holds no data file; expected one or more "
+            f"{file_format.upper()} files ({reader.description}) with a header row"
+        )
+    return keys
 
 
-def _header(path: Path, label: str) -> list[str]:
-    with path.open(newline="") as handle:
-        try:
-            return next(csv.reader(handle))
-        except StopIteration:
-            raise DropError(f"{label}: the file is empty; expected a CSV header row and data rows") from None
-        except csv.Error as exc:
-            raise DropError(f"{label}: not a readable CSV file ({exc})") from None
+def _kind_of(name: str) -> str:
+    lowered = name.lower()
+    for suffixes, kind in _KNOWN_KINDS:
+        if lowered.endswith(suffixes):
+            return kind
+    return "not a file of this format" + (" (it has no extension)" if "." not in name.lstrip("._") else "")
 
 
-def check_columns(found: list[str], expected: list[str], label: str) -> None:
-    missing = [column for column in expected if column not in found]
-    duplicated = sorted({column for column in found if found.count(column) > 1})
-    if missing or duplicated:
-        parts = []
-        if missing:
-            parts.append(f"missing columns {missing}")
-        if duplicated:
-            parts.append(f"duplicated columns {duplicated}")
-        unknown = [column for column in found if column not in expected]
-        if unknown:
-            parts.append(f"unexpected columns {unknown}")
-        raise DropError(f"{label}: {'; '.join(parts)}. Expected the header: {','.join(expected)}")
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def read_csv_chunks(
-    store: ObjectStore, key: str, columns: list[str], chunk_rows: int = 250_000
+    store: ObjectStore,
+    key: str,
+    columns: list[str],
+    chunk_rows: int = CHUNK_ROWS,
+    *,
+    dialect: Dialect | None = None,
+    row_problems: bool = False,
+    file_format: str = "csv",
 ) -> Iterator[pd.DataFrame]:
-    """Yield the file's rows as strings (empty cells as missing), only `columns`, in order, `chunk_rows` at a time."""
+    """Yield the file's rows as strings (empty cells as missing), only `columns`, in order, `chunk_rows` at a time.
+
+    With `row_problems`, rows that cannot be read as written are yielded too, with READ_PROBLEM and READ_KIND
+    columns saying why (the validation quarantines them); without it the first such row raises DropError naming
+    the file, line and byte offset.
+    """
     label = store.url_for(key)
     with tempfile.TemporaryDirectory() as tmp:
         path = store.get_file(key, Path(tmp) / Path(key).name)
-        check_columns(_header(path, label), columns, label)
-        try:
-            reader = pd.read_csv(
-                path,
-                dtype=str,
-                usecols=columns,
-                keep_default_na=False,
-                na_values=[""],
-                chunksize=chunk_rows,
-                on_bad_lines="error",
-            )
-            for chunk in reader:
-                yield chunk[columns]
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DropError(f"{label}: not a well-formed CSV file: {exc}") from None
+        yield from reader_for(file_format).chunks(
+            path, label, columns, dialect or Dialect(), chunk_rows=chunk_rows, row_problems=row_problems
+        )
+
+
+def read_drop_chunks(
+    store: ObjectStore, spec: ModelSpec, key: str, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """One file of the day's drop as the spec describes it, rows that cannot be read kept with their reasons."""
+    source = spec.sources.drop
+    yield from read_csv_chunks(
+        store,
+        key,
+        spec.raw_columns,
+        chunk_rows,
+        dialect=Dialect.of(source, "sources.drop"),
+        row_problems=True,
+        file_format=source.format,
+    )
 
 
 def read_drop(store: ObjectStore, spec: ModelSpec, dt: str) -> Iterator[tuple[str, pd.DataFrame]]:
     """Yield (file key, raw string frame) for each file of the day's drop."""
     for key in drop_files(store, spec, dt):
-        frames = list(read_csv_chunks(store, key, spec.raw_columns))
+        frames = list(read_drop_chunks(store, spec, key))
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=spec.raw_columns)
         yield key, frame
 
 
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy in which no text cell would run as a spreadsheet formula.
+
+    A cell starting with =, +, -, @, a tab or a carriage return gets a single quote in front (`=SUM(A1)` becomes
+    `'=SUM(A1)`), and so does a cell that already starts with a quote, so removing one leading quote always gives
+    the value back. Plain numbers such as -5 or +1.5e3 are left as they are: a spreadsheet reads them as numbers.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
+            continue
+        try:
+            risky = values.str.startswith(_FORMULA_START, na=False)
+        except AttributeError:
+            continue
+        risky &= ~values.str.fullmatch(_PLAIN_NUMBER, na=False)
+        if risky.any():
+            out[column] = values.mask(risky, "'" + values[risky].astype(str))
+    return out
+
+
 def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The frame as CSV for people to open (formula cells neutralised, see neutralise_formulas)."""
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
+    neutralise_formulas(frame).to_csv(buffer, index=False)
     return buffer.getvalue().encode()
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write the frame as a CSV file for people to open (formula cells neutralised, see neutralise_formulas)."""
+    neutralise_formulas(frame).to_csv(path, index=False)
+    return path

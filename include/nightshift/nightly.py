@@ -129,7 +129,7 @@ def validate_part(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nightshift.ingest import DropError, read_csv_chunks
+    from nightshift.ingest import DropError, read_drop_chunks
     from nightshift.validate import ROW_NUMBER, combine_results, validate_frame
 
     current = night(model, day)
@@ -143,7 +143,7 @@ def validate_part(
         writer: Any = None
         first_row = 1
         try:
-            for raw in read_csv_chunks(store, key, spec.raw_columns, chunk_rows):
+            for raw in read_drop_chunks(store, spec, key, chunk_rows):
                 outcome = validate_frame(raw, spec, source, first_row=first_row, whole_batch=False)
                 results.append(outcome.result)
                 if len(outcome.quarantined):
@@ -281,6 +281,7 @@ def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: Repe
     """One rejected.csv for the night: every part's rejected rows, then ids repeated across parts, with reasons."""
     import pandas as pd
 
+    from nightshift.ingest import write_csv
     from nightshift.validate import REASONS, ROW_NUMBER
 
     store, spec = current.store, current.spec
@@ -308,8 +309,7 @@ def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: Repe
         frames.append(rows.assign(_source_file=parts[index]["key"]) if several else rows)
     columns = [*spec.raw_columns, ROW_NUMBER, REASONS, *(["_source_file"] if several else [])]
     quarantined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    quarantined.reindex(columns=columns).to_csv(path, index=False)
-    return path
+    return write_csv(quarantined.reindex(columns=columns), path)
 
 
 def _curated_files(current: Night, parts: list[dict[str, Any]], repeats: RepeatedRows, folder: Path) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from great_expectations.execution_engine import pandas_execution_engine
 from great_expectations.expectations.expectation import Expectation
 
 from nightshift.config import ModelSpec, SpecError
+from nightshift.readers import READ_KIND, READ_PROBLEM
+from nightshift.warehouse import predictions as _predictions_table
 
 ROW_NUMBER = "_row_number"
 REASONS = "_reasons"
@@ -53,7 +55,9 @@ _NAIVE_PATTERN = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d{1,9})
 _ZONED_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})$"
 _OFFSET_SUFFIX_PATTERN = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 _MAX_EXACT_INT = 2.0**53
-_FAMILY_ORDER = {"types": 0, "nulls": 1, "ranges": 2, "categories": 3, "unique_ids": 4, "extra": 5}
+_FAMILY_ORDER = {"types": 0, "ids": 1, "nulls": 2, "ranges": 3, "categories": 4, "unique_ids": 5, "extra": 6}
+MAX_ID_LENGTH = int(_predictions_table.c.entity_id.type.length)  # type: ignore[attr-defined]
+"""The longest entity id the warehouse holds; longer ids are quarantined here, before anything is published."""
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 
 # GX fingerprints every in-memory batch below this size (an MD5 over a hash of every row) for its batch markers,
@@ -163,22 +167,29 @@ def validate_frame(
     """
     raw = raw.reset_index(drop=True)
     extra_checks = _extra_checks(spec)
+    read_check = _read_check(raw)
+    raw = raw.drop(columns=[READ_PROBLEM, READ_KIND], errors="ignore")
     missing = [column for column in spec.raw_columns if column not in raw.columns]
     if missing:
         return _missing_columns_outcome(raw, spec, source, missing)
 
     typed, type_checks = _coerce_frame(raw, spec)
+    id_check = _id_check(raw, spec)
     spec_checks = [check for check in _spec_checks(spec) if whole_batch or check.family != "row_count"]
-    checks = [*type_checks, *spec_checks, *extra_checks]
+    checks = [*([read_check] if read_check else []), *type_checks, id_check, *spec_checks, *extra_checks]
     for check in checks:
         check.first_row = first_row
     type_checked = {check.name for check in type_checks}
     _run_gx(raw, typed, [check for check in checks if check.gx_expectation is not None])
+    unreadable = _failed_rows(read_check, len(raw))
+    bad_ids = _failed_rows(id_check, len(raw))
     for check in checks:
         if check.family == "nulls" and check.failures and f"types:{check.column}" in type_checked:
             _drop_rows(check, raw[check.column].notna().to_numpy())
         if check.family == "unique_ids" and check.failures:
-            _drop_rows(check, ~typed[spec.entity_id].duplicated(keep="first").to_numpy())
+            _drop_rows(check, ~typed[spec.entity_id].duplicated(keep="first").to_numpy() | bad_ids)
+        if check is not read_check and check.failures and unreadable.any():
+            _drop_rows(check, unreadable)
 
     checks.sort(key=lambda check: check.sort_key)
     return _outcome(raw, typed, spec, source, checks, first_row=first_row, whole_batch=whole_batch)
@@ -233,6 +244,66 @@ def _extra_checks(spec: ModelSpec) -> list[_Check]:
     return checks
 
 
+def _read_check(raw: pd.DataFrame) -> _Check | None:
+    """Rows the reader could not read as written (READ_PROBLEM set): quarantined, whatever the spec's severities."""
+    if READ_PROBLEM not in raw.columns:
+        return None
+    check = _Check("read", "read", None, None, "block", 0, "sources.drop")
+    problems = raw[READ_PROBLEM].to_numpy(dtype=object)
+    positions = np.flatnonzero(pd.notna(problems))
+    if len(positions):
+        given = raw[READ_KIND] if READ_KIND in raw.columns else pd.Series(None, index=raw.index, dtype=object)
+        kinds = given.to_numpy(dtype=object)[positions]
+        labels = np.where(pd.notna(kinds), kinds, "row that could not be read").astype(str)
+        for label in dict.fromkeys(labels.tolist()):
+            chosen = positions[labels == label]
+            reasons = problems[chosen].astype(object)
+            check.failures.append(_RowFailures(label, chosen, reasons, reasons))
+    return check
+
+
+def _failed_rows(check: _Check | None, rows: int) -> np.ndarray:
+    failed = np.zeros(rows, dtype=bool)
+    for failure in check.failures if check else []:
+        failed[failure.positions] = True
+    return failed
+
+
+def _id_check(raw: pd.DataFrame, spec: ModelSpec) -> _Check:
+    """Ids later steps cannot use: blank after trimming, longer than the warehouse holds, or holding a NUL."""
+    column = spec.entity_id
+    check = _Check(f"ids:{column}", "ids", None, column, "block", _sort_key(spec, column, "ids"), "entity_id")
+    values = raw[column]
+    text = _arrow_strings(values)
+    present = ~np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    lengths = np.asarray(pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    trimmed = np.asarray(pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0).to_numpy(), dtype=np.int64)
+    nul = np.asarray(pc.fill_null(pc.match_substring(text, "\x00"), False).to_numpy(zero_copy_only=False), dtype=bool)
+    shown = values.to_numpy(dtype=object)
+    for label, mask, words in (
+        (f"{column} is blank", present & (trimmed == 0), " is blank (only spaces); every row needs an id"),
+        (
+            f"{column} longer than {MAX_ID_LENGTH} characters",
+            lengths > MAX_ID_LENGTH,
+            None,
+        ),
+        (f"{column} holds a NUL character", nul, " holds a NUL character, which the warehouse cannot store"),
+    ):
+        positions = np.flatnonzero(mask)
+        if not len(positions):
+            continue
+        quoted = _quoted(shown[positions])
+        if words is None:
+            tail = " is " + lengths[positions].astype(str).astype(object)
+            reasons = (
+                f"{column}: " + quoted + tail + f" characters long; the warehouse holds ids of at most {MAX_ID_LENGTH}"
+            )
+        else:
+            reasons = f"{column}: " + quoted + words
+        check.failures.append(_RowFailures(label, positions, np.asarray(reasons, dtype=object), shown[positions]))
+    return check
+
+
 def _expectation_names() -> list[str]:
     return sorted(
         name
@@ -285,13 +356,17 @@ def _coerce_frame(raw: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, lis
     return pd.DataFrame(columns, index=raw.index), checks
 
 
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    """The values as an Arrow string array, null where missing."""
+    try:
+        return pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return pa.array(values.astype(str).where(values.notna(), None).to_numpy(dtype=object), type=pa.string())
+
+
 def _arrow_text(values: pd.Series) -> pa.Array:
     """The values as a whitespace-trimmed Arrow string array, null where missing."""
-    try:
-        text = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    except (pa.ArrowException, TypeError, ValueError):
-        text = pa.array(values.astype(str).where(values.notna(), None).to_numpy(dtype=object), type=pa.string())
-    return pc.utf8_trim_whitespace(text)
+    return pc.utf8_trim_whitespace(_arrow_strings(values))
 
 
 def _parse_int(text: pa.Array, present: np.ndarray) -> tuple[pd.Series, np.ndarray]:
@@ -865,10 +940,13 @@ def night_result(
         for record in checks
         if record["severity"] == "block" and (record.get("problem") or record.get("error"))
     ]
+    unread = any(record["check"] == "file" and not record["success"] for record in checks)
     if settings.row_count != "off":
         low, high = spec.validation.min_rows, spec.validation.max_rows
         count_problem = None
-        if rows == 0 or rows < low or rows > high:
+        if unread:
+            count_problem = "not judged: a file of the drop could not be read, so its rows are not known"
+        elif rows == 0 or rows < low or rows > high:
             row_check = _Check(
                 "row_count",
                 "row_count",
@@ -897,12 +975,13 @@ def night_result(
                 **({"problem": count_problem} if count_problem else {}),
             },
         )
-        if count_problem and settings.row_count == "block":
+        if count_problem and settings.row_count == "block" and not unread:
             problems.insert(0, count_problem)
     if share > limit:
         problems.append(_share_problem(kinds, bad, rows, share, limit))
     passed = not problems
-    message = f"{source}: " + " ".join(_sentence(problem) for problem in problems) if problems else None
+    stated = [problem.removeprefix(f"{source}: ") for problem in problems]
+    message = f"{source}: " + " ".join(_sentence(problem) for problem in stated) if problems else None
     return {
         **combined,
         "accepted_rows": rows - bad if passed else 0,
@@ -963,17 +1042,19 @@ def _missing_columns_outcome(raw: pd.DataFrame, spec: ModelSpec, source: str, mi
     )
     message = f"{source}: {_sentence(problem)}"
     check = _Check("columns", "types", None, None, "block", 0, "raw_columns", row_level=False, batch_problem=problem)
-    quarantined = raw.iloc[0:0].copy()
-    quarantined[ROW_NUMBER] = pd.Series([], dtype="int64")
-    quarantined[REASONS] = pd.Series([], dtype=object)
+    quarantined = raw.reindex(columns=spec.raw_columns)
+    quarantined[ROW_NUMBER] = pd.Series(np.arange(1, len(raw) + 1), dtype="int64")
+    quarantined[REASONS] = pd.Series(
+        f"the drop lacks the column(s) {', '.join(missing)}", index=raw.index, dtype=object
+    )
     result = {
         "source": source,
         "model": spec.name,
         "rows": len(raw),
         "accepted_rows": 0,
         "clean_rows": 0,
-        "quarantined_rows": 0,
-        "bad_row_share": 0.0,
+        "quarantined_rows": len(raw),
+        "bad_row_share": 1.0 if len(raw) else 0.0,
         "max_bad_row_share": float(spec.validation.max_bad_row_share),
         "passed": False,
         "failure_message": message,
@@ -994,7 +1075,9 @@ def _one_line(error: object, limit: int = 400) -> str:
 
 
 def _sentence(text: str) -> str:
-    text = text[:1].upper() + text[1:] if text[:1].islower() else text
+    """The text as a sentence: capitalised (unless it starts with an address) and ending with a full stop."""
+    starts_with_address = "://" in text.split(" ", 1)[0]
+    text = text[:1].upper() + text[1:] if text[:1].islower() and not starts_with_address else text
     return text if text.endswith(".") else f"{text}."
 
 

@@ -47,7 +47,14 @@ def test_empty_file_is_a_clear_error(store, demo_spec):
         list(read_drop(store, demo_spec, "2026-10-03"))
 
 
-def test_drop_marked_complete_without_csv(store, demo_spec):
+def test_a_file_the_format_cannot_read_fails_naming_it_instead_of_being_skipped(store, demo_spec):
     land(store, "landing/credit_risk/dt=2026-10-04", "x", name="notes.txt")
-    with pytest.raises(DropError, match=r"holds no \.csv file"):
+    with pytest.raises(DropError, match=r"dt=2026-10-04: 1 file of the drop cannot be read: notes\.txt is a text"):
         list(read_drop(store, demo_spec, "2026-10-04"))
+
+
+def test_a_drop_marked_complete_with_no_data_file(store, demo_spec):
+    with partition_writer(store, "landing/credit_risk/dt=2026-10-05", {}):
+        pass
+    with pytest.raises(DropError, match=r"dt=2026-10-05: the drop is marked complete \(_SUCCESS\) but holds no data"):
+        list(read_drop(store, demo_spec, "2026-10-05"))
