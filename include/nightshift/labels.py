@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from nightshift import warehouse
 from nightshift.config import ModelSpec
 from nightshift.ingest import read_csv_chunks
 from nightshift.storage import ObjectStore, is_complete, partition_files, partition_key, read_manifest
-from nightshift.targets import parse_labels, shown
+from nightshift.targets import parse_labels, shown, strings
 
 ROW_NUMBER = "_row_number"
 REASONS = "_reasons"
@@ -78,111 +79,150 @@ def read_labels(store: ObjectStore, spec: ModelSpec, dt: str) -> JudgedLabels | 
 @dataclass(frozen=True)
 class _Check:
     kind: str
-    failed: np.ndarray
-    reasons: pd.Series
+    positions: np.ndarray
+    """Positions of the failing rows, ascending."""
+    reasons: np.ndarray
+    """One reason per failing row, aligned with `positions`."""
+
+
+class _Locations:
+    """Each row's number (its own `_row_number` when the reader gave one) and file, for the reasons."""
+
+    def __init__(self, raw: pd.DataFrame) -> None:
+        count = len(raw)
+        given = raw[ROW_NUMBER] if ROW_NUMBER in raw.columns else None
+        self.numbers = np.arange(1, count + 1, dtype=np.int64) if given is None else given.to_numpy(dtype=np.int64)
+        self.files = raw[SOURCE_FILE].to_numpy(dtype=object) if SOURCE_FILE in raw.columns else None
+
+    def where(self, position: int) -> str:
+        row = f"row {self.numbers[position]}"
+        return row if self.files is None else f"{Path(str(self.files[position])).name} {row}"
+
+
+def _quoted(values: np.ndarray, positions: np.ndarray) -> list[str]:
+    return [shown(str(values[position])) for position in positions]
 
 
 def _id_checks(ids: pd.Series, spec: ModelSpec) -> list[_Check]:
     column, limit = spec.entity_id, id_length_limit()
-    text = ids.astype("string")
-    missing = text.isna().to_numpy()
-    blank = (~missing) & (text.str.strip() == "").fillna(False).to_numpy(dtype=bool)
-    lengths = text.str.len().fillna(0).to_numpy(dtype=np.int64)
-    too_long = lengths > limit
-    nul = text.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
+    text = strings(ids)
+    values = ids.to_numpy(dtype=object)
+    missing = np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    lengths = np.asarray(pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    trimmed = np.asarray(pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0).to_numpy(), dtype=np.int64)
+    nul = np.asarray(pc.fill_null(pc.match_substring(text, "\x00"), False).to_numpy(zero_copy_only=False), dtype=bool)
+    blank = np.flatnonzero(~missing & (trimmed == 0))
+    too_long = np.flatnonzero(lengths > limit)
+    with_nul = np.flatnonzero(nul)
+    absent = np.flatnonzero(missing)
     return [
-        _Check("missing id", missing, pd.Series(f"{column}: missing id", index=ids.index)),
+        _Check("missing id", absent, np.full(len(absent), f"{column}: missing id", dtype=object)),
         _Check(
             "blank id",
             blank,
-            column
-            + ": "
-            + text.fillna("").map(shown)
-            + " is blank after trimming spaces; an id needs a visible character",
+            np.asarray(
+                [
+                    f"{column}: {value} is blank after trimming spaces; an id needs a visible character"
+                    for value in _quoted(values, blank)
+                ],
+                dtype=object,
+            ),
         ),
         _Check(
             "id too long",
             too_long,
-            column
-            + ": "
-            + text.fillna("").map(shown)
-            + " is "
-            + pd.Series(lengths, index=ids.index).astype(str)
-            + f" characters long; the warehouse holds at most {limit}",
+            np.asarray(
+                [
+                    f"{column}: {value} is {lengths[position]} characters long; the warehouse holds at most {limit}"
+                    for value, position in zip(_quoted(values, too_long), too_long, strict=True)
+                ],
+                dtype=object,
+            ),
         ),
         _Check(
             "id with a NUL character",
-            nul,
-            column + ": " + text.fillna("").map(shown) + " holds a NUL character, which the warehouse cannot store",
+            with_nul,
+            np.asarray(
+                [
+                    f"{column}: {value} holds a NUL character, which the warehouse cannot store"
+                    for value in _quoted(values, with_nul)
+                ],
+                dtype=object,
+            ),
         ),
     ]
 
 
-def _superseded(ids: pd.Series, usable: np.ndarray, where: pd.Series, spec: ModelSpec) -> _Check:
+def _superseded(ids: pd.Series, usable: np.ndarray, rows: _Locations, spec: ModelSpec) -> _Check:
     """Rows whose id a later row (with a usable id) repeats: the later row wins."""
-    positions = pd.Series(np.arange(len(ids)), index=ids.index)
-    candidates = ids.where(usable)
-    later = candidates.duplicated(keep="last").to_numpy() & usable
-    last = positions.groupby(candidates, dropna=True).transform("max").fillna(0).astype("int64").to_numpy()
-    later_where = pd.Series(where.to_numpy()[last], index=ids.index)
-    reasons = (
-        spec.entity_id + ": " + ids.fillna("").astype(str).map(shown) + " is superseded by the later " + later_where
-    )
-    return _Check("superseded by a later row", later, reasons)
+    candidates = np.flatnonzero(usable)
+    keyed = pd.Series(candidates, index=pd.Index(ids.to_numpy(dtype=object)[candidates]))
+    repeated = keyed.index.duplicated(keep="last")
+    last = keyed[~keyed.index.duplicated(keep="last")]
+    positions = candidates[repeated]
+    winners = last.reindex(keyed.index[repeated]).to_numpy(dtype=np.int64)
+    values = ids.to_numpy(dtype=object)
+    reasons = [
+        f"{spec.entity_id}: {value} is superseded by the later {rows.where(int(winner))}"
+        for value, winner in zip(_quoted(values, positions), winners, strict=True)
+    ]
+    return _Check("superseded by a later row", positions, np.asarray(reasons, dtype=object))
 
 
-def _locations(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Each row's number (its own `_row_number` when the reader gave one) and where it is, for the reasons."""
-    if ROW_NUMBER in raw.columns:
-        rows = raw[ROW_NUMBER].astype("int64")
-    else:
-        rows = pd.Series(np.arange(1, len(raw) + 1, dtype=np.int64), index=raw.index)
-    where = "row " + rows.astype(str)
-    if SOURCE_FILE in raw.columns:
-        where = raw[SOURCE_FILE].astype(str).map(lambda key: Path(key).name) + " " + where
-    return rows, where
+def _joined(checks: list[_Check]) -> tuple[np.ndarray, np.ndarray]:
+    """The failing positions, ascending, and for each its reasons joined with '; ' in check order."""
+    positions = np.concatenate([np.asarray(check.positions, dtype=np.int64) for check in checks])
+    if not len(positions):
+        return positions, np.asarray([], dtype=object)
+    reasons = np.concatenate([np.asarray(check.reasons, dtype=object) for check in checks])
+    ranks = np.concatenate([np.full(len(check.positions), rank) for rank, check in enumerate(checks)])
+    order = np.lexsort((ranks, positions))
+    positions, reasons = positions[order], reasons[order]
+    starts = np.r_[True, positions[1:] != positions[:-1]]
+    row = np.cumsum(starts) - 1
+    nth = np.arange(len(positions)) - np.flatnonzero(starts)[row]
+    joined = reasons[starts].copy()
+    for rank in range(1, int(nth.max()) + 1):
+        chosen = nth == rank
+        joined[row[chosen]] = joined[row[chosen]] + "; " + reasons[chosen]
+    return positions[starts], joined
 
 
 def judge_labels(raw: pd.DataFrame, spec: ModelSpec) -> JudgedLabels:
     """Split a label drop's raw string rows into accepted labels and rejected rows with every reason that applies."""
     raw = raw.reset_index(drop=True)
     ids, column = raw[spec.entity_id], spec.target.column
-    rows, where = _locations(raw)
+    rows = _Locations(raw)
     checks = _id_checks(ids, spec)
-    usable = ~np.logical_or.reduce([check.failed for check in checks])
-    parsed = parse_labels(raw[column], spec)
-    checks.append(_Check("not a label", (parsed.reasons != "").to_numpy(), parsed.reasons))
-    checks.append(_superseded(ids, usable, where, spec))
-    joined = pd.Series("", index=raw.index, dtype=object)
+    usable = np.ones(len(raw), dtype=bool)
     for check in checks:
-        mark = pd.Series(check.failed, index=raw.index)
-        joined = joined.mask(mark, joined.where(joined == "", joined + "; ") + check.reasons)
-    bad = (joined != "").to_numpy()
+        usable[check.positions] = False
+    parsed = parse_labels(raw[column], spec)
+    checks.append(_Check("not a label", np.flatnonzero(parsed.failed), parsed.reasons))
+    checks.append(_superseded(ids, usable, rows, spec))
+    bad, reasons = _joined(checks)
+    kept = np.ones(len(raw), dtype=bool)
+    kept[bad] = False
     extra = [name for name in (SOURCE_FILE,) if name in raw.columns]
-    rejected = raw.loc[bad, [spec.entity_id, column, *extra]].assign(**{ROW_NUMBER: rows[bad], REASONS: joined[bad]})
-    accepted = pd.DataFrame({spec.entity_id: ids[~bad], column: parsed.values[~bad]})
-    return JudgedLabels(
-        accepted=accepted.reset_index(drop=True),
-        rejected=rejected[[spec.entity_id, column, ROW_NUMBER, REASONS, *extra]].reset_index(drop=True),
-        kinds=_kinds(checks, rows, where, raw[spec.entity_id], raw[column]),
-    )
+    rejected = raw.iloc[bad][[spec.entity_id, column, *extra]].reset_index(drop=True)
+    rejected.insert(2, ROW_NUMBER, rows.numbers[bad])
+    rejected.insert(3, REASONS, reasons)
+    accepted = pd.DataFrame({spec.entity_id: ids.to_numpy(dtype=object)[kept], column: parsed.values[kept]})
+    return JudgedLabels(accepted=accepted, rejected=rejected, kinds=_kinds(checks, rows, ids, raw[column]))
 
 
-def _kinds(
-    checks: list[_Check], rows: pd.Series, where: pd.Series, ids: pd.Series, labels: pd.Series
-) -> list[dict[str, Any]]:
+def _kinds(checks: list[_Check], rows: _Locations, ids: pd.Series, labels: pd.Series) -> list[dict[str, Any]]:
     kinds = []
     for check in checks:
-        positions = np.flatnonzero(check.failed)
-        if len(positions):
-            first = int(positions[0])
+        if len(check.positions):
+            first = int(check.positions[0])
             value = labels.iloc[first] if check.kind == "not a label" else ids.iloc[first]
             kinds.append(
                 {
                     "kind": check.kind,
-                    "count": len(positions),
-                    "row": int(rows.iloc[first]),
-                    "where": str(where.iloc[first]),
+                    "count": len(check.positions),
+                    "row": int(rows.numbers[first]),
+                    "where": rows.where(first),
                     "value": None if pd.isna(value) else str(value),
                 }
             )

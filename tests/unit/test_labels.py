@@ -114,7 +114,8 @@ def test_the_specs_positive_label_is_accepted_as_1(demo_spec):
 def test_parsers_are_chosen_by_target_kind(demo_spec):
     assert set(PARSERS) == {"binary"}
     parsed = parse_labels(pd.Series(["1", "x"], dtype=object), demo_spec)
-    assert parsed.reasons.tolist()[0] == "" and "'x' is not a label" in parsed.reasons.tolist()[1]
+    assert parsed.values.tolist()[0] == 1 and parsed.failed.tolist() == [False, True]
+    assert parsed.reasons.tolist() == [f"defaulted: 'x' is not a label; {EXPECTED}"]
 
 
 def test_blank_and_too_long_ids_are_rejected_with_the_warehouse_limit(demo_spec):
