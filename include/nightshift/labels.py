@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from nightshift import warehouse
 from nightshift.config import ModelSpec
 from nightshift.ingest import read_csv_chunks
+from nightshift.readers import READ_KIND, READ_PROBLEM
 from nightshift.storage import ObjectStore, is_complete, partition_files, partition_key, read_manifest
 from nightshift.targets import parse_labels, shown, strings
 
@@ -153,6 +154,20 @@ def _id_checks(ids: pd.Series, spec: ModelSpec) -> list[_Check]:
     ]
 
 
+def _read_checks(raw: pd.DataFrame) -> list[_Check]:
+    """Rows the reader could not read as written (READ_PROBLEM set), one check per kind of problem."""
+    if READ_PROBLEM not in raw.columns:
+        return []
+    problems = raw[READ_PROBLEM].to_numpy(dtype=object)
+    failed = np.flatnonzero(pd.notna(problems))
+    given = raw[READ_KIND].to_numpy(dtype=object) if READ_KIND in raw.columns else np.full(len(raw), None)
+    kinds = np.asarray([str(kind) if pd.notna(kind) else "row that could not be read" for kind in given[failed]])
+    return [
+        _Check(str(kind), failed[kinds == kind], problems[failed[kinds == kind]].astype(object))
+        for kind in dict.fromkeys(kinds.tolist())
+    ]
+
+
 def _superseded(ids: pd.Series, usable: np.ndarray, rows: _Locations, spec: ModelSpec) -> _Check:
     """Rows whose id a later row (with a usable id) repeats: the later row wins."""
     candidates = np.flatnonzero(usable)
@@ -193,7 +208,7 @@ def judge_labels(raw: pd.DataFrame, spec: ModelSpec) -> JudgedLabels:
     raw = raw.reset_index(drop=True)
     ids, column = raw[spec.entity_id], spec.target.column
     rows = _Locations(raw)
-    checks = _id_checks(ids, spec)
+    checks = [*_read_checks(raw), *_id_checks(ids, spec)]
     usable = np.ones(len(raw), dtype=bool)
     for check in checks:
         usable[check.positions] = False

@@ -163,6 +163,23 @@ def test_row_numbers_and_files_given_by_the_reader_are_kept(demo_spec):
     assert where == {"superseded by a later row": "labels-0.csv row 1", "not a label": "labels-1.csv row 1"}
 
 
+def test_rows_the_reader_could_not_read_are_rejected_with_its_reason(demo_spec):
+    raw = frame(["a1", "a2", "a2"], ["1", None, "0"]).assign(
+        _read_problem=[None, "line 3: 3 fields where the header has 2", None],
+        _read_kind=[None, "row with the wrong number of fields", None],
+    )
+    judged = judge_labels(raw, demo_spec)
+    assert list(judged.rejected.columns) == ["application_id", "defaulted", "_row_number", "_reasons"]
+    assert reasons_by_row(judged.rejected) == {
+        2: f"line 3: 3 fields where the header has 2; defaulted: the label is missing; {EXPECTED}"
+    }
+    assert judged.accepted.to_dict("records") == [
+        {"application_id": "a1", "defaulted": 1},
+        {"application_id": "a2", "defaulted": 0},
+    ]
+    assert judged.kinds[0]["kind"] == "row with the wrong number of fields"
+
+
 # --- the task: quarantine first, then curate or fail -------------------------------------------------------------
 
 
