@@ -241,6 +241,13 @@ def test_a_failed_first_drop_publishes_no_curated_labels(home_store):
     assert read_manifest(home_store, f"quarantine/{MODEL}/labels/dt={DAY}")["rows"] == 1
 
 
+def test_formula_cells_are_neutralised_in_the_label_quarantine(home_store):
+    land(home_store, HEADER + "\n" + good_rows(40) + "b1,=1+1\n")
+    assert nightly.ingest_labels(MODEL, DAY, RUN)["rejected"] == 1
+    row = quarantined(home_store).iloc[0]
+    assert row["defaulted"] == "'=1+1" and row["_reasons"].startswith("defaulted: '=1+1' is not a label")
+
+
 def test_the_limit_is_the_specs_validation_max_bad_row_share(home, monkeypatch, tmp_path):
     spec = yaml.safe_load((PROJECT_ROOT / "include" / "models" / f"{MODEL}.yaml").read_text())
     spec["validation"]["max_bad_row_share"] = 0.5
