@@ -190,29 +190,123 @@ def runtime_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("scikit-learn", "numpy", "scipy", "pandas", "skops", "mlflow")]
 
 
-TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
+TRUSTED_EXTRA_TYPES = frozenset({"numpy.dtype"})
+"""Types skops does not trust by default that nightshift accepts by name, besides scikit-learn's own classes."""
+ACCEPTED_FORMAT = (
+    "the scikit-learn flavour saved in skops format (what nightshift's retrain logs), holding only types skops "
+    "trusts by default, numpy.dtype and scikit-learn classes"
+)
+
+
+class UnsafeModel(RegistryError):
+    """A registered version is not in the format nightshift writes; it was refused before anything was loaded."""
+
+
+def _is_sklearn_class(name: str) -> bool:
+    import importlib
+
+    module_name, _, attribute = name.rpartition(".")
+    if not name.startswith("sklearn.") or not module_name:
+        return False
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(found, type)
+
+
+def refused_types(names: list[str]) -> list[str]:
+    """The names among skops' untrusted types that nightshift does not accept either (functions, foreign classes)."""
+    return [name for name in names if name not in TRUSTED_EXTRA_TYPES and not _is_sklearn_class(name)]
 
 
 def trusted_types(pipeline: Any) -> list[str]:
-    """Types skops must be told to trust for a model we trained ourselves: scikit-learn, NumPy and SciPy only."""
+    """Types skops must be told to trust for a model we trained ourselves: scikit-learn classes and numpy.dtype."""
     import skops.io
 
     found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    foreign = [name for name in found if not name.startswith(TRUSTED_MODULES)]
+    foreign = refused_types(found)
     if foreign:
         raise RegistryError(
-            f"the model holds types outside scikit-learn, NumPy and SciPy ({foreign}); "
-            "nightshift logs only models it can load safely with skops"
+            f"the model holds types nightshift does not load ({foreign}); nightshift logs only models it can load "
+            f"safely: {ACCEPTED_FORMAT}"
         )
     return sorted(found)
 
 
-def load_model(settings: Settings, version: VersionInfo) -> Any:
-    client(settings)
+def _refuse(version: VersionInfo, what: str) -> UnsafeModel:
+    return UnsafeModel(
+        f"model {version.name} version {version.version}: refused before loading anything: {what}. nightshift loads "
+        f"only {ACCEPTED_FORMAT}. Point {CHAMPION} at a version nightshift's retrain registered (the rollback DAG "
+        "with target_version does it), or retrain"
+    )
+
+
+def _flavours(version: VersionInfo, folder: Path) -> dict[str, Any]:
+    import yaml
+
     try:
-        return mlflow.sklearn.load_model(version.uri)
-    except MlflowException as exc:
-        raise RegistryError(f"model {version.name} version {version.version}: cannot load ({exc})") from None
+        described = yaml.safe_load((folder / "MLmodel").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise _refuse(version, f"its MLmodel file is missing or unreadable ({type(exc).__name__})") from None
+    flavours = described.get("flavors") if isinstance(described, dict) else None
+    return flavours if isinstance(flavours, dict) else {}
+
+
+def skops_file(version: VersionInfo, folder: Path) -> Path:
+    """The skops file of a downloaded model folder, after checking its MLmodel says sklearn flavour, skops format."""
+    flavours = _flavours(version, folder)
+    sklearn_flavour = flavours.get("sklearn")
+    if not isinstance(sklearn_flavour, dict):
+        present = ", ".join(sorted(flavours)) or "none"
+        raise _refuse(version, f"it has no scikit-learn flavour (its flavours: {present})")
+    serialization = sklearn_flavour.get("serialization_format", "pickle")
+    if serialization != "skops":
+        raise _refuse(version, f"its scikit-learn flavour is saved as {serialization!r}, not 'skops'")
+    path = (folder / str(sklearn_flavour.get("pickled_model", ""))).resolve()
+    if path.suffix != ".skops" or not path.is_file() or not path.is_relative_to(folder.resolve()):
+        raise _refuse(version, f"its model file {sklearn_flavour.get('pickled_model')!r} is not a .skops file")
+    return path
+
+
+def _checked_trust(version: VersionInfo, path: Path) -> list[str]:
+    """The untrusted types of the skops file, once each is one nightshift accepts (the file is read, not loaded)."""
+    import zipfile
+
+    import skops.io
+
+    try:
+        found = skops.io.get_untrusted_types(file=path)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
+        raise _refuse(version, f"its skops file is not readable ({type(exc).__name__}: {exc})") from None
+    foreign = refused_types(found)
+    if foreign:
+        raise _refuse(version, f"its skops file holds types nightshift does not trust: {', '.join(foreign)}")
+    return found
+
+
+def load_model(settings: Settings, version: VersionInfo) -> Any:
+    """Load a version's pipeline, only if it is in the format nightshift writes; anything else is refused unread.
+
+    The MLmodel's own skops_trusted_types is not used: the trust list is nightshift's (`refused_types`).
+    """
+    import skops.io
+
+    client(settings)
+    with tempfile.TemporaryDirectory(prefix="nightshift-model-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=version.uri, dst_path=tmp)
+        except MlflowException as exc:
+            raise RegistryError(f"model {version.name} version {version.version}: cannot download ({exc})") from None
+        path = skops_file(version, Path(local))
+        trusted = _checked_trust(version, path)
+        try:
+            return skops.io.load(path, trusted=trusted)
+        except Exception as exc:
+            raise RegistryError(
+                f"model {version.name} version {version.version}: its skops file does not load "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
 
 
 def load_reference(settings: Settings, version: VersionInfo) -> pd.DataFrame:
@@ -230,8 +324,17 @@ def load_reference(settings: Settings, version: VersionInfo) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def move_champion(settings: Settings, model: str, version: str) -> None:
+    """Point `champion` at `version` in one call (never delete, then set); drop `challenger` if it marked it."""
+    mlflow_client = client(settings)
+    mlflow_client.set_registered_model_alias(model, CHAMPION, version)
+    challenger = alias_version(settings, model, CHALLENGER)
+    if challenger is not None and challenger.version == version:
+        mlflow_client.delete_registered_model_alias(model, CHALLENGER)
+
+
 def set_champion(settings: Settings, model: str, version: str, expected_current: str | None) -> None:
-    """Point `champion` at `version` in one call, after checking the champion is still `expected_current`."""
+    """Point `champion` at `version` after checking it is still `expected_current` (no lock: see `lifecycle`)."""
     current = alias_version(settings, model, CHAMPION)
     current_version = current.version if current else None
     if current_version != expected_current:
@@ -239,8 +342,4 @@ def set_champion(settings: Settings, model: str, version: str, expected_current:
             f"model {model}: the champion is version {current_version}, not {expected_current} as when the candidate "
             "was evaluated; nothing was changed. Re-run the evaluation against the current champion."
         )
-    mlflow_client = client(settings)
-    mlflow_client.set_registered_model_alias(model, CHAMPION, version)
-    challenger = alias_version(settings, model, CHALLENGER)
-    if challenger is not None and challenger.version == version:
-        mlflow_client.delete_registered_model_alias(model, CHALLENGER)
+    move_champion(settings, model, version)
