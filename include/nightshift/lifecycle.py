@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nightshift.config import Settings, get_spec, settings
 from nightshift.nightly import RunInfo
 from nightshift.storage import open_store
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 
 class RetrainRequestError(ValueError):
@@ -77,8 +81,6 @@ def resolve_request(model: str, events: list[dict[str, Any]], params: dict[str, 
 
 def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any], run: RunInfo) -> dict[str, Any]:
     """Train on the window ending as_of, log the candidate with its reference sample and mark it `challenger`."""
-    import json
-
     from nightshift import registry
     from nightshift.evaluate import evaluate_scores
     from nightshift.train import (
@@ -177,11 +179,79 @@ def _ledger_row(model: str, action: str, run: RunInfo, when: dt.datetime, **fiel
     return {"model": model, "action": action, "actor": run.actor, "run_id": run.run_id, "decided_at": when, **fields}
 
 
+def _write_ledger(connection: Connection, row: dict[str, Any]) -> None:
+    """`warehouse.append_ledger` inside the promotion lock's transaction: a retried run replaces its own row."""
+    from nightshift.warehouse import promotion_ledger as t
+
+    values = {**row, "details": json.dumps(row.get("details", {}), sort_keys=True, default=str)}
+    values["reasons"] = json.dumps(row.get("reasons", []))
+    mine = (t.c.model == row["model"], t.c.run_id == row["run_id"], t.c.action == row["action"])
+    connection.execute(t.delete().where(*mine))
+    connection.execute(t.insert(), [values])
+
+
+def _recorded(rows: list[dict[str, Any]], run: RunInfo, action: str, champion: str | None) -> dict[str, Any] | None:
+    """This run's own `action` row, when the champion is still where it left it (a retried task)."""
+    found = [row for row in rows if row["run_id"] == run.run_id and row["action"] == action]
+    return found[-1] if found and found[-1]["champion_after"] == champion else None
+
+
+def _moved_by(rows: list[dict[str, Any]], version: str | None) -> str:
+    moves = [row for row in rows if row["action"] in ("promote", "rollback") and row["champion_after"] == version]
+    if not moves:
+        return "not by a promotion or rollback in the ledger"
+    last = moves[-1]
+    return f"by the {last['action']} of run {last['run_id']} at {last['decided_at']}"
+
+
+def _changed_reason(evaluated: str | None, current: str | None, rows: list[dict[str, Any]]) -> str:
+    return (
+        f"the champion is now version {current} (moved there {_moved_by(rows, current)}), not version {evaluated} "
+        "that this candidate was compared with; nothing was changed. Retrain again (or clear this run's evaluate "
+        "task) to compare the candidate with the current champion"
+    )
+
+
+def _plan(
+    gate: Any, evaluation: dict[str, Any], current: str | None, rows: list[dict[str, Any]]
+) -> tuple[str, str | None, list[str], bool]:
+    """What the promotion does under the lock: (action, champion after, reasons, whether to move the alias)."""
+    evaluated, candidate = evaluation["champion_version"], evaluation["candidate_version"]
+    if current == evaluated:
+        return ("promote", candidate, gate.reasons, True) if gate.promote else ("refuse", current, gate.reasons, False)
+    if current == candidate and gate.promote and not any(row["champion_after"] == candidate for row in rows):
+        note = f"champion already pointed at version {candidate} (an earlier attempt moved it); recorded now"
+        return "promote", candidate, [*gate.reasons, note], False
+    return "refuse", current, [_changed_reason(evaluated, current, rows), *gate.reasons], False
+
+
+def _commit_failed(config: Settings, model: str, moved_to: str, back_to: str | None, exc: Exception) -> Exception:
+    """The ledger row did not commit after the alias moved: put the alias back and say what happened."""
+    from nightshift import registry
+    from nightshift.warehouse import WarehouseError
+
+    if back_to is None:
+        state = f"champion stays at version {moved_to} (there was none before) with no ledger row"
+    else:
+        try:
+            registry.move_champion(config, model, back_to)
+            state = f"champion was moved back to version {back_to}"
+        except registry.RegistryError:
+            state = f"champion could not be moved back and is version {moved_to}, with no ledger row"
+    return WarehouseError(f"model {model}: the ledger row for version {moved_to} did not commit ({exc}); the {state}")
+
+
 def promote_or_refuse(
     model: str, evaluation: dict[str, Any], request: dict[str, Any], run: RunInfo, when: dt.datetime
 ) -> dict[str, Any]:
-    """Apply the gate; move `champion` only if it passes and the champion did not change since evaluation."""
-    from nightshift import registry, warehouse
+    """Apply the gate; under the model's promotion lock, re-check the champion, move it and record the decision.
+
+    Two promotions started at once give one winner: the other finds, once it holds the lock, that the champion it
+    was compared with is no longer champion, and records a `refuse` row saying so.
+    """
+    import sqlalchemy as sa
+
+    from nightshift import locks, registry, warehouse
     from nightshift.evaluate import decide
 
     config = settings()
@@ -197,43 +267,63 @@ def promote_or_refuse(
         "details": {"evaluation": evaluation, "request": request},
     }
     engine = warehouse.connect(config.warehouse_url)
-    if gate.promote:
-        registry.set_champion(config, model, evaluation["candidate_version"], evaluation["champion_version"])
-        action, champion_after = "promote", evaluation["candidate_version"]
-    else:
-        action, champion_after = "refuse", evaluation["champion_version"]
-    warehouse.append_ledger(
-        engine, _ledger_row(model, action, run, when, champion_after=champion_after, reasons=gate.reasons, **common)
-    )
-    return {"model": model, "action": action, "champion": champion_after, "reasons": gate.reasons}
+    moved = False
+    try:
+        with locks.promotion_lock(engine, model) as connection:
+            current = registry.alias_version(config, model, registry.CHAMPION)
+            current_version = current.version if current else None
+            rows = warehouse.ledger(engine, model)
+            done = _recorded(rows, run, "promote", current_version)
+            if done is not None:
+                return {"model": model, "action": "promote", "champion": current_version, "reasons": done["reasons"]}
+            action, champion_after, reasons, move = _plan(gate, evaluation, current_version, rows)
+            row = _ledger_row(model, action, run, when, champion_after=champion_after, reasons=reasons, **common)
+            _write_ledger(connection, row)
+            if move:
+                registry.move_champion(config, model, evaluation["candidate_version"])
+                moved = True
+    except sa.exc.SQLAlchemyError as exc:
+        if not moved:
+            raise
+        raise _commit_failed(config, model, evaluation["candidate_version"], current_version, exc) from None
+    return {"model": model, "action": action, "champion": champion_after, "reasons": reasons}
+
+
+def _rollback_target(model: str, current: str, rows: list[dict[str, Any]]) -> str:
+    """The version the current champion replaced, from the ledger."""
+    moves = [row for row in rows if row["action"] in ("promote", "rollback")]
+    arrived = next((row for row in reversed(moves) if row["champion_after"] == current), None)
+    if arrived is None or not arrived["previous_version"]:
+        raise RetrainRequestError(
+            f"model {model}: the ledger has no version before champion {current}; pass target_version to choose one"
+        )
+    return str(arrived["previous_version"])
 
 
 def rollback(model: str, target_version: str | None, reason: str, run: RunInfo, when: dt.datetime) -> dict[str, Any]:
-    """Move `champion` back to the version it replaced (or to `target_version`) and record it."""
-    from nightshift import registry, warehouse
+    """Move `champion` back to the version it replaced (or to `target_version`) and record it, under the promotion lock."""
+    from nightshift import locks, registry, warehouse
 
     config: Settings = settings()
     get_spec(model, config.models_dir)
-    current = registry.alias_version(config, model, registry.CHAMPION)
-    if current is None:
-        raise RetrainRequestError(f"model {model}: there is no champion to roll back")
     engine = warehouse.connect(config.warehouse_url)
-    if not target_version:
-        moves = [row for row in warehouse.ledger(engine, model) if row["action"] in ("promote", "rollback")]
-        arrived = next((row for row in reversed(moves) if row["champion_after"] == current.version), None)
-        if arrived is None or not arrived["previous_version"]:
-            raise RetrainRequestError(
-                f"model {model}: the ledger has no version before champion {current.version}; "
-                "pass target_version to choose one"
-            )
-        target_version = str(arrived["previous_version"])
-    target = registry.get_version(config, model, str(target_version))
-    if target.version == current.version:
-        raise RetrainRequestError(f"model {model}: version {target.version} is already the champion")
-    registry.set_champion(config, model, target.version, current.version)
-    warehouse.append_ledger(
-        engine,
-        _ledger_row(
+    with locks.promotion_lock(engine, model) as connection:
+        current = registry.alias_version(config, model, registry.CHAMPION)
+        if current is None:
+            raise RetrainRequestError(f"model {model}: there is no champion to roll back")
+        rows = warehouse.ledger(engine, model)
+        done = _recorded(rows, run, "rollback", current.version)
+        if done is not None:
+            return {
+                "model": model,
+                "action": "rollback",
+                "champion": current.version,
+                "previous": done["previous_version"],
+            }
+        target = registry.get_version(config, model, target_version or _rollback_target(model, current.version, rows))
+        if target.version == current.version:
+            raise RetrainRequestError(f"model {model}: version {target.version} is already the champion")
+        row = _ledger_row(
             model,
             "rollback",
             run,
@@ -243,6 +333,7 @@ def rollback(model: str, target_version: str | None, reason: str, run: RunInfo, 
             champion_after=target.version,
             reasons=[reason or "manual rollback"],
             details={"target_version": target.version},
-        ),
-    )
+        )
+        _write_ledger(connection, row)
+        registry.move_champion(config, model, target.version)
     return {"model": model, "action": "rollback", "champion": target.version, "previous": current.version}
