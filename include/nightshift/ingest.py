@@ -46,6 +46,8 @@ _KNOWN_KINDS = (
     ((".crc",), "a checksum file from the exporting job: land the drop without it"),
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+_LINE_END = "\r\n"
+"""RFC 4180's line end: with it, a value holding a lone carriage return is quoted too, so no row splits."""
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -175,11 +177,11 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """The frame as CSV for people to open (formula cells neutralised, see neutralise_formulas)."""
     buffer = io.StringIO()
-    neutralise_formulas(frame).to_csv(buffer, index=False)
+    neutralise_formulas(frame).to_csv(buffer, index=False, lineterminator=_LINE_END)
     return buffer.getvalue().encode()
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Write the frame as a CSV file for people to open (formula cells neutralised, see neutralise_formulas)."""
-    neutralise_formulas(frame).to_csv(path, index=False)
+    neutralise_formulas(frame).to_csv(path, index=False, lineterminator=_LINE_END)
     return path

@@ -369,3 +369,104 @@ def test_shared_hash_positions_names_every_row_whose_hash_repeats_in_any_part():
     assert shared_hash_positions([]) == {}
     hashes = id_hashes(pd.Series(["a", "b", "a"]))
     assert hashes.dtype == np.uint64 and hashes[0] == hashes[2] != hashes[1]
+
+
+def test_rows_the_reader_could_not_read_are_quarantined_with_the_readers_reason_only(spec: ModelSpec) -> None:
+    from nightshift.readers import READ_KIND, READ_PROBLEM
+
+    raw = drop(row4={"age": "surplus"}, row9={"home_ownership": "RE\\x00NT"})
+    raw[READ_PROBLEM] = None
+    raw[READ_KIND] = None
+    raw.loc[3, [READ_PROBLEM, READ_KIND]] = ["line 5: 13 fields where the header has 12", "row with the wrong number"]
+    raw.loc[8, [READ_PROBLEM, READ_KIND]] = ["line 10: a NUL byte (0x00) at byte offset 900", "row with a NUL byte"]
+    lenient = with_validation(spec, checks=spec.validation.checks.model_copy(update={"types": "off"}))
+    outcome = validate_frame(raw, lenient, SOURCE)
+
+    assert outcome.passed and len(outcome.accepted) == 198
+    assert reasons_of(outcome, 4) == "line 5: 13 fields where the header has 12"
+    assert reasons_of(outcome, 9) == "line 10: a NUL byte (0x00) at byte offset 900"
+    assert READ_PROBLEM not in outcome.quarantined.columns and READ_PROBLEM not in outcome.accepted.columns
+    assert check(outcome, "read")["unexpected_count"] == 2
+    assert check(outcome, "categories:home_ownership")["unexpected_count"] == 0
+    labels = {kind["label"] for kind in outcome.result["failure_kinds"]}
+    assert labels == {"row with the wrong number", "row with a NUL byte"}
+
+
+def test_ids_later_steps_cannot_use_are_quarantined(spec: ModelSpec) -> None:
+    from nightshift.validate import MAX_ID_LENGTH
+    from nightshift.warehouse import predictions
+
+    assert MAX_ID_LENGTH == predictions.c.entity_id.type.length == 128
+    outcome = validate_frame(
+        drop(
+            row2={"application_id": "   "},
+            row3={"application_id": "   "},
+            row4={"application_id": "x" * 129},
+            row5={"application_id": "y" * 128},
+            row6={"application_id": "A\x00B"},
+            row7={"application_id": " A00099 "},
+        ),
+        spec,
+        SOURCE,
+    )
+
+    assert outcome.passed and len(outcome.accepted) == 196
+    assert reasons_of(outcome, 2) == "application_id: '   ' is blank (only spaces); every row needs an id"
+    assert reasons_of(outcome, 3) == "application_id: '   ' is blank (only spaces); every row needs an id"
+    assert reasons_of(outcome, 4) == (
+        f"application_id: '{'x' * 59}…' is 129 characters long; the warehouse holds ids of at most 128"
+    )
+    assert reasons_of(outcome, 6) == "application_id: 'A\x00B' holds a NUL character, which the warehouse cannot store"
+    assert outcome.accepted["application_id"].tolist()[1:3] == ["y" * 128, " A00099 "]
+    assert check(outcome, "ids:application_id")["severity"] == "block"
+    assert check(outcome, "unique_ids:application_id")["unexpected_count"] == 0
+
+
+def test_a_frame_without_a_column_quarantines_every_row_so_all_are_accounted_for(spec: ModelSpec) -> None:
+    outcome = validate_frame(drop(30).drop(columns=["purpose"]), spec, SOURCE)
+
+    result = outcome.result
+    assert result["rows"] == 30 == result["clean_rows"] + result["quarantined_rows"]
+    assert set(outcome.quarantined["_reasons"]) == {"the drop lacks the column(s) purpose"}
+    assert outcome.quarantined["_row_number"].tolist() == list(range(1, 31))
+
+
+def test_a_night_with_an_unreadable_file_says_why_before_any_row_count(spec: ModelSpec) -> None:
+    from nightshift.validate import night_result
+
+    unreadable = {
+        "source": "s3://b/landing/x/part-1.csv",
+        "model": "credit_risk",
+        "rows": 0,
+        "accepted_rows": 0,
+        "clean_rows": 0,
+        "quarantined_rows": 0,
+        "bad_row_share": 0.0,
+        "max_bad_row_share": 0.05,
+        "passed": False,
+        "failure_message": "s3://b/landing/x/part-1.csv: missing columns ['age']",
+        "checks": [
+            {
+                "check": "file",
+                "expectation": None,
+                "column": None,
+                "severity": "block",
+                "success": False,
+                "unexpected_count": 0,
+                "examples": [],
+                "row_level": False,
+                "spec_field": "sources.drop",
+                "problem": "s3://b/landing/x/part-1.csv: missing columns ['age']",
+            }
+        ],
+        "failure_kinds": [],
+    }
+    result = night_result([unreadable], spec, "s3://b/landing/x/part-1.csv")
+
+    assert result["failure_message"] == "s3://b/landing/x/part-1.csv: Missing columns ['age']."
+    assert "no data rows" not in json.dumps(result)
+    assert check_record(result, "row_count")["problem"].startswith("not judged: a file of the drop could not be read")
+
+
+def check_record(result: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(entry for entry in result["checks"] if entry["check"] == name)
