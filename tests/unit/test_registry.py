@@ -199,3 +199,37 @@ def test_the_sqlite_promotion_lock_holds_across_processes(home, python):
     with locks.promotion_lock(engine, MODEL, timeout=5) as connection:
         assert connection.exec_driver_sql("SELECT 1").scalar() == 1
     engine.dispose()
+
+
+def test_a_ledger_row_that_does_not_commit_puts_the_champion_back(versions, monkeypatch):
+    from contextlib import contextmanager
+
+    import sqlalchemy as sa
+
+    from nightshift import lifecycle, locks
+    from nightshift.nightly import RunInfo
+    from nightshift.warehouse import WarehouseError
+
+    first, second, _ = versions
+    real_lock = locks.promotion_lock
+
+    class Lost(Exception):
+        pass
+
+    @contextmanager
+    def lost_at_commit(engine: Any, model: str, timeout: float | None = None) -> Any:
+        """The real lock, whose transaction is rolled back and reported as a failed COMMIT."""
+        try:
+            with real_lock(engine, model, timeout) as connection:
+                yield connection
+                raise Lost
+        except Lost:
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection")) from None
+
+    monkeypatch.setattr(locks, "promotion_lock", lost_at_commit)
+    with pytest.raises(WarehouseError) as caught:
+        lifecycle.promote_or_refuse(MODEL, _evaluation(second, first), {}, RunInfo("run-a", "manual"), WHEN)
+    assert str(caught.value).startswith(f"model {MODEL}: the ledger row for version {second} did not commit (")
+    assert str(caught.value).endswith(f"the champion was moved back to version {first}")
+    assert _champion() == first
+    assert _ledger() == []
