@@ -147,7 +147,9 @@ def validate_part(
                 outcome = validate_frame(raw, spec, source, first_row=first_row, whole_batch=False)
                 results.append(outcome.result)
                 if len(outcome.quarantined):
-                    outcome.quarantined.to_csv(rejected_path, mode="a", header=not rejected_path.exists(), index=False)
+                    outcome.quarantined.to_csv(
+                        rejected_path, mode="a", header=not rejected_path.exists(), index=False, lineterminator="\r\n"
+                    )
                 if outcome.passed and len(outcome.accepted):
                     every_row = np.arange(first_row, first_row + len(raw), dtype=np.int64)
                     kept = np.setdiff1d(every_row, outcome.quarantined[ROW_NUMBER].to_numpy(), assume_unique=True)

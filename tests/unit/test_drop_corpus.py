@@ -331,6 +331,13 @@ CASES = [
         quarantined={2: "home_ownership: 'RE\nNT' is not one of", 3: "line 5: 13 fields"},
     ),
     Case(
+        "carriage_return_inside_a_quoted_category_stays_in_its_row",
+        {"part-00000.csv": text(lines={6: line(6, home_ownership='"RE\rNT"')}).encode()},
+        curated=ROWS - 1,
+        quarantined={6: "home_ownership: 'RE\rNT' is not one of"},
+        cells={(6, "home_ownership"): "RE\rNT"},
+    ),
+    Case(
         "quote_never_closed_fails_naming_the_line",
         {"part-00000.csv": text(lines={110: line(110, purpose='"car')}).encode()},
         message=("part-00000.csv: line 111 (byte offset", "a quoted value opens here and is never closed", "11 lines"),
