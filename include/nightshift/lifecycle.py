@@ -13,7 +13,7 @@ from nightshift.nightly import RunInfo
 from nightshift.storage import open_store
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    pass
 
 
 class RetrainRequestError(ValueError):
@@ -179,17 +179,6 @@ def _ledger_row(model: str, action: str, run: RunInfo, when: dt.datetime, **fiel
     return {"model": model, "action": action, "actor": run.actor, "run_id": run.run_id, "decided_at": when, **fields}
 
 
-def _write_ledger(connection: Connection, row: dict[str, Any]) -> None:
-    """`warehouse.append_ledger` inside the promotion lock's transaction: a retried run replaces its own row."""
-    from nightshift.warehouse import promotion_ledger as t
-
-    values = {**row, "details": json.dumps(row.get("details", {}), sort_keys=True, default=str)}
-    values["reasons"] = json.dumps(row.get("reasons", []))
-    mine = (t.c.model == row["model"], t.c.run_id == row["run_id"], t.c.action == row["action"])
-    connection.execute(t.delete().where(*mine))
-    connection.execute(t.insert(), [values])
-
-
 def _recorded(rows: list[dict[str, Any]], run: RunInfo, action: str, champion: str | None) -> dict[str, Any] | None:
     """This run's own `action` row, when the champion is still where it left it (a retried task)."""
     found = [row for row in rows if row["run_id"] == run.run_id and row["action"] == action]
@@ -278,7 +267,7 @@ def promote_or_refuse(
                 return {"model": model, "action": "promote", "champion": current_version, "reasons": done["reasons"]}
             action, champion_after, reasons, move = _plan(gate, evaluation, current_version, rows)
             row = _ledger_row(model, action, run, when, champion_after=champion_after, reasons=reasons, **common)
-            _write_ledger(connection, row)
+            warehouse.append_ledger(connection, row)
             if move:
                 registry.move_champion(config, model, evaluation["candidate_version"])
                 moved = True
@@ -334,6 +323,6 @@ def rollback(model: str, target_version: str | None, reason: str, run: RunInfo, 
             reasons=[reason or "manual rollback"],
             details={"target_version": target.version},
         )
-        _write_ledger(connection, row)
+        warehouse.append_ledger(connection, row)
         registry.move_champion(config, model, target.version)
     return {"model": model, "action": "rollback", "champion": target.version, "previous": current.version}

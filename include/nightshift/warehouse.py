@@ -1217,12 +1217,22 @@ def record_retrain_decision(engine: Engine, row: dict[str, Any]) -> None:
     _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row])
 
 
-def append_ledger(engine: Engine, row: dict[str, Any]) -> None:
-    """Append a decision; a retried task that already recorded it replaces its own row, never adds a second."""
+def append_ledger(target: Engine | Connection, row: dict[str, Any]) -> None:
+    """Append a decision; a retried task that already recorded it replaces its own row, never adds a second.
+
+    Given a connection (the promotion lock's), the row is written in that connection's open transaction.
+    """
+    if isinstance(target, Engine):
+        with target.begin() as connection:
+            append_ledger(connection, row)
+        return
     t = promotion_ledger
-    row = {**row, "details": json.dumps(row.get("details", {}), sort_keys=True, default=str)}
-    row["reasons"] = json.dumps(row.get("reasons", []))
-    _replace(engine, t, [t.c.model == row["model"], t.c.run_id == row["run_id"], t.c.action == row["action"]], [row])
+    values = {**row, "details": json.dumps(row.get("details", {}), sort_keys=True, default=str)}
+    values["reasons"] = json.dumps(row.get("reasons", []))
+    target.execute(
+        t.delete().where(t.c.model == row["model"], t.c.run_id == row["run_id"], t.c.action == row["action"])
+    )
+    target.execute(t.insert(), [values])
 
 
 def drift_history(engine: Engine, model: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
