@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 
 from nightshift import warehouse
 from nightshift.config import ModelSpec
-from nightshift.ingest import read_csv_chunks
-from nightshift.readers import READ_KIND, READ_PROBLEM
+from nightshift.ingest import read_csv_chunks, source_files
+from nightshift.readers import READ_KIND, READ_PROBLEM, Dialect
 from nightshift.storage import ObjectStore, is_complete, partition_files, partition_key, read_manifest
 from nightshift.targets import parse_labels, shown, strings
 
@@ -70,11 +70,16 @@ def read_labels(store: ObjectStore, spec: ModelSpec, dt: str) -> JudgedLabels | 
     if not is_complete(store, prefix):
         return None
     columns = [spec.entity_id, spec.target.column]
-    frames = [
-        chunk for key in partition_files(store, prefix, suffix=".csv") for chunk in read_csv_chunks(store, key, columns)
-    ]
-    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return judge_labels(raw, spec)
+    source = spec.sources.labels
+    dialect = Dialect.of(source, "sources.labels")
+    files = []
+    for key in source_files(store, prefix, source.format, "sources.labels"):
+        chunks = list(
+            read_csv_chunks(store, key, columns, dialect=dialect, row_problems=True, file_format=source.format)
+        )
+        frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns)
+        files.append(frame.assign(**{ROW_NUMBER: np.arange(1, len(frame) + 1), SOURCE_FILE: store.url_for(key)}))
+    return judge_labels(pd.concat(files, ignore_index=True), spec)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def test_labels_reject_bad_targets_and_keep_the_last_duplicate(store, demo_spec)
     reasons = reasons_by_row(judged.rejected)
     assert reasons[2] == f"defaulted: 'yes' is not a label; {EXPECTED}"
     assert reasons[3] == "application_id: missing id"
-    assert reasons[1] == "application_id: 'a1' is superseded by the later row 4"
+    assert reasons[1] == "application_id: 'a1' is superseded by the later labels.csv row 4"
     assert judged.received == 4 and judged.rejected_share == 0.75
 
 
@@ -207,7 +207,7 @@ def test_a_drop_within_the_limit_is_curated_and_its_rejects_quarantined(home_sto
     assert outcome["rejected_share"] == pytest.approx(0.05)
     assert read_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == 95
     rejected = quarantined(home_store)
-    assert list(rejected.columns) == ["application_id", "defaulted", "_row_number", "_reasons"]
+    assert list(rejected.columns) == ["application_id", "defaulted", "_row_number", "_reasons", "_source_file"]
     assert rejected["_row_number"].tolist() == ["2", "96", "97", "98", "99"]
     assert rejected["defaulted"].tolist()[:2] == ["1", "yes"]
 
@@ -223,7 +223,7 @@ def test_a_drop_over_the_limit_fails_after_its_quarantine_and_keeps_the_earlier_
     source = home_store.url_for(f"landing/{MODEL}/labels/dt={DAY}")
     assert message.startswith(
         f"{source}: 6 of 20 label rows (30.0%) were rejected, above the limit of 5.0% (validation.max_bad_row_share). "
-        "Most common: not a label (4 rows, e.g. row 15: '1.0000'); missing id (2 rows, e.g. row 19: empty)."
+        "Most common: not a label (4 rows, e.g. labels.csv row 15: '1.0000'); missing id (2 rows, e.g. labels.csv row 19: empty)."
     )
     assert home_store.url_for(f"quarantine/{MODEL}/labels/dt={DAY}") + "/rejected.csv" in message
     assert home_store.read_bytes(f"curated/{MODEL}/labels/dt={DAY}/labels.parquet") == before
@@ -332,3 +332,30 @@ def test_label_corpus(home_store, name, rows, rejected, kinds):
     assert result["received"] == received == result["accepted"] + result["rejected"]
     assert len(quarantined(home_store)) == result["rejected"]
     assert quarantined(home_store)["_reasons"].notna().all()
+
+
+def test_every_file_of_a_label_drop_is_read_whatever_the_case_of_its_name(store, demo_spec):
+    with partition_writer(store, f"landing/{MODEL}/labels/dt={DAY}", {}) as folder:
+        (folder / "part-0.csv").write_bytes(f"{HEADER}\na1,0\n".encode())
+        (folder / "part-1.CSV").write_bytes(f"{HEADER}\na2,1\n".encode())
+    judged = read_labels(store, demo_spec, DAY)
+    assert sorted(judged.accepted["application_id"]) == ["a1", "a2"]
+
+
+def test_a_label_file_the_format_cannot_read_fails_naming_it(store, demo_spec):
+    from nightshift.ingest import DropError
+
+    with partition_writer(store, f"landing/{MODEL}/labels/dt={DAY}", {}) as folder:
+        (folder / "part-0.csv").write_bytes(f"{HEADER}\na1,0\n".encode())
+        (folder / "part-1.csv.gz").write_bytes(b"\x1f\x8b\x08\x00")
+    with pytest.raises(DropError, match=r"part-1\.csv\.gz") as caught:
+        read_labels(store, demo_spec, DAY)
+    assert "cannot be read" in str(caught.value)
+
+
+def test_a_label_row_with_the_wrong_number_of_fields_is_rejected_with_its_reason(store, demo_spec):
+    land(store, f"{HEADER}\na1,0\na2,1,extra\na3,1\n")
+    judged = read_labels(store, demo_spec, DAY)
+    assert sorted(judged.accepted["application_id"]) == ["a1", "a3"]
+    reasons = reasons_by_row(judged.rejected)
+    assert list(reasons) == [2] and "field" in reasons[2], reasons
