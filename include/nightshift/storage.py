@@ -29,6 +29,10 @@ CONTENT_TYPES = {
 S3_ENDPOINT_ENV = "NIGHTSHIFT_S3_ENDPOINT_URL"
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 _DELETE_BATCH = 1000
+S3_MAX_ATTEMPTS = 3
+"""Attempts per S3 call (boto3's standard retry mode, backing off up to a second, then 2): a dead server fails fast."""
+S3_CONNECT_TIMEOUT_SECONDS = 5
+S3_READ_TIMEOUT_SECONDS = 60
 
 
 class StorageError(RuntimeError):
@@ -191,9 +195,9 @@ class S3Store:
         configured = _configured_endpoint()
         config = Config(
             signature_version="s3v4",
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=60,
+            retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+            connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=S3_READ_TIMEOUT_SECONDS,
             s3={"addressing_style": "path"} if configured else None,
         )
         try:
@@ -261,9 +265,20 @@ class S3Store:
             f"cannot {action} {where} at S3 endpoint {self.endpoint}: {code or _error_status(exc)}: {message}"
         ) from exc
 
+    def _gone(self, action: str, where: str, what: str, exc: Exception) -> StorageError:
+        """The error for a server that cannot be reached or stopped answering: the call, the object, no traceback."""
+        reason = " ".join(str(exc).split())
+        return StorageError(
+            f"cannot {action} {where}: S3 endpoint {self.endpoint} {what} ({reason}; tried {S3_MAX_ATTEMPTS} times); "
+            f"check that the server is up and {S3_ENDPOINT_ENV} / AWS_ENDPOINT_URL, then run the step again"
+        )
+
     @contextmanager
-    def _translated(self, action: str, key: str | None = None) -> Iterator[None]:
-        """Turn botocore failures inside the block into StorageError / FileNotFoundError naming the store."""
+    def _translated(self, action: str, key: str | None = None, prefix: str | None = None) -> Iterator[None]:
+        """Turn botocore failures inside the block into StorageError / FileNotFoundError naming the store.
+
+        `key` is the object the call is about (None for the bucket); `prefix`, the folder a listing is about.
+        """
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import (
             BotoCoreError,
@@ -275,6 +290,7 @@ class S3Store:
         )
         from botocore.exceptions import ConnectionError as BotoConnectionError
 
+        where = self.url_for(key if key is not None else prefix or "")
         try:
             yield
         except ClientError as exc:
@@ -282,26 +298,18 @@ class S3Store:
         except S3UploadFailedError as exc:
             if isinstance(exc.__context__, ClientError):
                 self._fail(exc.__context__, action, key)
-            raise StorageError(f"cannot {action} {self.url_for(key or '')}: {exc}") from exc
+            raise StorageError(f"cannot {action} {where}: {exc}") from exc
         except (NoCredentialsError, PartialCredentialsError) as exc:
             raise StorageError(
                 f"no credentials for s3://{self.bucket} ({exc}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 f"or the {OBJECT_STORE_CONN_ID} connection"
             ) from exc
         except (BotoConnectionError, ConnectionClosedError) as exc:
-            raise StorageError(
-                f"S3 endpoint {self.endpoint} is unreachable ({exc}); check that the server is up and "
-                f"{S3_ENDPOINT_ENV} / AWS_ENDPOINT_URL"
-            ) from exc
+            raise self._gone(action, where, "is unreachable", exc) from None
         except ReadTimeoutError as exc:
-            raise StorageError(
-                f"S3 endpoint {self.endpoint} did not answer in time while trying to {action} "
-                f"{self.url_for(key or '')} ({exc}); check the server's health and the network"
-            ) from exc
+            raise self._gone(action, where, "did not answer in time", exc) from None
         except BotoCoreError as exc:
-            raise StorageError(
-                f"cannot {action} {self.url_for(key or '')} at S3 endpoint {self.endpoint}: {exc}"
-            ) from exc
+            raise self._gone(action, where, "failed", exc) from None
 
     def read_bytes(self, key: str) -> bytes:
         full = self._object_key(key)
@@ -349,7 +357,7 @@ class S3Store:
 
     def exists(self, key: str) -> bool:
         full = self._object_key(key)
-        with self._translated("look up", key=None):
+        with self._translated("look up", prefix=key):
             found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1).get("Contents", [])
         return bool(found) and found[0]["Key"] == full
 
@@ -361,7 +369,7 @@ class S3Store:
 
     def list(self, prefix: str) -> list[str]:
         full = self._full(prefix)
-        with self._translated("list"):
+        with self._translated("list", prefix=prefix):
             keys = [
                 self._relative(name)
                 for name in self._keys_below(full)
@@ -371,7 +379,7 @@ class S3Store:
 
     def delete_prefix(self, prefix: str) -> None:
         full = self._full(prefix)
-        with self._translated("delete"):
+        with self._translated("delete", prefix=prefix):
             doomed = [*([full] if full else []), *self._keys_below(full)]
             for start in range(0, len(doomed), _DELETE_BATCH):
                 batch = doomed[start : start + _DELETE_BATCH]
