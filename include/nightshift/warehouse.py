@@ -229,6 +229,61 @@ def _cannot_connect(url: sa.URL, exc: BaseException) -> WarehouseError:
     return WarehouseError(f"cannot connect to the {_describe(url)}: {_reason(exc)}; {check}")
 
 
+def _lost(url: sa.URL, step: str, exc: sa.exc.DBAPIError, when: str) -> WarehouseError:
+    """The error for a database failure during `step`: the warehouse, the step, what happened; no SQL, no traceback.
+
+    `when` is "reading" (nothing written), "writing" (rolled back) or "committing" (the outcome is not known).
+    """
+    what = "the connection was lost" if exc.connection_invalidated else "the database refused it"
+    told = f"{_describe(url)}: {step} failed: {what} ({_reason(exc)})"
+    if when == "reading":
+        return WarehouseError(f"{told}; check that the server is up, then run the step again")
+    if when == "committing":
+        return WarehouseError(
+            f"{told} while committing, so the step may or may not have been committed; check that the server is up, "
+            "then run the step again (it replaces what it wrote)"
+        )
+    return WarehouseError(
+        f"{told}; nothing of the step was committed (its transaction was rolled back); check that the server is up, "
+        "then run the step again"
+    )
+
+
+@contextmanager
+def _transaction(engine: Engine, step: str) -> Iterator[Connection]:
+    """A connection in one transaction for `step`, committed at the end; database failures become WarehouseError."""
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        raise WarehouseError(f"{step}: {_cannot_connect(engine.url, exc)}") from None
+    with connection:
+        try:
+            transaction = connection.begin()
+            yield connection
+        except sa.exc.IntegrityError:
+            raise
+        except sa.exc.DBAPIError as exc:
+            raise _lost(engine.url, step, exc, "writing") from None
+        try:
+            transaction.commit()
+        except sa.exc.DBAPIError as exc:
+            raise _lost(engine.url, step, exc, "committing") from None
+
+
+@contextmanager
+def _reading(engine: Engine, step: str) -> Iterator[Connection]:
+    """A connection for the reads of `step`; database failures become WarehouseError."""
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        raise WarehouseError(f"{step}: {_cannot_connect(engine.url, exc)}") from None
+    with connection:
+        try:
+            yield connection
+        except sa.exc.DBAPIError as exc:
+            raise _lost(engine.url, step, exc, "reading") from None
+
+
 def _engine(url: str) -> Engine:
     try:
         parsed = sa.make_url(url)
@@ -458,10 +513,10 @@ def connect(url: str) -> Engine:
     return engine
 
 
-def _replace(engine: Engine, table: sa.Table, where: Sequence[Any], rows: Iterable[dict[str, Any]]) -> int:
+def _replace(engine: Engine, table: sa.Table, where: Sequence[Any], rows: Iterable[dict[str, Any]], step: str) -> int:
     """Delete the rows matching `where` and insert `rows`, in one transaction."""
     count = 0
-    with engine.begin() as connection:
+    with _transaction(engine, step) as connection:
         connection.execute(table.delete().where(*where))
         batch: list[dict[str, Any]] = []
         for row in rows:
@@ -972,10 +1027,14 @@ def _duplicate(exc: sa.exc.IntegrityError, model: str, day: dt.date) -> BadPredi
     )
 
 
+def _loading(model: str, day: dt.date) -> str:
+    return f"loading the predictions of {model} {day}"
+
+
 def _load_postgres(engine: Engine, model: str, day: dt.date, tables: Iterator[Any]) -> int:
     """COPY into a new table, build its key, swap it in as the night's partition: one transaction."""
     _require_psycopg2(engine)
-    with engine.connect() as connection, connection.begin():
+    with _transaction(engine, _loading(model, day)) as connection:
         schema = _night_schema(connection)
         new = f"_load_{uuid.uuid4().hex[:16]}"
         staged = _quote(connection, schema, new)
@@ -1007,7 +1066,7 @@ def _load_rows(engine: Engine, model: str, day: dt.date, tables: Iterator[Any]) 
     t = predictions
     count = 0
     try:
-        with engine.begin() as connection:
+        with _transaction(engine, _loading(model, day)) as connection:
             connection.execute(t.delete().where(t.c.model == model, t.c.dt == day))
             for table in tables:
                 rows = table.to_pylist()
@@ -1198,13 +1257,14 @@ def measure_predictions_load(
 
 def record_validation(engine: Engine, row: dict[str, Any]) -> None:
     t = validation_runs
-    _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row])
+    step = f"recording the validation of {row['model']} {row['dt']}"
+    _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row], step)
 
 
 def record_drift(engine: Engine, night: dict[str, Any], features: list[dict[str, Any]]) -> None:
     """Replace one night's drift summary and per-feature metrics together."""
     model, day = night["model"], night["dt"]
-    with engine.begin() as connection:
+    with _transaction(engine, f"recording the drift of {model} {day}") as connection:
         connection.execute(drift_metrics.delete().where(drift_metrics.c.model == model, drift_metrics.c.dt == day))
         connection.execute(drift_nights.delete().where(drift_nights.c.model == model, drift_nights.c.dt == day))
         connection.execute(drift_nights.insert(), [night])
@@ -1214,7 +1274,8 @@ def record_drift(engine: Engine, night: dict[str, Any], features: list[dict[str,
 
 def record_retrain_decision(engine: Engine, row: dict[str, Any]) -> None:
     t = retrain_decisions
-    _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row])
+    step = f"recording the retrain decision of {row['model']} {row['dt']}"
+    _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row], step)
 
 
 def append_ledger(target: Engine | Connection, row: dict[str, Any]) -> None:
@@ -1223,7 +1284,8 @@ def append_ledger(target: Engine | Connection, row: dict[str, Any]) -> None:
     Given a connection (the promotion lock's), the row is written in that connection's open transaction.
     """
     if isinstance(target, Engine):
-        with target.begin() as connection:
+        step = f"appending the {row['action']} decision of {row['model']} to the promotion ledger"
+        with _transaction(target, step) as connection:
             append_ledger(connection, row)
         return
     t = promotion_ledger
@@ -1238,14 +1300,14 @@ def append_ledger(target: Engine | Connection, row: dict[str, Any]) -> None:
 def drift_history(engine: Engine, model: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
     t = drift_nights
     query = sa.select(t).where(t.c.model == model, t.c.dt >= start, t.c.dt <= end).order_by(t.c.dt)
-    with engine.connect() as connection:
+    with _reading(engine, f"reading the drift history of {model}") as connection:
         return [dict(row._mapping) for row in connection.execute(query)]
 
 
 def last_requested(engine: Engine, model: str, before: dt.date) -> dt.date | None:
     t = retrain_decisions
     query = sa.select(sa.func.max(t.c.dt)).where(t.c.model == model, t.c.requested.is_(True), t.c.dt < before)
-    with engine.connect() as connection:
+    with _reading(engine, f"reading the retrain requests of {model}") as connection:
         value = connection.execute(query).scalar()
     return value
 
@@ -1253,7 +1315,7 @@ def last_requested(engine: Engine, model: str, before: dt.date) -> dt.date | Non
 def ledger(engine: Engine, model: str) -> list[dict[str, Any]]:
     t = promotion_ledger
     query = sa.select(t).where(t.c.model == model).order_by(t.c.id)
-    with engine.connect() as connection:
+    with _reading(engine, f"reading the promotion ledger of {model}") as connection:
         rows = [dict(row._mapping) for row in connection.execute(query)]
     for row in rows:
         row["reasons"] = json.loads(row["reasons"])
@@ -1263,13 +1325,13 @@ def ledger(engine: Engine, model: str) -> list[dict[str, Any]]:
 
 def count_rows(engine: Engine, table: sa.Table, **where: Any) -> int:
     query = sa.select(sa.func.count()).select_from(table).where(*(table.c[k] == v for k, v in where.items()))
-    with engine.connect() as connection:
+    with _reading(engine, f"counting the rows of {table.name}") as connection:
         return int(connection.execute(query).scalar() or 0)
 
 
 def fetch_all(engine: Engine, table: sa.Table, **where: Any) -> list[dict[str, Any]]:
     query = sa.select(table).where(*(table.c[k] == v for k, v in where.items()))
-    with engine.connect() as connection:
+    with _reading(engine, f"reading the rows of {table.name}") as connection:
         return [dict(row._mapping) for row in connection.execute(query)]
 
 
@@ -1277,7 +1339,8 @@ def record_unscored(engine: Engine, row: dict[str, Any]) -> None:
     """Mark one night `unscored` with its reason, command and run (replacing any earlier row for the night)."""
     t = scoring_backlog
     row = {**row, "status": UNSCORED, "scored_version": None, "scored_run_id": None}
-    _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row])
+    step = f"recording {row['model']} {row['dt']} as unscored"
+    _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row], step)
 
 
 def resolve_unscored(engine: Engine, model: str, day: dt.date, version: str, run_id: str) -> bool:
@@ -1288,7 +1351,7 @@ def resolve_unscored(engine: Engine, model: str, day: dt.date, version: str, run
         .where(t.c.model == model, t.c.dt == day, t.c.status == UNSCORED)
         .values(status=SCORED, scored_version=version, scored_run_id=run_id)
     )
-    with engine.begin() as connection:
+    with _transaction(engine, f"recording {model} {day} as scored by version {version}") as connection:
         return bool(connection.execute(query).rowcount)
 
 
@@ -1309,5 +1372,5 @@ def backlog(
         query = query.where(t.c.dt <= through)
     if night is not None:
         query = query.where(t.c.dt == night)
-    with engine.connect() as connection:
+    with _reading(engine, f"reading the scoring backlog of {model}") as connection:
         return [dict(row._mapping) for row in connection.execute(query)]

@@ -393,7 +393,7 @@ def test_a_dropped_connection_midway_leaves_the_previous_rows(
                 assert postgres.terminate_backends(database) >= 1
             yield row
 
-    with pytest.raises(sa.exc.OperationalError):
+    with pytest.raises(warehouse.WarehouseError, match="the connection was lost"):
         warehouse.replace_predictions(engine, model, DAY, rows_then_drop())
     assert stored(engine, model) == before
     assert warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(10), version="3")) == 10
