@@ -29,8 +29,8 @@ CONTENT_TYPES = {
 S3_ENDPOINT_ENV = "NIGHTSHIFT_S3_ENDPOINT_URL"
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 _DELETE_BATCH = 1000
-S3_MAX_ATTEMPTS = 3
-"""Attempts per S3 call (boto3's standard retry mode, backing off up to a second, then 2): a dead server fails fast."""
+S3_MAX_ATTEMPTS = 4
+"""Attempts per S3 call, the first included (boto3's standard retry mode, with backoff): a dead server fails fast."""
 S3_CONNECT_TIMEOUT_SECONDS = 5
 S3_READ_TIMEOUT_SECONDS = 60
 
@@ -195,7 +195,7 @@ class S3Store:
         configured = _configured_endpoint()
         config = Config(
             signature_version="s3v4",
-            retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+            retries={"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
             connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
             read_timeout=S3_READ_TIMEOUT_SECONDS,
             s3={"addressing_style": "path"} if configured else None,

@@ -334,3 +334,49 @@ def test_s3_killed_before_a_drop_is_read_or_listed_names_the_endpoint_and_object
         _assert_names(error, moto, action, url)
     print("seconds to fail once the server is gone: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
     assert max(figures.values()) < 15
+
+
+def test_an_s3_server_that_stops_answering_fails_after_the_bounded_attempts(
+    aws_env: pytest.MonkeyPatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from nightshift import storage
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_say_nothing() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        aws_env.setenv(name, value)
+    aws_env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    aws_env.setenv("NIGHTSHIFT_S3_ENDPOINT_URL", endpoint)
+    monkeypatch.setattr(storage, "S3_READ_TIMEOUT_SECONDS", 1)
+    silent = threading.Thread(target=accept_and_say_nothing)
+    silent.start()
+    try:
+        store = open_store("s3://quiet/nightshift")
+        error, seconds = _timed(lambda: store.read_bytes("drops/x.csv"))
+    finally:
+        stop.set()
+        silent.join()
+        for connection in held:
+            connection.close()
+        listener.close()
+    print(f"a silent server failed the read after {seconds:.2f}s and {len(held)} connection(s)")
+    assert str(error).startswith(f"cannot read s3://quiet/nightshift/drops/x.csv: S3 endpoint {endpoint}")
+    assert "did not answer in time" in str(error)
+    assert_readable(error)
+    assert len(held) == S3_MAX_ATTEMPTS
+    assert S3_MAX_ATTEMPTS * 1 <= seconds < S3_MAX_ATTEMPTS * 1 + 10
