@@ -16,6 +16,7 @@ from nightshift import warehouse
 from nightshift.config import ModelSpec
 from nightshift.ingest import read_csv_chunks, source_files
 from nightshift.readers import READ_KIND, READ_PROBLEM, Dialect
+from nightshift.reasons import join_reasons
 from nightshift.storage import ObjectStore, is_complete, partition_files, partition_key, read_manifest
 from nightshift.targets import parse_labels, shown, strings
 
@@ -191,21 +192,7 @@ def _superseded(ids: pd.Series, usable: np.ndarray, rows: _Locations, spec: Mode
 
 def _joined(checks: list[_Check]) -> tuple[np.ndarray, np.ndarray]:
     """The failing positions, ascending, and for each its reasons joined with '; ' in check order."""
-    positions = np.concatenate([np.asarray(check.positions, dtype=np.int64) for check in checks])
-    if not len(positions):
-        return positions, np.asarray([], dtype=object)
-    reasons = np.concatenate([np.asarray(check.reasons, dtype=object) for check in checks])
-    ranks = np.concatenate([np.full(len(check.positions), rank) for rank, check in enumerate(checks)])
-    order = np.lexsort((ranks, positions))
-    positions, reasons = positions[order], reasons[order]
-    starts = np.r_[True, positions[1:] != positions[:-1]]
-    row = np.cumsum(starts) - 1
-    nth = np.arange(len(positions)) - np.flatnonzero(starts)[row]
-    joined = reasons[starts].copy()
-    for rank in range(1, int(nth.max()) + 1):
-        chosen = nth == rank
-        joined[row[chosen]] = joined[row[chosen]] + "; " + reasons[chosen]
-    return positions[starts], joined
+    return join_reasons([check.positions for check in checks], [check.reasons for check in checks])
 
 
 def judge_labels(raw: pd.DataFrame, spec: ModelSpec) -> JudgedLabels:

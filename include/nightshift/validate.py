@@ -27,6 +27,7 @@ from great_expectations.expectations.expectation import Expectation
 
 from nightshift.config import ModelSpec, SpecError
 from nightshift.readers import READ_KIND, READ_PROBLEM
+from nightshift.reasons import join_reasons
 from nightshift.warehouse import predictions as _predictions_table
 
 ROW_NUMBER = "_row_number"
@@ -812,21 +813,10 @@ def _outcome(
 
 
 def _joined_reasons(blocking: list[_RowFailures], bad_positions: np.ndarray) -> pd.Series:
-    """One '; '-joined reason string per bad row, in column order; vectorised per reason rank, not per row."""
+    """One '; '-joined reason string per bad row, in column order."""
     if not len(bad_positions):
         return pd.Series([], dtype=object)
-    positions = np.concatenate([failure.positions for failure in blocking])
-    ranks = np.concatenate([np.full(len(failure.positions), index) for index, failure in enumerate(blocking)])
-    order = np.lexsort((ranks, positions))
-    positions = positions[order]
-    reasons = np.concatenate([failure.reasons for failure in blocking]).astype(object)[order]
-    starts = np.r_[True, positions[1:] != positions[:-1]]
-    row = np.cumsum(starts) - 1
-    nth = np.arange(len(positions)) - np.flatnonzero(starts)[row]
-    joined = reasons[starts].copy()
-    for rank in range(1, int(nth.max()) + 1):
-        chosen = nth == rank
-        joined[row[chosen]] = joined[row[chosen]] + "; " + reasons[chosen]
+    _, joined = join_reasons([failure.positions for failure in blocking], [failure.reasons for failure in blocking])
     return pd.Series(joined, dtype=object)
 
 
