@@ -24,8 +24,10 @@ features and the report), on the fallback schedule `{fallback}`, or by hand.
   holding out the latest `training.holdout_days` labelled day(s); logs the model, its reference sample and
   statistics to MLflow and points `challenger` at it.
 * `evaluate` scores candidate and champion on the same holdout.
-* `promote_or_refuse` applies the gate (`promotion` in the spec), moves `champion` in one call only if it
-  passes and the champion did not change meanwhile, and appends the decision to the promotion ledger.
+* `promote_or_refuse` applies the gate (`promotion` in the spec) under the model's promotion lock in the
+  warehouse (a PostgreSQL advisory lock, so it holds outside Airflow's pool too): it re-reads `champion`, moves
+  it in one call only if the gate passes and the champion is the one the candidate was compared with, and
+  records the decision (promote or refuse, with reasons) in the promotion ledger.
 
 Manual runs may override the recipe (`estimator`, `estimator_params`) to try an experiment: the gate still
 decides. One run at a time.
