@@ -2,7 +2,9 @@
 
 SQLite on the embedded default, Postgres in production: the same SQLAlchemy Core tables. The schema is versioned
 by the Alembic revisions in `nightshift/migrations`; `connect` upgrades it to the newest version (a no-op when it
-is current). Every write for a night replaces that night's rows in one transaction, so reruns never duplicate.
+is current). Every write for a night replaces that night's rows in one transaction, so reruns never duplicate; the
+validation, drift and retrain-decision writers also append the run's row to `night_runs` in that transaction, so the
+history of a rerun night keeps what every run found.
 
 Predictions are the bulk: `load_predictions` takes a night's frames. On Postgres, `predictions` is partitioned by
 (model, dt); a night streams through binary COPY into a new table, gets its primary key once loaded, and is swapped in
@@ -183,6 +185,26 @@ scoring_backlog = sa.Table(
 """One row per night left without predictions: `unscored` with its reason and command until the night is scored and
 re-measured, then `scored` with the version and run that did it (see `nightshift.backlog`)."""
 UNSCORED, SCORED = "unscored", "scored"
+
+STAGES = ("validation", "drift", "decision")
+night_runs_table = sa.Table(
+    "night_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("dt", sa.Date, nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("run_type", sa.String(32)),
+    sa.Column("model_version", sa.String(32)),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("address", sa.Text),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("stage IN ('validation', 'drift', 'decision')", name="ck_night_runs_stage"),
+    sa.Index("ix_night_runs_model_dt", "model", "dt"),
+)
+"""Append-only: one row each time a run records a night's validation, drift or retrain decision (`STAGES`), beside
+the night's current row that the rerun replaced; `details` is the row that stage wrote, as JSON."""
 
 
 class WarehouseError(RuntimeError):
@@ -1255,27 +1277,100 @@ def measure_predictions_load(
     }
 
 
-def record_validation(engine: Engine, row: dict[str, Any]) -> None:
-    t = validation_runs
-    step = f"recording the validation of {row['model']} {row['dt']}"
-    _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row], step)
+_JSON_TEXT_COLUMNS = frozenset({"drifted_features", "critical_drifted", "reasons"})
+_NIGHT_RUN_KEYS = frozenset({"model", "dt", "run_id", "run_type", "model_version", "report_uri", "result_uri"})
 
 
-def record_drift(engine: Engine, night: dict[str, Any], features: list[dict[str, Any]]) -> None:
-    """Replace one night's drift summary and per-feature metrics together."""
+def _night_run(
+    stage: str,
+    row: dict[str, Any],
+    address: str | None,
+    run_type: str | None,
+    model_version: str | None,
+) -> dict[str, Any]:
+    """The `night_runs` row for a stage's row: its run and version, the rest of it as JSON `details`."""
+    if stage not in STAGES:
+        raise ValueError(f"night run stage {stage!r}: expected one of {', '.join(STAGES)}")
+    details = {
+        key: json.loads(value) if key in _JSON_TEXT_COLUMNS and isinstance(value, str) else value
+        for key, value in row.items()
+        if key not in _NIGHT_RUN_KEYS
+    }
+    return {
+        "model": row["model"],
+        "dt": row["dt"],
+        "stage": stage,
+        "run_id": row["run_id"],
+        "run_type": run_type,
+        "model_version": None if model_version is None else str(model_version),
+        "details": json.dumps(details, sort_keys=True, default=str),
+        "address": address,
+        "recorded_at": dt.datetime.now(dt.UTC),
+    }
+
+
+def _replace_current(connection: Connection, table: sa.Table, row: dict[str, Any], history: dict[str, Any]) -> None:
+    """Append `history` to `night_runs` and replace the night's current row of `table` with `row`."""
+    connection.execute(night_runs_table.insert(), [history])
+    connection.execute(table.delete().where(table.c.model == row["model"], table.c.dt == row["dt"]))
+    connection.execute(table.insert(), [row])
+
+
+def record_validation(engine: Engine, row: dict[str, Any], *, run_type: str | None = None) -> None:
+    """Replace the night's validation row and append it to `night_runs`, in one transaction."""
+    history = _night_run("validation", row, row.get("result_uri"), run_type, None)
+    with _transaction(engine, f"recording the validation of {row['model']} {row['dt']}") as connection:
+        _replace_current(connection, validation_runs, row, history)
+
+
+def record_drift(
+    engine: Engine, night: dict[str, Any], features: list[dict[str, Any]], *, run_type: str | None = None
+) -> None:
+    """Replace one night's drift summary and per-feature metrics together, and append the summary to `night_runs`."""
     model, day = night["model"], night["dt"]
+    history = _night_run("drift", night, night.get("report_uri"), run_type, night.get("model_version"))
     with _transaction(engine, f"recording the drift of {model} {day}") as connection:
         connection.execute(drift_metrics.delete().where(drift_metrics.c.model == model, drift_metrics.c.dt == day))
-        connection.execute(drift_nights.delete().where(drift_nights.c.model == model, drift_nights.c.dt == day))
-        connection.execute(drift_nights.insert(), [night])
+        _replace_current(connection, drift_nights, night, history)
         if features:
             connection.execute(drift_metrics.insert(), features)
 
 
-def record_retrain_decision(engine: Engine, row: dict[str, Any]) -> None:
-    t = retrain_decisions
-    step = f"recording the retrain decision of {row['model']} {row['dt']}"
-    _replace(engine, t, [t.c.model == row["model"], t.c.dt == row["dt"]], [row], step)
+def record_retrain_decision(engine: Engine, row: dict[str, Any], *, model_version: str | None = None) -> None:
+    """Replace the night's retrain decision and append it to `night_runs` (with the champion it saw), together."""
+    history = _night_run("decision", row, row.get("report_uri"), row.get("run_type"), model_version)
+    with _transaction(engine, f"recording the retrain decision of {row['model']} {row['dt']}") as connection:
+        _replace_current(connection, retrain_decisions, row, history)
+
+
+def append_night_run(
+    engine: Engine,
+    stage: str,
+    row: dict[str, Any],
+    *,
+    address: str | None = None,
+    run_type: str | None = None,
+    model_version: str | None = None,
+) -> None:
+    """Append a night's run that left no current row (a night not measured, say why in `row`) to `night_runs`."""
+    history = _night_run(stage, row, address, run_type, model_version)
+    with _transaction(engine, f"recording the {stage} run of {row['model']} {row['dt']}") as connection:
+        connection.execute(night_runs_table.insert(), [history])
+
+
+def night_runs(engine: Engine, model: str, day: dt.date | None = None) -> list[dict[str, Any]]:
+    """The model's `night_runs` rows (of one night, when given), in the order they were recorded; details decoded."""
+    t = night_runs_table
+    query = sa.select(t).where(t.c.model == model).order_by(t.c.id)
+    if day is not None:
+        query = query.where(t.c.dt == day)
+    with _reading(engine, f"reading the night runs of {model}") as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+    for row in rows:
+        row["details"] = json.loads(row["details"])
+        if row["recorded_at"].tzinfo is None:
+            row["recorded_at"] = row["recorded_at"].replace(tzinfo=dt.UTC)
+    return rows
 
 
 def append_ledger(target: Engine | Connection, row: dict[str, Any]) -> None:

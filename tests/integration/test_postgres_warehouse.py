@@ -19,7 +19,7 @@ from tests.integration import postgres
 DAY = dt.date(2026, 10, 5)
 HEAD = warehouse.head_version()
 TABLES = {"predictions", "validation_runs", "drift_metrics", "drift_nights", "retrain_decisions", "promotion_ledger"}
-ALL_TABLES = TABLES | {"scoring_backlog"}
+ALL_TABLES = TABLES | {"scoring_backlog", "night_runs"}
 """Every table of the newest schema; TABLES are those of version 0001, which the row checks read."""
 
 
@@ -133,13 +133,35 @@ def insert_plainly(engine: sa.Engine, rows: list[dict]) -> None:
         connection.execute(warehouse.predictions.insert(), rows)
 
 
+def plain_validation(engine: sa.Engine, row: dict) -> None:
+    with engine.begin() as connection:
+        connection.execute(warehouse.validation_runs.insert(), [row])
+
+
+def plain_drift(engine: sa.Engine, night: dict, features: list[dict]) -> None:
+    with engine.begin() as connection:
+        connection.execute(warehouse.drift_nights.insert(), [night])
+        connection.execute(warehouse.drift_metrics.insert(), features)
+
+
+def plain_decision(engine: sa.Engine, row: dict) -> None:
+    with engine.begin() as connection:
+        connection.execute(warehouse.retrain_decisions.insert(), [row])
+
+
 def write_every_table(engine: sa.Engine, model: str, old_schema: bool = False) -> None:
+    """A row in every table of version 0001: through today's writers, or, for an older schema, as its code wrote them."""
     rows = predictions(model, DAY, range(50))
     if old_schema:
         insert_plainly(engine, rows)
     else:
         warehouse.replace_predictions(engine, model, DAY, rows)
-    warehouse.record_validation(
+    record_validation, record_drift, record_retrain_decision = (
+        (plain_validation, plain_drift, plain_decision)
+        if old_schema
+        else (warehouse.record_validation, warehouse.record_drift, warehouse.record_retrain_decision)
+    )
+    record_validation(
         engine,
         {
             "model": model,
@@ -154,7 +176,7 @@ def write_every_table(engine: sa.Engine, model: str, old_schema: bool = False) -
             "run_id": "r",
         },
     )
-    warehouse.record_drift(
+    record_drift(
         engine,
         {
             "model": model,
@@ -182,7 +204,7 @@ def write_every_table(engine: sa.Engine, model: str, old_schema: bool = False) -
             }
         ],
     )
-    warehouse.record_retrain_decision(
+    record_retrain_decision(
         engine,
         {
             "model": model,
@@ -241,6 +263,8 @@ def test_upgrading_from_version_1_keeps_the_rows_and_adds_the_new_objects(empty_
         assert primary_key(engine) == list(warehouse.POSTGRES_KEY)
         assert index_names(engine, "drift_metrics") == {"ix_drift_metrics_feature_trend"}
         assert index_names(engine, "retrain_decisions") == {"ix_retrain_decisions_requested"}
+        assert index_names(engine, "night_runs") == {"ix_night_runs_model_dt"}
+        assert warehouse.night_runs(engine, "m") == []
         assert schema_differences(engine) == []
         assert warehouse.last_requested(engine, "m", DAY + dt.timedelta(days=1)) == DAY
     finally:
@@ -735,6 +759,8 @@ def test_night_writers_replace_their_rows_on_postgres(engine: sa.Engine, model: 
     assert warehouse.last_requested(engine, model, DAY) is None
     assert [row["dt"] for row in warehouse.drift_history(engine, model, DAY, later)] == [DAY]
     assert len(warehouse.ledger(engine, model)) == 1
+    assert [row["stage"] for row in warehouse.night_runs(engine, model, DAY)] == ["validation", "drift", "decision"] * 2
+    assert [row["run_id"] for row in warehouse.night_runs(engine, model, later)] == ["r2"]
 
 
 # Failures to connect
@@ -764,5 +790,15 @@ def test_the_scoring_backlog_records_a_night_once_and_resolves_it_once(empty_url
     engine = warehouse.connect(empty_url)
     try:
         check_scoring_backlog(engine)
+    finally:
+        engine.dispose()
+
+
+def test_night_runs_keep_every_run_of_a_night_beside_the_current_rows(empty_url: str) -> None:
+    from tests.unit.test_warehouse import check_night_runs
+
+    engine = warehouse.connect(empty_url)
+    try:
+        check_night_runs(engine)
     finally:
         engine.dispose()

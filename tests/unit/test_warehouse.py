@@ -154,12 +154,20 @@ def other_rows():
     }
 
 
-def write_every_table(engine):
+def write_every_table(engine, old_schema=False):
+    """A row in every table of version 0001: through today's writers, or, for an older schema, as its code wrote them."""
     extra = other_rows()
     warehouse.replace_predictions(engine, "m", DAY, rows(20))
-    warehouse.record_validation(engine, extra["validation"])
-    warehouse.record_drift(engine, extra["night"], extra["features"])
-    warehouse.record_retrain_decision(engine, extra["decision"])
+    if old_schema:
+        with engine.begin() as connection:
+            connection.execute(warehouse.validation_runs.insert(), [extra["validation"]])
+            connection.execute(warehouse.drift_nights.insert(), [extra["night"]])
+            connection.execute(warehouse.drift_metrics.insert(), extra["features"])
+            connection.execute(warehouse.retrain_decisions.insert(), [extra["decision"]])
+    else:
+        warehouse.record_validation(engine, extra["validation"])
+        warehouse.record_drift(engine, extra["night"], extra["features"])
+        warehouse.record_retrain_decision(engine, extra["decision"])
     warehouse.append_ledger(
         engine,
         {
@@ -182,9 +190,12 @@ def test_connect_migrates_a_new_warehouse_to_the_head_and_a_rerun_changes_nothin
     url = f"sqlite:///{tmp_path / 'w.db'}"
     engine = warehouse.connect(url)
     assert warehouse.schema_version(engine) == HEAD
-    assert TABLES | {warehouse.VERSION_TABLE} <= set(sa.inspect(engine).get_table_names())
+    assert TABLES | {"scoring_backlog", "night_runs", warehouse.VERSION_TABLE} == set(
+        sa.inspect(engine).get_table_names()
+    )
     assert schema_differences(engine) == []
     write_every_table(engine)
+    assert [row["stage"] for row in warehouse.night_runs(engine, "m")] == ["validation", "drift", "decision"]
     assert ddl_statements(lambda: warehouse.migrate(url)) == []
     assert ddl_statements(lambda: warehouse.connect(url)) == []
     assert warehouse.migrate(url) == HEAD
@@ -197,7 +208,7 @@ def test_upgrading_from_version_1_keeps_the_rows_and_adds_the_new_indexes(tmp_pa
     assert warehouse.migrate(url, "0001") == "0001"
     engine = sa.create_engine(url)
     assert "ux_predictions_night_entity" not in index_names(engine, "predictions")
-    write_every_table(engine)
+    write_every_table(engine, old_schema=True)
     before = {name: warehouse.fetch_all(engine, warehouse.metadata.tables[name]) for name in TABLES}
 
     assert warehouse.migrate(url) == HEAD
@@ -211,6 +222,8 @@ def test_upgrading_from_version_1_keeps_the_rows_and_adds_the_new_indexes(tmp_pa
     ]
     assert "ix_drift_metrics_feature_trend" in index_names(engine, "drift_metrics")
     assert "ix_retrain_decisions_requested" in index_names(engine, "retrain_decisions")
+    assert index_names(engine, "night_runs") == {"ix_night_runs_model_dt"}
+    assert warehouse.night_runs(engine, "m") == []
     assert schema_differences(engine) == []
     assert warehouse.load_predictions(engine, "m", DAY, [frame(3, version="2")]) == 3
     assert [row["model_version"] for row in warehouse.fetch_all(engine, warehouse.predictions)] == ["2"] * 3
@@ -222,7 +235,7 @@ def test_a_warehouse_made_before_migrations_existed_is_adopted_with_its_rows(tmp
     engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.exec_driver_sql(f"DROP TABLE {warehouse.VERSION_TABLE}")
-    write_every_table(engine)
+    write_every_table(engine, old_schema=True)
 
     assert warehouse.schema_version(engine) is None
     assert warehouse.schema_version(warehouse.connect(url)) == HEAD
@@ -572,5 +585,78 @@ def test_the_scoring_backlog_records_a_night_once_and_resolves_it_once(tmp_path)
     engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.db'}")
     try:
         check_scoring_backlog(engine)
+    finally:
+        engine.dispose()
+
+
+def check_night_runs(engine: Any) -> None:
+    """Each run's validation, drift and decision of a night is kept in `night_runs` while the current rows are replaced
+    (the PostgreSQL test runs the same checks)."""
+    extra = other_rows()
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for run_id, version, decision in (("run-1", "1", "retrain"), ("run-2", "2", "wait")):
+        warehouse.record_validation(engine, {**extra["validation"], "run_id": run_id}, run_type="scheduled")
+        night = {**extra["night"], "run_id": run_id, "model_version": version, "report_uri": f"file:///{run_id}.html"}
+        warehouse.record_drift(engine, night, extra["features"], run_type="manual")
+        row = {**extra["decision"], "run_id": run_id, "decision": decision, "requested": decision == "retrain"}
+        warehouse.record_retrain_decision(engine, {**row, "reasons": '["night drifted"]'}, model_version=version)
+    warehouse.append_night_run(
+        engine,
+        "drift",
+        {"model": "m", "dt": DAY + dt.timedelta(days=1), "run_id": "run-3", "skipped": "no champion yet"},
+        run_type="scheduled",
+    )
+
+    history = warehouse.night_runs(engine, "m", DAY)
+    assert [(row["stage"], row["run_id"], row["model_version"]) for row in history] == [
+        ("validation", "run-1", None),
+        ("drift", "run-1", "1"),
+        ("decision", "run-1", "1"),
+        ("validation", "run-2", None),
+        ("drift", "run-2", "2"),
+        ("decision", "run-2", "2"),
+    ]
+    assert [row["id"] for row in history] == sorted(row["id"] for row in history)
+    assert [row["run_type"] for row in history[:3]] == ["scheduled", "manual", "scheduled"]
+    assert history[1]["details"] == {
+        "drift_share": 0.5,
+        "dataset_drift": True,
+        "drifted_features": ["a"],
+        "critical_drifted": [],
+        "prediction_drifted": False,
+    }
+    assert history[1]["address"] == "file:///run-1.html" and history[0]["address"] == "file:///r.html"
+    assert history[0]["details"]["accepted_rows"] == 9 and history[0]["details"]["passed"] is True
+    assert [row["details"] for row in history if row["stage"] == "decision"] == [
+        {"requested": True, "decision": "retrain", "reasons": ["night drifted"]},
+        {"requested": False, "decision": "wait", "reasons": ["night drifted"]},
+    ]
+    for row in history:
+        assert row["recorded_at"].tzinfo is not None and row["recorded_at"] >= before
+    [current] = warehouse.fetch_all(engine, warehouse.retrain_decisions, model="m")
+    assert (current["run_id"], current["decision"]) == ("run-2", "wait")
+    assert [row["model_version"] for row in warehouse.fetch_all(engine, warehouse.drift_nights, model="m")] == ["2"]
+    assert warehouse.count_rows(engine, warehouse.validation_runs, model="m") == 1
+
+    [skipped] = warehouse.night_runs(engine, "m", DAY + dt.timedelta(days=1))
+    assert (skipped["stage"], skipped["model_version"], skipped["details"]) == (
+        "drift",
+        None,
+        {"skipped": "no champion yet"},
+    )
+    assert len(warehouse.night_runs(engine, "m")) == 7 and warehouse.night_runs(engine, "other") == []
+
+    with pytest.raises(sa.exc.IntegrityError):
+        warehouse.record_retrain_decision(engine, {**extra["decision"], "run_id": "run-4", "decision": None})
+    assert len(warehouse.night_runs(engine, "m")) == 7
+    assert [row["run_id"] for row in warehouse.fetch_all(engine, warehouse.retrain_decisions, model="m")] == ["run-2"]
+    with pytest.raises(ValueError, match="stage 'scoring'"):
+        warehouse.append_night_run(engine, "scoring", {"model": "m", "dt": DAY, "run_id": "run-5"})
+
+
+def test_night_runs_keep_every_run_of_a_night_beside_the_current_rows(tmp_path) -> None:
+    engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        check_night_runs(engine)
     finally:
         engine.dispose()
