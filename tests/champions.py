@@ -7,8 +7,13 @@ import datetime as dt
 import numpy as np
 
 
-def register_champion(trained_on: dt.date, rows: int = 4000, model: str = "credit_risk") -> str:
-    """Train the spec's recipe on a simulated `trained_on` day, log it as nightshift does and make it `champion`."""
+def register_champion(
+    trained_on: dt.date, rows: int = 4000, model: str = "credit_risk", replacing: str | None = None
+) -> str:
+    """Train the spec's recipe on a simulated `trained_on` day, log it as nightshift does and make it `champion`.
+
+    `replacing` is the champion version it takes over from (None: the model has no champion yet).
+    """
     from nightshift import registry
     from nightshift.config import get_spec, settings
     from nightshift.simulate import generate_chunk
@@ -38,5 +43,5 @@ def register_champion(trained_on: dt.date, rows: int = 4000, model: str = "credi
         reference_stats=reference_statistics(reference, spec),
         run_name=f"{model}-bootstrap",
     )
-    registry.set_champion(config, model, version.version, None)
+    registry.set_champion(config, model, version.version, replacing)
     return version.version

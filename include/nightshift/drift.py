@@ -22,6 +22,7 @@ from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
 from nightshift.config import ModelSpec
+from nightshift.storage import REVISION_DIR
 
 NUMERIC_TYPES = frozenset({"int", "float"})
 _DRIFTED = "FAIL"
@@ -309,6 +310,7 @@ def latest_pointer(summaries: list[dict[str, Any]], model: str) -> dict[str, Any
         "report_html": newest.get("report_html") if newest else None,
         "nights": len(summaries),
         "unscored": _unscored(summaries),
+        "re_measured": _re_measured(summaries),
     }
 
 
@@ -316,6 +318,39 @@ def _unscored(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The nights with no predictions, oldest first: date, reason and the command that scores them."""
     nights = sorted((s for s in summaries if s.get("unscored")), key=lambda s: str(s["dt"]))
     return [{"dt": s["dt"], **s["unscored"]} for s in nights]
+
+
+def _re_measured(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The nights measured more than once, oldest first: how many runs, the last one's version and date, the first's."""
+    nights = []
+    for summary in sorted(summaries, key=lambda s: str(s["dt"])):
+        measurements = summary.get("measurements") or []
+        if len(measurements) < 2:
+            continue
+        first, last = _first_scored(measurements), measurements[-1]
+        nights.append(
+            {
+                "dt": summary["dt"],
+                "runs": len(measurements),
+                "measured_at": last.get("measured_at"),
+                "model_version": last.get("model_version"),
+                "first_model_version": first.get("model_version") if first else None,
+                "first_report_html": _first_report(summary, first),
+            }
+        )
+    return nights
+
+
+def _first_scored(measurements: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first measurement before the last one that was scored; None when none was."""
+    return next((entry for entry in measurements[:-1] if entry.get("scored")), None)
+
+
+def _first_report(summary: dict[str, Any], first: dict[str, Any] | None) -> str | None:
+    """The first measurement's report, relative to the model's report folder (`dt=X/rev=R/report.html`)."""
+    if not first or not first.get("revision"):
+        return None
+    return f"dt={summary['dt']}/{REVISION_DIR}{first['revision']}/report.html"
 
 
 def _newest(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -335,6 +370,7 @@ th{background:#f6f8fa;position:sticky;top:0}
 tr.drifted td{background:#fff1f0} tr.drifted td.flag{color:#b42318;font-weight:600}
 .critical{color:#b42318;font-weight:600} .num{text-align:right;font-variant-numeric:tabular-nums}
 .muted{color:#59636e} p.unscored{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem}
+.remeasured{display:block;color:#59636e;font-size:.85em}
 """
 
 
@@ -389,6 +425,34 @@ def _night_drifted(summary: dict[str, Any]) -> bool:
     return bool(summary.get("dataset_drift") or summary.get("critical_drifted") or prediction.get("drifted"))
 
 
+def _remeasured_note(summary: dict[str, Any]) -> str:
+    """The date cell's mark of a night measured more than once, linked to the first measurement's report ("" if once)."""
+    measurements = summary.get("measurements") or []
+    if len(measurements) < 2:
+        return ""
+    last, first = measurements[-1], _first_scored(measurements)
+    when = str(last.get("measured_at") or "")[:10]
+    version = f"v{last.get('model_version')}"
+    if not last.get("scored"):
+        now, earlier = f"re-run {when}: not scored", "first measured against " if first else "still not scored"
+    elif first is None:
+        now, earlier = f"measured {when} against {version}", "not scored before"
+    elif first.get("model_version") == last.get("model_version"):
+        now, earlier = f"re-measured {when} ({version} again)", "first measured "
+    else:
+        now, earlier = f"re-measured {when} against {version}", "first measured against "
+    if first is not None:
+        same = first.get("model_version") == last.get("model_version") and last.get("scored")
+        earlier += str(first.get("measured_at") or "")[:10] if same else f"v{first.get('model_version')}"
+    runs = "; ".join(
+        f"{entry.get('measured_at')} run {entry.get('run_id')}: "
+        + (f"v{entry.get('model_version')}" if entry.get("scored") else "not scored")
+        for entry in measurements
+    )
+    link = _link(_first_report(summary, first), _escape(earlier))
+    return f'<span class="remeasured" title="{_escape(runs)}">{_escape(now)}; {link or _escape(earlier)}</span>'
+
+
 def _index_row(summary: dict[str, Any]) -> str:
     esc = _escape
     critical = set(summary.get("critical_drifted") or [])
@@ -423,11 +487,16 @@ def _index_row(summary: dict[str, Any]) -> str:
     if late:
         title = esc(f"{late.get('reason')} in run {late.get('unscored_by')}; scored by run {late.get('scored_by')}")
         date += f' <span class="muted" title="{title}">(scored late)</span>'
+    date += _remeasured_note(summary)
     css = ' class="drifted"' if _night_drifted(summary) else ""
     none = '<span class="muted">none</span>'
     dash = '<span class="muted">—</span>'
+    if summary.get("skipped"):
+        version = '<span class="muted">not scored</span>'
+    else:
+        version = esc(summary.get("model_version") or "—")
     return (
-        f"<tr{css}><td>{date}</td><td>{esc(summary.get('model_version') or '—')}</td>"
+        f"<tr{css}><td>{date}</td><td>{version}</td>"
         f'<td class="num">{esc(share_text)}</td><td class="flag">{"yes" if summary.get("dataset_drift") else "no"}</td>'
         f"<td>{features or none}</td><td>{prediction_text}</td><td>{links or dash}</td></tr>"
     )

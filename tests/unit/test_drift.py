@@ -384,6 +384,7 @@ def test_latest_pointer_without_nights() -> None:
         "report_html": None,
         "nights": 0,
         "unscored": [],
+        "re_measured": [],
     }
 
 
@@ -403,3 +404,59 @@ def test_unscored_nights_are_named_with_reason_and_command_and_late_ones_marked(
     pointer = latest_pointer(nights, "credit_risk")
     assert pointer["dt"] == "2026-10-03"
     assert pointer["unscored"] == [{"dt": "2026-10-01", **unscored}]
+
+
+def measurement(at: str, version: str | None, revision: str | None = None, run_id: str = "r") -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "run_type": "manual",
+        "measured_at": f"{at}T09:00:00+00:00",
+        "model_version": version,
+        "revision": revision,
+        "scored": version is not None,
+    }
+
+
+def test_re_measured_nights_name_both_versions_and_link_the_first_report() -> None:
+    history = [measurement("2026-11-20", "1", "R1"), measurement("2026-11-25", None, "R2")]
+    nights = [
+        night("2026-10-01", model_version="4", measurements=[*history, measurement("2026-12-01", "4")]),
+        night("2026-10-02", model_version="1", measurements=[history[0], measurement("2026-12-01", "1")]),
+        night("2026-10-03", measurements=[measurement("2026-10-03", "3")]),
+        night("2026-10-04", model_version="2", measurements=[history[1], measurement("2026-12-01", "2")]),
+    ]
+    page = render_index(nights, "credit_risk")
+    assert (
+        're-measured 2026-12-01 against v4; <a href="dt=2026-10-01/rev=R1/report.html">first measured against v1</a>'
+    ) in page
+    assert (
+        're-measured 2026-12-01 (v1 again); <a href="dt=2026-10-02/rev=R1/report.html">first measured 2026-11-20</a>'
+    ) in page
+    assert "measured 2026-12-01 against v2; not scored before" in page
+    assert page.count('class="remeasured"') == 3
+    assert "2026-11-25T09:00:00+00:00 run r: not scored" in page
+    pointer = latest_pointer(nights, "credit_risk")
+    assert [(item["dt"], item["runs"], item["first_model_version"]) for item in pointer["re_measured"]] == [
+        ("2026-10-01", 3, "1"),
+        ("2026-10-02", 2, "1"),
+        ("2026-10-04", 2, None),
+    ]
+
+
+def test_a_night_not_scored_names_no_version_even_when_re_run() -> None:
+    reason = "no champion yet"
+    unscored = {"reason": reason, "command": "c", "when": "later"}
+    skipped = {"model": "credit_risk", "dt": "2026-10-01", "skipped": reason, "unscored": unscored}
+    twice = [measurement("2026-11-20", None, "R1"), measurement("2026-12-01", None)]
+    page = render_index([{**skipped, "model_version": "7", "measurements": twice}], "credit_risk")
+    [row] = [line for line in page.splitlines() if line.startswith("<tr><td>2026-10-01")]
+    assert '<td><span class="muted">not scored</span></td>' in row
+    assert "7" not in row.replace("2026-10-01", "") and "re-run 2026-12-01: not scored; still not scored" in row
+
+
+def test_the_re_measured_mark_is_escaped() -> None:
+    evil = "<script>alert(1)</script>"
+    history = [measurement("2026-11-20", evil, 'R" onclick="x', run_id=evil), measurement("2026-12-01", "2")]
+    page = render_index([night("2026-10-01", model_version="2", measurements=history)], "credit_risk")
+    assert "<script>" not in page and 'onclick="x' not in page
+    assert "first measured against v&lt;script&gt;" in page
