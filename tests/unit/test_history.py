@@ -165,3 +165,34 @@ def test_a_night_measured_twice_by_one_champion_says_so(season):
     assert [row["address"] for row in decisions][1] is None
     [current] = warehouse.fetch_all(engine, warehouse.retrain_decisions, model=MODEL, dt=NIGHT)
     assert current["run_id"] == again.run_id
+
+
+def test_a_summary_written_before_measurements_existed_becomes_the_first_entry(tmp_path):
+    from nightshift.storage import LocalStore, publish_partition
+
+    store = LocalStore(f"file://{tmp_path}")
+    prefix = f"{REPORTS}/dt={NIGHT}"
+    older = tmp_path / "summary.json"
+    older.write_text(json.dumps({"dt": NIGHT.isoformat(), "model_version": "3", "run_id": "scheduled__old"}))
+    revision = publish_partition(
+        store, prefix, {"model": MODEL, "dt": NIGHT.isoformat()}, local={"summary.json": older}
+    )
+    published_at = read_manifest(store, prefix)["published_at"]
+
+    first, latest = nightly._measurements(store, prefix, manual(NIGHT, 3), None)
+    assert first == {
+        "run_id": "scheduled__old",
+        "run_type": None,
+        "measured_at": published_at,
+        "model_version": "3",
+        "revision": revision,
+        "scored": True,
+    }
+    assert (latest["run_id"], latest["model_version"], latest["revision"], latest["scored"]) == (
+        manual(NIGHT, 3).run_id,
+        None,
+        None,
+        False,
+    )
+    [only] = nightly._measurements(store, f"{REPORTS}/dt={UNSCORED_NIGHT}", scheduled(UNSCORED_NIGHT), "3")
+    assert (only["model_version"], only["revision"], only["scored"]) == ("3", None, True)

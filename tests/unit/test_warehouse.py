@@ -660,3 +660,12 @@ def test_night_runs_keep_every_run_of_a_night_beside_the_current_rows(tmp_path) 
         check_night_runs(engine)
     finally:
         engine.dispose()
+
+
+def test_a_retried_task_appends_another_night_run_with_the_same_run_id(tmp_path) -> None:
+    engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.db'}")
+    decision = other_rows()["decision"]
+    warehouse.record_retrain_decision(engine, decision)
+    warehouse.record_retrain_decision(engine, decision)
+    assert [(row["stage"], row["run_id"]) for row in warehouse.night_runs(engine, "m", DAY)] == [("decision", "r")] * 2
+    assert warehouse.count_rows(engine, warehouse.retrain_decisions) == 1
