@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nightshift.config import ModelSpec
-from nightshift.storage import ObjectStore, partition_writer
+from nightshift.storage import ObjectStore, flat_partition_writer
 
 PURPOSES = ["car", "home", "education", "business", "debt_consolidation"]
 HOME_OWNERSHIP = ["RENT", "OWN", "MORTGAGE"]
@@ -139,7 +139,7 @@ def simulate(store: ObjectStore, spec: ModelSpec, plan: SimulationPlan) -> dict[
         with tempfile.TemporaryDirectory() as labels_dir:
             labels_path = Path(labels_dir) / "labels.csv"
             manifest = {"model": spec.name, "dt": day.isoformat(), "rows": plan.rows_per_day}
-            with partition_writer(store, drop_prefix, manifest) as folder:
+            with flat_partition_writer(store, drop_prefix, manifest) as folder:
                 written = 0
                 chunk = 0
                 for part, part_rows in enumerate(_split(plan.rows_per_day, plan.files_per_day)):
@@ -158,7 +158,7 @@ def simulate(store: ObjectStore, spec: ModelSpec, plan: SimulationPlan) -> dict[
                         written += rows
                         chunk += 1
             label_manifest = {"model": spec.name, "dt": (day + delay).isoformat(), "for_dt": day.isoformat()}
-            with partition_writer(store, label_prefix, label_manifest) as folder:
+            with flat_partition_writer(store, label_prefix, label_manifest) as folder:
                 (folder / "labels.csv").write_bytes(labels_path.read_bytes())
         totals["days"] += 1
         totals["rows"] += plan.rows_per_day

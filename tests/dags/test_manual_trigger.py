@@ -96,10 +96,10 @@ def test_a_manual_run_after_the_window_fails_in_wait_for_drop_without_retries(ni
 
 
 def test_wait_for_drop_logs_the_marker_it_found(nightly_dag, tmp_path, capfd):
-    from nightshift.storage import open_store, partition_writer
+    from nightshift.storage import flat_partition_writer, open_store
 
     store = open_store((tmp_path / "home" / "store").as_uri())
-    with partition_writer(store, "landing/credit_risk/dt=2026-10-05", {}) as folder:
+    with flat_partition_writer(store, "landing/credit_risk/dt=2026-10-05", {}) as folder:
         (folder / "part-00000.csv").write_text("application_id\n")
     night = dt.datetime(2026, 10, 5, 2, tzinfo=dt.UTC)
     run = nightly_dag.test(logical_date=night, run_after=night, mark_success_pattern=r"^(?!wait_for_drop$)")

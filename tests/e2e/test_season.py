@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nightshift.storage import flat_partition_writer, partition_file, partition_files
 from tests.airflow_helpers import asset_events, load_dag, migrate_airflow_db, night_at, task_states
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +34,7 @@ def season(tmp_path_factory):
     """Run every night of the season, plus the retrains the nights request, and keep what happened."""
     from nightshift.config import retrain_asset_name, settings
     from nightshift.simulate import SimulationPlan, simulate
-    from nightshift.storage import open_store, partition_writer
+    from nightshift.storage import open_store
 
     home = tmp_path_factory.mktemp("season")
     with pytest.MonkeyPatch.context() as patch:
@@ -59,9 +60,9 @@ def season(tmp_path_factory):
                 files_per_day=2,
             ),
         )
-        with partition_writer(store, f"landing/{MODEL}/dt={MALFORMED}", {}) as folder:
+        with flat_partition_writer(store, f"landing/{MODEL}/dt={MALFORMED}", {}) as folder:
             (folder / "part-00000.csv").write_text("application_id,age,favourite_colour\na1,30,red\n")
-        with partition_writer(store, f"landing/{MODEL}/dt={EMPTY}", {}) as folder:
+        with flat_partition_writer(store, f"landing/{MODEL}/dt={EMPTY}", {}) as folder:
             (folder / "part-00000.csv").write_text("")
 
         migrate_airflow_db()
@@ -112,7 +113,9 @@ def season(tmp_path_factory):
 
 def champion_predictions(store, date) -> pd.DataFrame:
     keys = [
-        key for key in store.list(f"predictions/{MODEL}/dt={date}") if key.rsplit("/", 1)[-1].startswith("champion-")
+        key
+        for key in partition_files(store, f"predictions/{MODEL}/dt={date}", ".parquet")
+        if key.rsplit("/", 1)[-1].startswith("champion-")
     ]
     assert keys, f"no champion predictions for {date}"
     return pd.concat([pd.read_parquet(store.local_path(key)) for key in keys], ignore_index=True)
@@ -240,7 +243,8 @@ def test_drift_index_lists_every_scored_night(season):
     nights = [row["dt"] for row in warehouse_rows(season, "drift_nights")]
     assert nights
     for date in nights:
-        assert f"dt={date}/report.html" in index
+        linked = partition_file(store, f"reports/drift/{MODEL}/dt={date}", "report.html")
+        assert linked.split(f"reports/drift/{MODEL}/", 1)[1] in index
     latest = json.loads(store.read_bytes(f"reports/drift/{MODEL}/latest.json"))
     assert latest["dt"] == max(nights).isoformat()
     assert Path(store.local_path(f"reports/drift/{MODEL}/dt={latest['dt']}/report.json")).stat().st_size > 1000

@@ -140,35 +140,62 @@ def test_keys_cannot_escape_the_store(store: ObjectStore) -> None:
         store.write_bytes("../escape.txt", b"x")
 
 
+def _current(store: ObjectStore, prefix: str = PARTITION) -> str:
+    manifest = read_manifest(store, prefix)
+    assert manifest is not None
+    return f"{prefix}/rev={manifest['revision']}"
+
+
 def test_partition_is_replaced_whole(store: ObjectStore) -> None:
     with partition_writer(store, PARTITION, {"rows": 2}) as folder:
         (folder / "a.parquet").write_bytes(b"one")
         (folder / "nested").mkdir()
         (folder / "nested" / "b.parquet").write_bytes(b"two")
-    assert partition_files(store, PARTITION) == [f"{PARTITION}/a.parquet", f"{PARTITION}/nested/b.parquet"]
+    first = _current(store)
+    assert partition_files(store, PARTITION) == [f"{first}/a.parquet", f"{first}/nested/b.parquet"]
     with partition_writer(store, PARTITION, {"rows": 1}) as folder:
         (folder / "c.parquet").write_bytes(b"three")
-    assert partition_files(store, PARTITION) == [f"{PARTITION}/c.parquet"]
-    assert store.list(PARTITION) == [f"{PARTITION}/{MARKER}", f"{PARTITION}/c.parquet"]
-    assert read_manifest(store, PARTITION) == {"rows": 1, "files": ["c.parquet"]}
+    second = _current(store)
+    assert partition_files(store, PARTITION) == [f"{second}/c.parquet"]
+    manifest = read_manifest(store, PARTITION)
+    assert manifest is not None and manifest["rows"] == 1 and manifest["files"] == ["c.parquet"]
+    with partition_writer(store, PARTITION, {"rows": 1}) as folder:
+        (folder / "d.parquet").write_bytes(b"four")
+    third = _current(store)
+    assert store.list(PARTITION) == [f"{PARTITION}/{MARKER}", f"{second}/c.parquet", f"{third}/d.parquet"]
 
 
-def test_manifest_is_written_last_and_a_partition_is_invisible_until_then(store: ObjectStore) -> None:
+def test_readers_see_the_old_revision_until_the_manifest_switches(store: ObjectStore) -> None:
     with partition_writer(store, PARTITION, {"rows": 1}) as folder:
         (folder / "old.parquet").write_bytes(b"old")
+    old = partition_files(store, PARTITION)
     recorder = RecordingStore(store, PARTITION)
     with partition_writer(recorder, PARTITION, {"rows": 2}) as folder:  # type: ignore[arg-type]
         (folder / "a.parquet").write_bytes(b"a")
         (folder / "b.parquet").write_bytes(b"b")
+    new = _current(store)
     assert recorder.calls == [
-        ("delete", f"{PARTITION}/{MARKER}"),
-        ("delete", PARTITION),
-        ("put", f"{PARTITION}/a.parquet"),
-        ("put", f"{PARTITION}/b.parquet"),
+        ("put", f"{new}/a.parquet"),
+        ("put", f"{new}/b.parquet"),
         ("write", f"{PARTITION}/{MARKER}"),
     ]
-    assert recorder.visible_while_writing == [[], []]
-    assert partition_files(store, PARTITION) == [f"{PARTITION}/a.parquet", f"{PARTITION}/b.parquet"]
+    assert recorder.visible_while_writing == [old, old]
+    assert partition_files(store, PARTITION) == [f"{new}/a.parquet", f"{new}/b.parquet"]
+
+
+def test_a_report_partition_keeps_every_revision_and_a_current_copy(store: ObjectStore) -> None:
+    prefix = "reports/drift/credit_risk/dt=2026-10-03"
+    for n in range(3):
+        with partition_writer(store, prefix, {"n": n}) as folder:
+            (folder / "report.html").write_text(f"<p>{n}</p>")
+    manifest = read_manifest(store, prefix)
+    assert manifest is not None and len(manifest["revisions"]) == 3
+    assert store.read_bytes(f"{prefix}/report.html") == b"<p>2</p>"
+    assert [store.read_bytes(f"{prefix}/rev={name}/report.html") for name in manifest["revisions"]] == [
+        b"<p>0</p>",
+        b"<p>1</p>",
+        b"<p>2</p>",
+    ]
 
 
 def test_a_partition_without_its_manifest_is_invisible(store: ObjectStore) -> None:
@@ -186,7 +213,7 @@ def test_a_failed_write_leaves_the_old_partition(store: ObjectStore) -> None:
     with pytest.raises(RuntimeError, match="boom"), partition_writer(store, PARTITION, {}) as folder:
         (folder / "new.csv").write_bytes(b"y")
         raise RuntimeError("boom")
-    assert partition_files(store, PARTITION) == [f"{PARTITION}/old.csv"]
+    assert [store.read_bytes(key) for key in partition_files(store, PARTITION)] == [b"x"]
 
 
 def test_a_link_to_an_object_opens_it(store: ObjectStore) -> None:

@@ -11,7 +11,7 @@ import pytest
 from nightshift import backlog, nightly
 from nightshift.config import settings
 from nightshift.simulate import SimulationPlan, simulate
-from nightshift.storage import open_store
+from nightshift.storage import open_store, partition_files
 from tests.champions import register_champion
 
 MODEL = "credit_risk"
@@ -35,7 +35,7 @@ def run_night(day: dt.date) -> dict:
 
 
 def predictions(store, day: dt.date) -> pd.DataFrame:
-    keys = sorted(key for key in store.list(f"predictions/{MODEL}/dt={day}") if key.endswith(".parquet"))
+    keys = partition_files(store, f"predictions/{MODEL}/dt={day}", ".parquet")
     frame = pd.concat([pd.read_parquet(store.local_path(key)) for key in keys], ignore_index=True)
     return frame.sort_values(["alias", "entity_id"]).reset_index(drop=True)
 

@@ -21,7 +21,7 @@ import pytest
 from nightshift import nightly
 from nightshift.config import settings
 from nightshift.readers import csv as csv_reader
-from nightshift.storage import MARKER, open_store, partition_writer
+from nightshift.storage import MARKER, flat_partition_writer, open_store, partition_files
 
 MODEL = "credit_risk"
 DAY = dt.date(2026, 10, 1)
@@ -387,7 +387,7 @@ CASES = [
 
 def land(store: Any, case: Case) -> None:
     prefix = f"landing/{MODEL}/dt={DAY}"
-    with partition_writer(store, prefix, {}) as folder:
+    with flat_partition_writer(store, prefix, {}) as folder:
         for name, data in case.files.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name).write_bytes(data)
@@ -401,7 +401,7 @@ def rejected(store: Any) -> pd.DataFrame:
 
 
 def curated_rows(store: Any) -> int:
-    keys = [key for key in store.list(f"curated/{MODEL}/dt={DAY}") if key.endswith(".parquet")]
+    keys = partition_files(store, f"curated/{MODEL}/dt={DAY}", ".parquet")
     return sum(len(pd.read_parquet(store.local_path(key))) for key in keys)
 
 

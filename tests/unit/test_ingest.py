@@ -6,7 +6,7 @@ import pytest
 
 from nightshift.ingest import READ_KIND, READ_PROBLEM, DropError, frame_to_csv_bytes, read_csv_chunks, read_drop
 from nightshift.readers import Dialect
-from nightshift.storage import open_store, partition_writer
+from nightshift.storage import flat_partition_writer, open_store
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def store(tmp_path):
 
 
 def land(store, key_prefix: str, text: str, name: str = "part-00000.csv") -> None:
-    with partition_writer(store, key_prefix, {}) as folder:
+    with flat_partition_writer(store, key_prefix, {}) as folder:
         (folder / name).write_text(text)
 
 
@@ -59,7 +59,7 @@ def test_a_file_the_format_cannot_read_fails_naming_it_instead_of_being_skipped(
 
 
 def test_a_drop_marked_complete_with_no_data_file(store, demo_spec):
-    with partition_writer(store, "landing/credit_risk/dt=2026-10-05", {}):
+    with flat_partition_writer(store, "landing/credit_risk/dt=2026-10-05", {}):
         pass
     with pytest.raises(DropError, match=r"dt=2026-10-05: the drop is marked complete \(_SUCCESS\) but holds no data"):
         list(read_drop(store, demo_spec, "2026-10-05"))
@@ -83,7 +83,7 @@ def test_a_row_the_reader_cannot_read_fails_naming_file_line_and_offset_unless_r
 
 def test_the_dialect_is_the_specs_encoding_and_delimiter(store):
     key = "landing/credit_risk/dt=2026-10-07"
-    with partition_writer(store, key, {}) as folder:
+    with flat_partition_writer(store, key, {}) as folder:
         (folder / "part.csv").write_bytes("id;name\n1;Zoë\n2;\n".encode("latin-1"))
     [frame] = list(read_csv_chunks(store, f"{key}/part.csv", ["id", "name"], dialect=Dialect("latin-1", ";")))
     assert frame.to_dict("list") == {"id": ["1", "2"], "name": ["Zoë", None]}

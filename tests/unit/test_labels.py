@@ -13,7 +13,7 @@ import yaml
 from nightshift import nightly, warehouse
 from nightshift.config import PROJECT_ROOT, settings
 from nightshift.labels import LabelDropRejected, accepted_label_count, id_length_limit, judge_labels, read_labels
-from nightshift.storage import open_store, partition_writer, read_manifest
+from nightshift.storage import flat_partition_writer, open_store, partition_file, partition_writer, read_manifest
 from nightshift.targets import PARSERS, parse_labels
 
 MODEL = "credit_risk"
@@ -29,7 +29,7 @@ def store(tmp_path):
 
 
 def land(store, text: str, day: str = DAY, name: str = "labels.csv") -> None:
-    with partition_writer(store, f"landing/{MODEL}/labels/dt={day}", {}) as folder:
+    with flat_partition_writer(store, f"landing/{MODEL}/labels/dt={day}", {}) as folder:
         (folder / name).write_bytes(text.encode())
 
 
@@ -195,7 +195,9 @@ def test_labels_written_by_pandas_are_accepted(home_store):
     assert (outcome["received"], outcome["accepted"], outcome["rejected"]) == (3, 3, 0)
     land(home_store, labels.assign(defaulted=[True, False, True]).to_csv(index=False))
     assert nightly.ingest_labels(MODEL, DAY, RUN)["accepted"] == 3
-    curated = pd.read_parquet(home_store.local_path(f"curated/{MODEL}/labels/dt={DAY}/labels.parquet"))
+    curated = pd.read_parquet(
+        home_store.local_path(partition_file(home_store, f"curated/{MODEL}/labels/dt={DAY}", "labels.parquet"))
+    )
     assert curated["defaulted"].tolist() == [1, 0, 1]
 
 
@@ -215,7 +217,7 @@ def test_a_drop_within_the_limit_is_curated_and_its_rejects_quarantined(home_sto
 def test_a_drop_over_the_limit_fails_after_its_quarantine_and_keeps_the_earlier_labels(home_store):
     land(home_store, HEADER + "\n" + good_rows(20))
     nightly.ingest_labels(MODEL, DAY, RUN)
-    before = home_store.read_bytes(f"curated/{MODEL}/labels/dt={DAY}/labels.parquet")
+    before = home_store.read_bytes(partition_file(home_store, f"curated/{MODEL}/labels/dt={DAY}", "labels.parquet"))
     land(home_store, HEADER + "\n" + good_rows(14) + "".join(f"p{i},1.0000\n" for i in range(4)) + ",1\n,0\n")
     with pytest.raises(LabelDropRejected) as caught:
         nightly.ingest_labels(MODEL, DAY, RUN)
@@ -226,7 +228,10 @@ def test_a_drop_over_the_limit_fails_after_its_quarantine_and_keeps_the_earlier_
         "Most common: not a label (4 rows, e.g. labels.csv row 15: '1.0000'); missing id (2 rows, e.g. labels.csv row 19: empty)."
     )
     assert home_store.url_for(f"quarantine/{MODEL}/labels/dt={DAY}") + "/rejected.csv" in message
-    assert home_store.read_bytes(f"curated/{MODEL}/labels/dt={DAY}/labels.parquet") == before
+    assert (
+        home_store.read_bytes(partition_file(home_store, f"curated/{MODEL}/labels/dt={DAY}", "labels.parquet"))
+        == before
+    )
     assert read_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == 20
     assert len(quarantined(home_store)) == 6
     result = json.loads(home_store.read_bytes(f"quarantine/{MODEL}/labels/dt={DAY}/result.json"))
@@ -335,7 +340,7 @@ def test_label_corpus(home_store, name, rows, rejected, kinds):
 
 
 def test_every_file_of_a_label_drop_is_read_whatever_the_case_of_its_name(store, demo_spec):
-    with partition_writer(store, f"landing/{MODEL}/labels/dt={DAY}", {}) as folder:
+    with flat_partition_writer(store, f"landing/{MODEL}/labels/dt={DAY}", {}) as folder:
         (folder / "part-0.csv").write_bytes(f"{HEADER}\na1,0\n".encode())
         (folder / "part-1.CSV").write_bytes(f"{HEADER}\na2,1\n".encode())
     judged = read_labels(store, demo_spec, DAY)
@@ -345,7 +350,7 @@ def test_every_file_of_a_label_drop_is_read_whatever_the_case_of_its_name(store,
 def test_a_label_file_the_format_cannot_read_fails_naming_it(store, demo_spec):
     from nightshift.ingest import DropError
 
-    with partition_writer(store, f"landing/{MODEL}/labels/dt={DAY}", {}) as folder:
+    with flat_partition_writer(store, f"landing/{MODEL}/labels/dt={DAY}", {}) as folder:
         (folder / "part-0.csv").write_bytes(f"{HEADER}\na1,0\n".encode())
         (folder / "part-1.csv.gz").write_bytes(b"\x1f\x8b\x08\x00")
     with pytest.raises(DropError, match=r"part-1\.csv\.gz") as caught:

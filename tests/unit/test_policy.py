@@ -9,7 +9,7 @@ from nightshift.labels import LabelDropRejected
 from nightshift.nightly import RunInfo, ingest_labels, labelled_day_count
 from nightshift.policy import decide_retrain
 from nightshift.simulate import generate_chunk
-from nightshift.storage import is_complete, open_store, partition_writer
+from nightshift.storage import flat_partition_writer, is_complete, open_store, partition_writer
 from nightshift.train import TrainingDataError, build_training_set
 
 DAY = dt.date(2026, 10, 14)
@@ -98,7 +98,7 @@ def curate_features(store, spec, day: dt.date, rows: int = 200) -> pd.DataFrame:
 
 
 def land_labels(store, spec, day: dt.date, labels: pd.DataFrame) -> dict:
-    with partition_writer(store, f"landing/{spec.name}/labels/dt={day}", {}) as folder:
+    with flat_partition_writer(store, f"landing/{spec.name}/labels/dt={day}", {}) as folder:
         labels.to_csv(folder / "labels.csv", index=False)
     return ingest_labels(spec.name, day.isoformat(), RUN)
 

@@ -9,12 +9,16 @@ from nightshift.storage import (
     S3Store,
     StorageError,
     ensure_bucket,
+    flat_partition_writer,
     is_complete,
     open_store,
+    partition_file,
     partition_files,
     partition_writer,
     presigned_url,
     read_manifest,
+    revisions,
+    set_fault_hook,
 )
 
 
@@ -23,23 +27,76 @@ def store(tmp_path):
     return open_store((tmp_path / "store").as_uri())
 
 
-def test_partition_is_replaced_whole_and_manifest_written_last(store):
-    with partition_writer(store, "curated/m/dt=2026-10-01", {"rows": 2}) as folder:
-        (folder / "a.parquet").write_bytes(b"one")
-        (folder / "b.parquet").write_bytes(b"two")
-    with partition_writer(store, "curated/m/dt=2026-10-01", {"rows": 1}) as folder:
-        (folder / "c.parquet").write_bytes(b"three")
-    assert partition_files(store, "curated/m/dt=2026-10-01") == ["curated/m/dt=2026-10-01/c.parquet"]
-    assert read_manifest(store, "curated/m/dt=2026-10-01") == {"rows": 1, "files": ["c.parquet"]}
+def _publish(store, prefix: str, files: dict[str, bytes], **manifest) -> str:
+    with partition_writer(store, prefix, manifest) as folder:
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+    return read_manifest(store, prefix)["revision"]
+
+
+def test_each_publish_is_a_new_revision_that_the_manifest_switches_to(store):
+    prefix = "curated/m/dt=2026-10-01"
+    first = _publish(store, prefix, {"a.parquet": b"one", "b.parquet": b"two"}, rows=2)
+    second = _publish(store, prefix, {"c.parquet": b"three"}, rows=1)
+    assert first < second
+    assert partition_files(store, prefix) == [f"{prefix}/rev={second}/c.parquet"]
+    manifest = read_manifest(store, prefix)
+    assert manifest["rows"] == 1 and manifest["files"] == ["c.parquet"] and manifest["revisions"] == [first, second]
+    assert store.read_bytes(partition_file(store, prefix, "c.parquet")) == b"three"
+    assert store.exists(f"{prefix}/rev={first}/a.parquet"), "the previous revision stays for readers that started on it"
+    with pytest.raises(FileNotFoundError, match=r"holds no a\.parquet"):
+        partition_file(store, prefix, "a.parquet")
+
+
+def test_a_data_partition_keeps_two_revisions_a_report_partition_keeps_all_and_its_current_copies(store):
+    data, report = "predictions/m/dt=2026-10-01", "reports/drift/m/dt=2026-10-01"
+    data_revisions = [_publish(store, data, {"x.parquet": str(n).encode()}) for n in range(4)]
+    report_revisions = [_publish(store, report, {"report.html": f"<p>{n}</p>".encode()}) for n in range(4)]
+    assert revisions(store, data) == data_revisions[-2:]
+    assert revisions(store, report) == report_revisions
+    assert store.read_bytes(f"{report}/report.html") == b"<p>3</p>"
+    assert [store.read_bytes(f"{report}/rev={name}/report.html") for name in report_revisions] == [
+        f"<p>{n}</p>".encode() for n in range(4)
+    ]
+    assert not store.exists(f"{data}/x.parquet"), "data partitions are read through the manifest only"
 
 
 def test_failed_write_leaves_the_old_partition(store):
-    with partition_writer(store, "p/dt=1", {}) as folder:
-        (folder / "old.csv").write_bytes(b"x")
+    old = _publish(store, "p/dt=1", {"old.csv": b"x"})
     with pytest.raises(RuntimeError), partition_writer(store, "p/dt=1", {}) as folder:
         (folder / "new.csv").write_bytes(b"y")
         raise RuntimeError("boom")
-    assert partition_files(store, "p/dt=1") == ["p/dt=1/old.csv"]
+    assert partition_files(store, "p/dt=1") == [f"p/dt=1/rev={old}/old.csv"]
+
+
+def test_a_publish_killed_before_the_switch_leaves_the_old_revision_and_the_next_publish_prunes_its_folder(store):
+    prefix = "curated/m/dt=2026-10-02"
+    old = _publish(store, prefix, {"a.parquet": b"old"})
+
+    def crash(step: str, where: str) -> None:
+        if step == "switch":
+            raise KeyboardInterrupt
+
+    set_fault_hook(crash)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _publish(store, prefix, {"a.parquet": b"new"})
+    finally:
+        set_fault_hook(None)
+    assert len(revisions(store, prefix)) == 2
+    assert [store.read_bytes(key) for key in partition_files(store, prefix)] == [b"old"]
+    newest = _publish(store, prefix, {"a.parquet": b"newest"})
+    assert revisions(store, prefix) == [old, newest]
+
+
+def test_a_partition_in_the_older_flat_layout_is_read_and_then_replaced(store):
+    prefix = "curated/m/dt=2026-10-03"
+    with flat_partition_writer(store, prefix, {"rows": 1}) as folder:
+        (folder / "part-00000.parquet").write_bytes(b"flat")
+    assert partition_files(store, prefix) == [f"{prefix}/part-00000.parquet"]
+    assert partition_file(store, prefix, "part-00000.parquet") == f"{prefix}/part-00000.parquet"
+    revision = _publish(store, prefix, {"part-00000.parquet": b"revised"})
+    assert store.list(prefix) == [f"{prefix}/{MARKER}", f"{prefix}/rev={revision}/part-00000.parquet"]
 
 
 def test_partition_without_marker_is_invisible(store):
