@@ -16,15 +16,19 @@ from typing import Any
 
 from nightshift.config import ModelSpec, Settings, get_spec, settings
 from nightshift.storage import (
+    MARKER,
     ObjectStore,
-    is_complete,
+    fault_point,
     open_store,
+    partition_file,
     partition_files,
     partition_key,
+    partition_url,
     partition_writer,
     publish_partition,
     read_json,
     read_manifest,
+    read_partition_json,
     remove_partition,
 )
 
@@ -113,7 +117,7 @@ def plan_parts(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
         files = drop_files(current.store, current.spec, current.dt)
     except DropError as exc:
         _record_validation(current, run, _unreadable_result(current, str(exc)), quarantine=None, curated=None)
-        raise ValidationFailed(f"{exc}\nNothing from this drop was curated or scored.") from None
+        raise ValidationFailed(f"{exc}\nNothing from this drop was curated or scored{_kept_note(current)}.") from None
     return [{"dt": current.dt, "index": index, "key": key} for index, key in enumerate(files)]
 
 
@@ -217,7 +221,8 @@ def commit_validation(model: str, day: str, parts: list[dict[str, Any]], run: Ru
     store.delete_prefix(f"{staging_prefix(current, run)}/validate")
     if not result["passed"]:
         raise ValidationFailed(
-            f"{result['failure_message']}\nNothing from this drop was curated or scored. Rejected rows and reasons: "
+            f"{result['failure_message']}\nNothing from this drop was curated or scored{_kept_note(current)}. "
+            "Rejected rows and reasons: "
             f"{store.url_for(current.key('quarantine'))}/rejected.csv; full result: "
             f"{store.url_for(current.key('validation'))}/result.html"
         )
@@ -392,22 +397,22 @@ def _record_validation(
 
     store, model = current.store, current.spec.name
     result = {**result, "run_id": run.run_id}
-    with partition_writer(store, current.key("validation"), {"model": model, "dt": current.dt}) as folder:
+    if curated is None:
+        result["kept"] = _kept_output(current)
+    with partition_writer(
+        store, current.key("validation"), {"model": model, "dt": current.dt, "run_id": run.run_id}
+    ) as folder:
         (folder / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
         (folder / "result.html").write_text(render_validation_page(result))
     if quarantine is not None:
-        manifest = {"model": model, "dt": current.dt, "rows": int(result["quarantined_rows"])}
+        manifest = {"model": model, "dt": current.dt, "rows": int(result["quarantined_rows"]), "run_id": run.run_id}
         publish_partition(store, current.key("quarantine"), manifest, local={"rejected.csv": quarantine})
     engine = _warehouse(current.settings)
     if curated is not None:
-        manifest = {"model": model, "dt": current.dt, "rows": int(result["accepted_rows"])}
+        manifest = {"model": model, "dt": current.dt, "rows": int(result["accepted_rows"]), "run_id": run.run_id}
         staged = {name: value for name, value in curated.items() if isinstance(value, str)}
         local = {name: value for name, value in curated.items() if isinstance(value, Path)}
         publish_partition(store, current.key("curated"), manifest, staged=staged, local=local)
-    else:
-        remove_partition(store, current.key("curated"))
-        remove_partition(store, current.key("predictions"))
-        warehouse.replace_predictions(engine, model, current.day, [])
     warehouse.record_validation(
         engine,
         {
@@ -419,10 +424,32 @@ def _record_validation(
             "bad_row_share": float(result["bad_row_share"]),
             "passed": bool(result["passed"]),
             "message": result.get("failure_message"),
-            "result_uri": store.url_for(f"{current.key('validation')}/result.html"),
+            "result_uri": partition_url(store, current.key("validation"), "result.html"),
             "run_id": run.run_id,
         },
+        run_type=run.run_type,
     )
+
+
+def _kept_output(current: Night) -> dict[str, Any]:
+    """What a failed validation leaves in place: the night's earlier curated rows and predictions, if it has any."""
+    kept = {}
+    for area in ("curated", "predictions"):
+        manifest = read_manifest(current.store, current.key(area))
+        if manifest is not None:
+            kept[area] = {
+                key: manifest.get(key) for key in ("revision", "run_id", "rows", "versions") if key in manifest
+            }
+    return kept
+
+
+def _kept_note(current: Night) -> str:
+    kept = _kept_output(current)
+    if not kept:
+        return ""
+    runs = sorted({str(item.get("run_id")) for item in kept.values() if item.get("run_id")})
+    earlier = f" of run {', '.join(runs)}" if runs else ""
+    return f"; the night's earlier {' and '.join(kept)}{earlier} stay as they were"
 
 
 def serving_versions(config: Settings, model: str) -> dict[str, str] | None:
@@ -525,11 +552,11 @@ def commit_scores(model: str, day: str, parts: list[dict[str, Any]], run: RunInf
     staged = {name: key for part in parts for name, key in part["staged"].items()}
     manifest = {"model": model, "dt": current.dt, "run_id": run.run_id, "versions": versions, "rows": counts}
     publish_partition(current.store, prefix, manifest, staged=staged)
-    current.store.delete_prefix(f"{staging_prefix(current, run)}/score")
-
+    fault_point("warehouse", prefix)
     loaded = warehouse.load_predictions(
         engine, model, current.day, iter_predictions(current.store, current.spec, current.dt)
     )
+    current.store.delete_prefix(f"{staging_prefix(current, run)}/score")
     return {
         "dt": current.dt,
         "address": current.store.url_for(prefix),
@@ -570,14 +597,15 @@ def ingest_labels(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     source = store.url_for(labels.labels_prefix(spec, current.dt))
     result = {**labels.summary(judged, spec, source), "dt": current.dt, "run_id": run.run_id}
     quarantine = labels.quarantine_labels_prefix(spec, current.dt)
-    manifest = {"model": model, "dt": current.dt, "rows": len(judged.rejected)}
+    manifest = {"model": model, "dt": current.dt, "rows": len(judged.rejected), "run_id": run.run_id}
     with partition_writer(store, quarantine, manifest) as folder:
         (folder / "rejected.csv").write_bytes(frame_to_csv_bytes(judged.rejected))
         (folder / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
     if not result["passed"]:
         raise labels.LabelDropRejected(labels.failure_message(result, current.dt, store.url_for(quarantine)))
     curated = labels.curated_labels_prefix(spec, current.dt)
-    with partition_writer(store, curated, {"model": model, "dt": current.dt, "rows": len(judged.accepted)}) as folder:
+    accepted = {"model": model, "dt": current.dt, "rows": len(judged.accepted), "run_id": run.run_id}
+    with partition_writer(store, curated, accepted) as folder:
         judged.accepted.to_parquet(folder / "labels.parquet", index=False)
     return {
         "dt": current.dt,
@@ -607,7 +635,9 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
 
     A night without predictions is not measured: its summary says why and which command scores it (its row in the
     warehouse's scoring backlog). Measuring a night of the backlog marks its row scored. A night scored outside the
-    DAG, with no version in its manifest, is measured against the serving champion.
+    DAG, with no version in its manifest, is measured against the serving champion. A rerun publishes a new revision of
+    the night's report (the earlier ones stay) and its summary's `measurements` lists every run that measured the
+    night, oldest first (see `_measurements`).
     """
     from nightshift import registry, warehouse
     from nightshift.backlog import NO_CHAMPION, command
@@ -637,28 +667,34 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         model_version=champion.version,
         current_rows=total,
     )
-    summary = {**result.summary, "run_id": run.run_id, "run_type": run.run_type}
+    prefix = f"{report_prefix(model)}/dt={current.dt}"
+    summary = {
+        **result.summary,
+        "run_id": run.run_id,
+        "run_type": run.run_type,
+        "measurements": _measurements(current.store, prefix, run, champion.version),
+    }
     if pending is not None:
         summary["scored_late"] = {
             "reason": pending["reason"],
             "unscored_by": pending["run_id"],
             "scored_by": run.run_id,
         }
-    prefix = f"{report_prefix(model)}/dt={current.dt}"
-    with partition_writer(current.store, prefix, {"model": model, "dt": current.dt}) as folder:
+    with partition_writer(current.store, prefix, {"model": model, "dt": current.dt, "run_id": run.run_id}) as folder:
         (folder / "report.html").write_text(result.html)
         (folder / "report.json").write_text(result.report_json)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     refresh_index(current.store, model)
-    report_uri = current.store.url_for(f"{prefix}/report.html")
+    report_uri = partition_url(current.store, prefix, "report.html")
+    summary_key = partition_file(current.store, prefix, "summary.json")
     _record_drift(engine, current, summary, report_uri, run)
     if pending is not None:
         warehouse.resolve_unscored(engine, model, current.day, champion.version, run.run_id)
     return {
         "dt": current.dt,
         "report": report_uri,
-        "summary": current.store.url_for(f"{prefix}/summary.json"),
-        "summary_key": f"{prefix}/summary.json",
+        "summary": current.store.url_for(summary_key),
+        "summary_key": summary_key,
         "model_version": champion.version,
         "drift_share": summary["drift_share"],
         "dataset_drift": summary["dataset_drift"],
@@ -667,10 +703,15 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
 
 
 def _not_measured(current: Night, run: RunInfo, reason: str, command: str) -> dict[str, Any]:
-    """Write the summary of a night that has no predictions (why, and the command that scores it); refresh the index."""
+    """Write the summary of a night that has no predictions (why, and the command that scores it); refresh the index.
+
+    The run goes into the night's measurements and the warehouse's `night_runs` with no model version.
+    """
+    from nightshift import warehouse
     from nightshift.backlog import WHEN
 
     model = current.spec.name
+    prefix = f"{report_prefix(model)}/dt={current.dt}"
     summary = {
         "model": model,
         "dt": current.dt,
@@ -678,16 +719,63 @@ def _not_measured(current: Night, run: RunInfo, reason: str, command: str) -> di
         "unscored": {"reason": reason, "command": command, "when": WHEN},
         "run_id": run.run_id,
         "run_type": run.run_type,
+        "measurements": _measurements(current.store, prefix, run, None),
     }
-    prefix = f"{report_prefix(model)}/dt={current.dt}"
-    with partition_writer(current.store, prefix, {"model": model, "dt": current.dt}) as folder:
+    with partition_writer(current.store, prefix, {"model": model, "dt": current.dt, "run_id": run.run_id}) as folder:
         (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     refresh_index(current.store, model)
+    warehouse.append_night_run(
+        _warehouse(current.settings),
+        "drift",
+        {"model": model, "dt": current.day, "run_id": run.run_id, "skipped": reason, "command": command},
+        address=partition_url(current.store, prefix, "summary.json"),
+        run_type=run.run_type,
+    )
     return {"dt": current.dt, "skipped": f"not scored ({reason}), so not measured", "command": command}
 
 
+def _measurements(store: ObjectStore, prefix: str, run: RunInfo, version: str | None) -> list[dict[str, Any]]:
+    """The night's measurement history with this run's entry last: the earlier summary's measurements (or one entry
+    made from an earlier summary that has none), the last of them given the earlier report's revision.
+
+    An entry: run_id, run_type, measured_at (UTC), model_version (None when not scored), revision (the report's
+    `rev=` folder; None for this run, whose revision is the one the manifest names once published) and scored.
+    """
+    earlier: list[dict[str, Any]] = []
+    manifest = read_manifest(store, prefix)
+    if manifest is not None:
+        try:
+            previous = read_partition_json(store, prefix, "summary.json")
+        except FileNotFoundError:
+            previous = None
+        if previous is not None:
+            scored = not previous.get("skipped")
+            earlier = [dict(entry) for entry in previous.get("measurements") or []] or [
+                {
+                    "run_id": previous.get("run_id") or manifest.get("run_id"),
+                    "run_type": previous.get("run_type"),
+                    "measured_at": manifest.get("published_at"),
+                    "model_version": previous.get("model_version") if scored else None,
+                    "revision": None,
+                    "scored": scored,
+                }
+            ]
+            if earlier[-1].get("revision") is None:
+                earlier[-1]["revision"] = manifest.get("revision")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    entry = {
+        "run_id": run.run_id,
+        "run_type": run.run_type,
+        "measured_at": now,
+        "model_version": version,
+        "revision": None,
+        "scored": version is not None,
+    }
+    return [*earlier, entry]
+
+
 def _record_drift(engine: Any, current: Night, summary: dict[str, Any], report_uri: str, run: RunInfo) -> None:
-    """The night's drift summary and per-feature metrics, into the warehouse."""
+    """The night's drift summary and per-feature metrics, into the warehouse (and this run's row into night_runs)."""
     from nightshift import warehouse
 
     model, version = current.spec.name, summary["model_version"]
@@ -719,6 +807,7 @@ def _record_drift(engine: Any, current: Night, summary: dict[str, Any], report_u
             }
             for item in summary["features"]
         ],
+        run_type=run.run_type,
     )
 
 
@@ -741,7 +830,7 @@ def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:
     columns = [spec.entity_id, *spec.feature_names]
     keys = curated_keys(store, spec, current.dt)
     predictions = current.key("predictions")
-    scored = set(partition_files(store, predictions, ".parquet"))
+    scored = {Path(key).name: key for key in partition_files(store, predictions, ".parquet")}
     parts, aligned = [], True
     with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
         files = [pq.ParquetFile(store.get_file(key, Path(tmp) / Path(key).name)) for key in keys]
@@ -755,8 +844,8 @@ def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:
             if not len(local):
                 continue
             taken = _take_rows(file, local, columns, batch_rows)
-            score_key = f"{predictions}/champion-{index:05d}.parquet"
-            if aligned and score_key in scored:
+            score_key = scored.get(f"champion-{index:05d}.parquet")
+            if aligned and score_key is not None:
                 scores = pq.ParquetFile(store.get_file(score_key, Path(tmp) / f"scores-{index}.parquet"))
                 if scores.metadata.num_rows == rows:
                     picked = _take_rows(scores, local, ["entity_id", "score"], batch_rows)
@@ -798,13 +887,16 @@ def refresh_index(store: ObjectStore, model: str) -> None:
     base = report_prefix(model)
     summaries = []
     for key in store.list(base):
-        if key.endswith("/summary.json") and is_complete(store, key.rsplit("/", 1)[0]):
-            night_dir = key.rsplit("/", 2)[-2]
-            summary = read_json(store, key)
-            if not summary.get("skipped"):
-                summary["report_html"] = f"{night_dir}/report.html"
-                summary["report_json"] = f"{night_dir}/report.json"
-            summaries.append(summary)
+        night_dir, _, name = key[len(base) + 1 :].partition("/")
+        if name != MARKER:
+            continue
+        prefix = f"{base}/{night_dir}"
+        revision = partition_file(store, prefix, "summary.json").rsplit("/", 1)[0][len(base) + 1 :]
+        summary = read_partition_json(store, prefix, "summary.json")
+        if not summary.get("skipped"):
+            summary["report_html"] = f"{revision}/report.html"
+            summary["report_json"] = f"{revision}/report.json"
+        summaries.append(summary)
     summaries.sort(key=lambda item: item["dt"])
     store.write_bytes(f"{base}/index.html", render_index(summaries, model).encode())
     store.write_bytes(f"{base}/latest.json", json.dumps(latest_pointer(summaries, model), indent=2).encode())
@@ -857,6 +949,7 @@ def decide(model: str, day: str, run: RunInfo, drift_result: dict[str, Any] | No
             "run_id": run.run_id,
             "run_type": run.run_type,
         },
+        model_version=champion.version if champion else None,
     )
     return {
         "model": model,

@@ -11,7 +11,7 @@ import pytest
 from nightshift import nightly
 from nightshift.config import settings
 from nightshift.simulate import SimulationPlan, simulate
-from nightshift.storage import open_store, partition_writer
+from nightshift.storage import flat_partition_writer, open_store, partition_files, read_manifest
 
 MODEL = "credit_risk"
 DAY = dt.date(2026, 10, 1)
@@ -19,7 +19,7 @@ RUN = nightly.RunInfo("manual__test", "manual")
 
 
 def curated(store) -> pd.DataFrame:
-    keys = [key for key in store.list(f"curated/{MODEL}/dt={DAY}") if key.endswith(".parquet")]
+    keys = partition_files(store, f"curated/{MODEL}/dt={DAY}", ".parquet")
     return pd.concat([pd.read_parquet(store.local_path(key)) for key in keys], ignore_index=True)
 
 
@@ -43,7 +43,7 @@ def simulated(demo_spec, files: int, rows: int = 3000, bad: float = 0.02):
 
 
 def rewrite_drop(store, demo_spec, files: dict[str, pd.DataFrame]) -> None:
-    with partition_writer(store, f"landing/{MODEL}/dt={DAY}", {}) as folder:
+    with flat_partition_writer(store, f"landing/{MODEL}/dt={DAY}", {}) as folder:
         for name, frame in files.items():
             frame.to_csv(folder / name, index=False)
 
@@ -145,12 +145,20 @@ def test_the_bad_row_share_is_judged_over_the_whole_night(home, demo_spec):
 
     assert 0.03 < outcome["quarantined"] / outcome["rows"] < 0.05
     assert result(store)["passed"] is True
+    good = read_manifest(store, f"curated/{MODEL}/dt={DAY}")
+    good_rows = len(curated(store))
 
     mostly_bad.loc[: int(len(mostly_bad) * 0.2), "age"] = "unknown"
     rewrite_drop(store, demo_spec, {"part-00000.csv": frames["part-00000.csv"], "part-00001.csv": mostly_bad})
-    with pytest.raises(nightly.ValidationFailed, match=r"above the limit of 5.0%.*e\.g\. part-00001\.csv row 1"):
-        nightly.validate(MODEL, DAY.isoformat(), RUN)
-    assert not store.exists(f"curated/{MODEL}/dt={DAY}/_SUCCESS")
+    rerun = nightly.RunInfo("manual__rerun", "manual")
+    with pytest.raises(
+        nightly.ValidationFailed, match=r"above the limit of 5.0%.*e\.g\. part-00001\.csv row 1"
+    ) as failed:
+        nightly.validate(MODEL, DAY.isoformat(), rerun)
+    assert f"the night's earlier curated of run {RUN.run_id} stay as they were" in str(failed.value)
+    assert read_manifest(store, f"curated/{MODEL}/dt={DAY}") == good, "a failed rerun keeps the last good curated rows"
+    assert len(curated(store)) == good_rows
+    assert result(store)["passed"] is False and result(store)["kept"]["curated"]["revision"] == good["revision"]
 
 
 def test_the_drift_sample_is_the_seeded_rows_of_the_whole_night_read_in_batches(home, demo_spec):
@@ -201,7 +209,7 @@ def test_the_drift_sample_takes_champion_scores_by_position_or_by_id_alike(home,
     nightly.validate(MODEL, DAY.isoformat(), RUN)
     spec = demo_spec.model_copy(update={"drift": demo_spec.drift.model_copy(update={"sample_size": 500})})
     current = nightly.Night(spec, DAY, settings(), store)
-    keys = sorted(key for key in store.list(f"curated/{MODEL}/dt={DAY}") if key.endswith(".parquet"))
+    keys = partition_files(store, f"curated/{MODEL}/dt={DAY}", ".parquet")
     per_part = {}
     for index, key in enumerate(keys):
         ids = pd.read_parquet(store.local_path(key))["application_id"]
