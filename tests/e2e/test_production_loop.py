@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from nightshift.storage import partition_files
 from tests.servers import free_port, mlflow_server, moto_server, postgres_database
 
 pytestmark = pytest.mark.e2e
@@ -146,10 +147,8 @@ def predictions(store, day: dt.date) -> dict | None:
     if not store.exists(f"{prefix}/_SUCCESS"):
         return None
     manifest = json.loads(store.read_bytes(f"{prefix}/_SUCCESS"))
-    files = [name for name in manifest["files"] if name.startswith("champion-")]
-    frame = pd.concat(
-        [pd.read_parquet(io.BytesIO(store.read_bytes(f"{prefix}/{name}"))) for name in files], ignore_index=True
-    )
+    keys = [key for key in partition_files(store, prefix) if key.rsplit("/", 1)[-1].startswith("champion-")]
+    frame = pd.concat([pd.read_parquet(io.BytesIO(store.read_bytes(key))) for key in keys], ignore_index=True)
     return {"version": manifest["versions"]["champion"], "frame": frame}
 
 
