@@ -7,40 +7,31 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from nightshift.config import ModelSpec
+from nightshift.kinds import BINARY, Metric, ModelKind, kind_of
 
-LOWER_IS_BETTER = {"log_loss"}
+
+def _metric(name: str, kind: ModelKind) -> Metric:
+    try:
+        return kind.metrics[name]
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r} for {kind.name} models; use one of {sorted(kind.metrics)}") from None
 
 
-def metric_value(name: str, labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """The metric on these rows, or None where it is undefined (e.g. AUC on one class)."""
-    if len(labels) == 0:
-        return None
-    if name in ("roc_auc", "average_precision") and len(np.unique(labels)) < 2:
-        return None
-    if name == "roc_auc":
-        return float(skm.roc_auc_score(labels, scores))
-    if name == "average_precision":
-        return float(skm.average_precision_score(labels, scores))
-    if name == "log_loss":
-        return float(skm.log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
-    predicted = (scores >= 0.5).astype(int)
-    if name == "accuracy":
-        return float(skm.accuracy_score(labels, predicted))
-    if name == "f1":
-        return float(skm.f1_score(labels, predicted, zero_division=0))
-    raise ValueError(f"unknown metric {name!r}")
+def metric_value(name: str, labels: np.ndarray, scores: np.ndarray, kind: ModelKind = BINARY) -> float | None:
+    """The metric on these rows, or None where it is undefined (no rows, or e.g. AUC on one class)."""
+    metric = _metric(name, kind)
+    return None if len(labels) == 0 else metric.compute(labels, scores)
 
 
 def evaluate_scores(spec: ModelSpec, holdout: pd.DataFrame, scores: np.ndarray) -> dict[str, Any]:
     """The gate's metric overall and per slice value, plus the row counts behind them."""
-    gate = spec.promotion
-    labels = holdout[spec.target.column].to_numpy(dtype=int)
+    gate, kind = spec.promotion, kind_of(spec)
+    labels = kind.metric_labels(holdout[spec.target.column])
     result: dict[str, Any] = {
         "metric": gate.metric,
-        "value": metric_value(gate.metric, labels, scores),
+        "value": metric_value(gate.metric, labels, scores, kind),
         "rows": len(labels),
         "slices": {},
     }
@@ -49,7 +40,7 @@ def evaluate_scores(spec: ModelSpec, holdout: pd.DataFrame, scores: np.ndarray) 
         for level in sorted(set(values)):
             mask = values == level
             result["slices"][f"{slice_.column}={level}"] = {
-                "value": metric_value(gate.metric, labels[mask], scores[mask]),
+                "value": metric_value(gate.metric, labels[mask], scores[mask], kind),
                 "rows": int(mask.sum()),
             }
     return result
@@ -64,27 +55,23 @@ class GateDecision:
         return {"promote": self.promote, "reasons": self.reasons}
 
 
-def _better(metric: str, candidate: float, baseline: float) -> float:
-    """How much the candidate improves on the baseline, positive when better."""
-    return baseline - candidate if metric in LOWER_IS_BETTER else candidate - baseline
-
-
 def decide(spec: ModelSpec, candidate: dict[str, Any], champion: dict[str, Any] | None) -> GateDecision:
     """Promote only when the candidate clears the floor, beats the champion by the margin and no slice regresses."""
     gate = spec.promotion
     metric = gate.metric
+    better = _metric(metric, kind_of(spec)).improvement
     reasons: list[str] = []
     value = candidate["value"]
     if value is None:
         return GateDecision(False, [f"{metric} is undefined on the holdout ({candidate['rows']} rows)"])
-    floor_ok = _better(metric, value, gate.floor) >= 0
+    floor_ok = better(value, gate.floor) >= 0
     reasons.append(
         f"{metric} {value:.4f} {'meets' if floor_ok else 'misses'} the floor {gate.floor:.4f} (promotion.floor)"
     )
     if champion is None or champion.get("value") is None:
         reasons.append("no champion to compare with: the candidate becomes the first champion if it meets the floor")
         return GateDecision(floor_ok, reasons)
-    gain = _better(metric, value, champion["value"])
+    gain = better(value, champion["value"])
     gain_ok = gain >= gate.min_improvement
     reasons.append(
         f"{metric} {value:.4f} vs champion {champion['value']:.4f} on the same holdout: change {gain:+.4f}, "
@@ -98,7 +85,7 @@ def decide(spec: ModelSpec, candidate: dict[str, Any], champion: dict[str, Any] 
         champ = champion["slices"].get(key)
         if champ is None or cand["value"] is None or champ["value"] is None or cand["rows"] < limit.min_rows:
             continue
-        change = _better(metric, cand["value"], champ["value"])
+        change = better(cand["value"], champ["value"])
         if change < -limit.max_regression:
             slices_ok = False
             reasons.append(

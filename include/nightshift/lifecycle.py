@@ -83,6 +83,7 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
     """Train on the window ending as_of, log the candidate with its reference sample and mark it `challenger`."""
     from nightshift import registry
     from nightshift.evaluate import evaluate_scores
+    from nightshift.kinds import kind_of
     from nightshift.train import (
         build_training_set,
         fit_candidate,
@@ -135,6 +136,7 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
         reference=reference,
         reference_stats=reference_statistics(reference, spec),
         run_name=f"{model}-{request['as_of']}-{run.run_id}"[:250],
+        kind=kind_of(spec),
     )
     return {
         "model": model,

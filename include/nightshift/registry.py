@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from nightshift.config import Settings
+from nightshift.kinds import BINARY, ModelKind
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -147,12 +148,13 @@ def log_candidate(
     reference: pd.DataFrame,
     reference_stats: dict[str, Any],
     run_name: str,
+    kind: ModelKind = BINARY,
 ) -> VersionInfo:
     """Log the fitted pipeline, its reference sample and statistics; register it and point `challenger` at it."""
     from mlflow.models import infer_signature
 
     client(settings)
-    signature = infer_signature(input_example, pipeline.predict_proba(input_example))
+    signature = infer_signature(input_example, kind.signature_output(pipeline, input_example))
     with mlflow.start_run(experiment_id=experiment_id(settings, model), run_name=run_name) as run:
         mlflow.log_params(
             {key: json.dumps(value) if isinstance(value, dict | list) else value for key, value in params.items()}

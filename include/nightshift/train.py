@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from sklearn.base import ClassifierMixin, clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from nightshift.config import ModelSpec
+from nightshift.kinds import BINARY, ModelKind, kind_of
 from nightshift.storage import ObjectStore, partition_files, partition_key
 
 DATE_COLUMN = "_dt"
@@ -139,8 +140,11 @@ def model_inputs(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
-def resolve_estimator(dotted: str, params: dict[str, Any], context: str) -> ClassifierMixin:
-    """Instantiate a scikit-learn classifier from its dotted path, with a clear error for a wrong path or params."""
+def resolve_estimator(
+    dotted: str, params: dict[str, Any], context: str, kind: ModelKind | None = None
+) -> BaseEstimator:
+    """Instantiate a scikit-learn estimator of the kind (binary by default) from its dotted path, with a clear error
+    for a wrong path, wrong params or an estimator the kind cannot use."""
     module_name, _, class_name = dotted.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -153,14 +157,13 @@ def resolve_estimator(dotted: str, params: dict[str, Any], context: str) -> Clas
         estimator = cls(**params)
     except TypeError as exc:
         raise TrainingDataError(f"{context}: parameters {params} do not fit {dotted}: {exc}") from None
-    if not hasattr(estimator, "predict_proba"):
-        raise TrainingDataError(
-            f"{context}: {dotted} has no predict_proba; nightshift needs a probabilistic classifier"
-        )
+    problem = (kind or BINARY).estimator_problem(estimator, dotted)
+    if problem:
+        raise TrainingDataError(f"{context}: {problem}")
     return estimator
 
 
-def build_pipeline(spec: ModelSpec, estimator: ClassifierMixin) -> Pipeline:
+def build_pipeline(spec: ModelSpec, estimator: BaseEstimator) -> Pipeline:
     numeric = [name for name, feature in spec.features.items() if feature.type != "category"]
     categorical = [name for name, feature in spec.features.items() if feature.type == "category"]
     preprocess = ColumnTransformer(
@@ -188,22 +191,18 @@ def fit_candidate(
     """Fit the spec's recipe (or an override) on the training rows."""
     dotted = estimator or spec.training.estimator
     chosen = params if params is not None else spec.training.params
-    pipeline = build_pipeline(spec, resolve_estimator(dotted, chosen, f"model {spec.name} training recipe"))
-    target = training.train[spec.target.column].astype(int)
-    if target.nunique() < 2:
-        raise TrainingDataError(
-            f"model {spec.name}: the training rows hold only the label {target.iloc[0]!r}; both classes are needed"
-        )
+    kind = kind_of(spec)
+    pipeline = build_pipeline(spec, resolve_estimator(dotted, chosen, f"model {spec.name} training recipe", kind))
+    target, problem = kind.training_target(training.train[spec.target.column], spec)
+    if problem:
+        raise TrainingDataError(f"model {spec.name}: {problem}")
     pipeline.fit(model_inputs(training.train, spec), target)
     return pipeline
 
 
 def positive_scores(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
-    """Probability of the positive label for each row."""
-    proba = model.predict_proba(model_inputs(frame, spec))
-    classes = list(getattr(model, "classes_", [0, 1]))
-    column = classes.index(spec.target.positive_label) if spec.target.positive_label in classes else -1
-    return np.asarray(proba[:, column], dtype="float64")
+    """Each row's score as the model's kind defines it (binary: the probability of the positive label)."""
+    return kind_of(spec).scores(model, model_inputs(frame, spec), spec)
 
 
 def reference_sample(frame: pd.DataFrame, spec: ModelSpec, scores: np.ndarray, seed: int) -> pd.DataFrame:

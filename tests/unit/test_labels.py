@@ -12,9 +12,9 @@ import yaml
 
 from nightshift import nightly, warehouse
 from nightshift.config import PROJECT_ROOT, settings
+from nightshift.kinds import KINDS, parse_labels
 from nightshift.labels import LabelDropRejected, accepted_label_count, id_length_limit, judge_labels, read_labels
 from nightshift.storage import flat_partition_writer, open_store, partition_file, partition_writer, read_manifest
-from nightshift.targets import PARSERS, parse_labels
 
 MODEL = "credit_risk"
 DAY = "2026-10-02"
@@ -112,7 +112,7 @@ def test_the_specs_positive_label_is_accepted_as_1(demo_spec):
 
 
 def test_parsers_are_chosen_by_target_kind(demo_spec):
-    assert set(PARSERS) == {"binary"}
+    assert set(KINDS) == {"binary"}
     parsed = parse_labels(pd.Series(["1", "x"], dtype=object), demo_spec)
     assert parsed.values.tolist()[0] == 1 and parsed.failed.tolist() == [False, True]
     assert parsed.reasons.tolist() == [f"defaulted: 'x' is not a label; {EXPECTED}"]
