@@ -17,7 +17,8 @@ from nightshift.config import (
     schedule_window,
     settings,
 )
-from nightshift.connections import export_from_context
+from nightshift.dag_defaults import default_args
+from nightshift.runs import run_date, run_info
 from nightshift.schedule import night_offset, window_nights
 
 DOC = """
@@ -87,12 +88,7 @@ def build_nightly(spec: ModelSpec):
         start_date=start_date,
         catchup=catchup_enabled(),
         max_active_runs=1,
-        default_args={
-            "owner": spec.owner,
-            "retries": 2,
-            "retry_delay": dt.timedelta(minutes=1),
-            "pre_execute": export_from_context,
-        },
+        default_args=default_args(spec.owner, retries=2),
         tags=["nightshift", model, "nightly"],
         doc_md=DOC.format(
             name=model, owner=spec.owner, asset=retrain_asset_name(model), window=f"{start} to {end or 'open'}"
@@ -104,8 +100,8 @@ def build_nightly(spec: ModelSpec):
             from nightshift import nightly as stages
             from nightshift import waiting
 
-            day = stages.run_date(context)
-            if not stages.run_info(context).is_backfill:
+            day = run_date(context)
+            if not run_info(context).is_backfill:
                 refusal = waiting.window_refusal(model, dt.date.fromisoformat(day), start, end)
                 if refusal:
                     raise AirflowFailException(refusal)
@@ -121,7 +117,7 @@ def build_nightly(spec: ModelSpec):
             from nightshift import nightly as stages
 
             try:
-                return stages.plan_parts(model, stages.run_date(context), stages.run_info(context))
+                return stages.plan_parts(model, run_date(context), run_info(context))
             except stages.ValidationFailed as exc:
                 raise AirflowFailException(str(exc)) from None
 
@@ -131,7 +127,7 @@ def build_nightly(spec: ModelSpec):
 
             get_current_context()["part_name"] = part["key"].rsplit("/", 1)[-1]
             try:
-                return stages.validate_part(model, part["dt"], part, stages.run_info(context))
+                return stages.validate_part(model, part["dt"], part, run_info(context))
             except ValueError as exc:
                 raise AirflowFailException(str(exc)) from None
 
@@ -140,7 +136,7 @@ def build_nightly(spec: ModelSpec):
             from nightshift import nightly as stages
 
             try:
-                return stages.commit_validation(model, stages.run_date(context), list(parts), stages.run_info(context))
+                return stages.commit_validation(model, run_date(context), list(parts), run_info(context))
             except stages.ValidationFailed as exc:
                 raise AirflowFailException(str(exc)) from None
 
@@ -148,39 +144,38 @@ def build_nightly(spec: ModelSpec):
         def scoring_plan(validated: dict, **context) -> list[dict]:
             from nightshift import nightly as stages
 
-            return stages.scoring_plan(model, validated["dt"], stages.run_info(context))
+            return stages.scoring_plan(model, validated["dt"], run_info(context))
 
         @task(map_index_template="{{ part_name }}")
         def score_part(part: dict, **context) -> dict:
             from nightshift import nightly as stages
 
             get_current_context()["part_name"] = (part["key"] or "skipped").rsplit("/", 1)[-1]
-            return stages.score_part(model, part["dt"], part, stages.run_info(context))
+            return stages.score_part(model, part["dt"], part, run_info(context))
 
         @task
         def commit_scores(parts: list[dict], **context) -> dict:
             from nightshift import nightly as stages
 
-            return stages.commit_scores(model, stages.run_date(context), list(parts), stages.run_info(context))
+            return stages.commit_scores(model, run_date(context), list(parts), run_info(context))
 
         @task
         def ingest_labels(**context) -> dict:
             from nightshift import nightly as stages
 
-            return stages.ingest_labels(model, stages.run_date(context), stages.run_info(context))
+            return stages.ingest_labels(model, run_date(context), run_info(context))
 
         @task
         def drift(scored: dict, **context) -> dict:
             from nightshift import nightly as stages
 
-            return stages.drift(model, scored["dt"], stages.run_info(context))
+            return stages.drift(model, scored["dt"], run_info(context))
 
         @task
         def score_backlog(drift_result: dict, **context) -> dict:
             from nightshift import backlog
-            from nightshift import nightly as stages
 
-            outcome = backlog.score_backlog(model, stages.run_date(context), stages.run_info(context))
+            outcome = backlog.score_backlog(model, run_date(context), run_info(context))
             get_current_context()["task"].log.info(backlog.describe(outcome))
             return outcome
 
@@ -188,7 +183,7 @@ def build_nightly(spec: ModelSpec):
         def decide(drift_result: dict, labels: dict, **context) -> dict:
             from nightshift import nightly as stages
 
-            return stages.decide(model, drift_result["dt"], stages.run_info(context), drift_result)
+            return stages.decide(model, drift_result["dt"], run_info(context), drift_result)
 
         @task(outlets=[retrain_request])
         def request_retrain(decision: dict, *, outlet_events=None) -> dict:

@@ -10,7 +10,8 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param,
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from nightshift.config import PROMOTION_POOL, ModelSpec, load_specs, retrain_asset_name, retrain_asset_uri
-from nightshift.connections import export_from_context
+from nightshift.dag_defaults import default_args
+from nightshift.runs import run_info
 
 DOC = """
 ### {name}: retrain → evaluate → promote
@@ -61,12 +62,7 @@ def build_retrain(spec: ModelSpec):
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,
-        default_args={
-            "owner": spec.owner,
-            "retries": 1,
-            "retry_delay": dt.timedelta(minutes=1),
-            "pre_execute": export_from_context,
-        },
+        default_args=default_args(spec.owner, retries=1),
         tags=["nightshift", model, "retrain"],
         params={
             "as_of": Param(None, type=["null", "string"], format="date", description="Train on data up to this date"),
@@ -80,7 +76,6 @@ def build_retrain(spec: ModelSpec):
         @task
         def resolve_request(**context) -> dict:
             from nightshift import lifecycle
-            from nightshift.nightly import run_info
 
             events = [
                 dict(event.extra or {})
@@ -94,7 +89,6 @@ def build_retrain(spec: ModelSpec):
         @task
         def train_candidate(request: dict, **context) -> dict:
             from nightshift import lifecycle
-            from nightshift.nightly import run_info
 
             run = run_info(context)
             with not_enough_data(run.run_type):
@@ -109,7 +103,6 @@ def build_retrain(spec: ModelSpec):
         @task(pool=PROMOTION_POOL)
         def promote_or_refuse(evaluation: dict, request: dict, **context) -> dict:
             from nightshift import lifecycle
-            from nightshift.nightly import run_info
 
             when = context["dag_run"].run_after
             return lifecycle.promote_or_refuse(model, evaluation, request, run_info(context), when)

@@ -7,7 +7,8 @@ import datetime as dt
 from airflow.sdk import Param, dag, task
 
 from nightshift.config import PROMOTION_POOL, ModelSpec, load_specs
-from nightshift.connections import export_from_context
+from nightshift.dag_defaults import default_args
+from nightshift.runs import run_info
 
 DOC = """
 ### {name}: rollback
@@ -28,7 +29,7 @@ def build_rollback(spec: ModelSpec):
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": spec.owner, "retries": 0, "pre_execute": export_from_context},
+        default_args=default_args(spec.owner, retries=0),
         tags=["nightshift", model, "rollback"],
         params={
             "target_version": Param(
@@ -42,7 +43,6 @@ def build_rollback(spec: ModelSpec):
         @task(pool=PROMOTION_POOL)
         def move_champion_back(**context) -> dict:
             from nightshift import lifecycle
-            from nightshift.nightly import run_info
 
             params = context["params"]
             return lifecycle.rollback(

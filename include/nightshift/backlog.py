@@ -15,7 +15,6 @@ from typing import Any
 
 from nightshift.config import settings
 from nightshift.nightly import (
-    RunInfo,
     commit_scores,
     drift,
     night,
@@ -23,6 +22,7 @@ from nightshift.nightly import (
     score_part,
     serving_versions,
 )
+from nightshift.runs import RunInfo
 from nightshift.storage import is_complete
 
 NO_CHAMPION = "no champion yet: nothing scored"

@@ -99,7 +99,7 @@ def _spec() -> Any:
 
 
 def _run(stage: str, day: str) -> Any:
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     return RunInfo(run_id=f"bench-{stage}-{day}", run_type="manual", actor="bench")
 
@@ -161,7 +161,7 @@ def product_ingest_labels(day: str) -> dict[str, Any]:
 def product_retrain(as_of: str, run_name: str) -> dict[str, Any]:
     """Resolve the request, train, evaluate against the champion, promote or refuse; seconds per step."""
     from nightshift import lifecycle
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     run = RunInfo(run_id=run_name, run_type="manual", actor="bench")
     steps: dict[str, float] = {}

@@ -1,6 +1,6 @@
 """Model specs and runtime settings: the light module DAG files import at parse time.
 
-Only the standard library, pydantic, PyYAML and `embedded_db` (standard library only at import) are imported here,
+Only the standard library, pydantic, pydantic-settings, PyYAML and `embedded_db` (standard library only at import) are imported here,
 so DAG files stay fast to parse.
 """
 
@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nightshift import embedded_db
 
@@ -348,30 +349,52 @@ class Settings:
     schedule_end: dt.date | None
 
 
-def _date_from_env(name: str) -> dt.date | None:
-    value = os.environ.get(name)
-    if not value:
-        return None
+class _Environment(BaseSettings):
+    """The environment variables settings() reads, by their exact names; an empty value counts as unset."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True)
+
+    home: Path = Field(PROJECT_ROOT / ".nightshift", validation_alias="NIGHTSHIFT_HOME")
+    models_dir: Path = Field(PROJECT_ROOT / "include" / "models", validation_alias="NIGHTSHIFT_MODELS_DIR")
+    store_uri: str | None = Field(None, validation_alias="NIGHTSHIFT_STORE_URI")
+    warehouse_url: str | None = Field(None, validation_alias="NIGHTSHIFT_WAREHOUSE_URL")
+    mlflow_tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+    mlflow_artifact_root: str | None = Field(None, validation_alias="NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT")
+    schedule_start: dt.date | None = Field(None, validation_alias="NIGHTSHIFT_SCHEDULE_START")
+    schedule_end: dt.date | None = Field(None, validation_alias="NIGHTSHIFT_SCHEDULE_END")
+
+    @field_validator("schedule_start", "schedule_end", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _environment() -> _Environment:
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise SpecError(f"environment variable {name}={value!r}: expected a date as YYYY-MM-DD") from None
+        return _Environment()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0])
+        expected = "a date as YYYY-MM-DD" if name.startswith("NIGHTSHIFT_SCHEDULE_") else error["msg"]
+        raise SpecError(f"environment variable {name}={error['input']!r}: expected {expected}") from None
 
 
 def settings() -> Settings:
-    """Where everything lives. A URL set in the environment wins; otherwise the embedded PostgreSQL's database."""
-    home = Path(os.environ.get("NIGHTSHIFT_HOME", PROJECT_ROOT / ".nightshift")).resolve()
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or embedded_db.url(home, "mlflow")
+    """Where everything lives, from the environment (in a task, the Airflow connections have set it: see
+    nightshift.connections); without a URL, the embedded PostgreSQL's database."""
+    env = _environment()
+    home = env.home.resolve()
+    tracking_uri = env.mlflow_tracking_uri or embedded_db.url(home, "mlflow")
     return Settings(
         home=home,
-        models_dir=Path(os.environ.get("NIGHTSHIFT_MODELS_DIR", PROJECT_ROOT / "include" / "models")),
-        store_uri=os.environ.get("NIGHTSHIFT_STORE_URI", (home / "store").as_uri()),
-        warehouse_url=os.environ.get("NIGHTSHIFT_WAREHOUSE_URL") or embedded_db.url(home, "warehouse"),
+        models_dir=env.models_dir,
+        store_uri=env.store_uri or (home / "store").as_uri(),
+        warehouse_url=env.warehouse_url or embedded_db.url(home, "warehouse"),
         mlflow_tracking_uri=tracking_uri,
-        mlflow_artifact_root=os.environ.get("NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT")
+        mlflow_artifact_root=env.mlflow_artifact_root
         or (None if tracking_uri.startswith(("http:", "https:")) else (home / "mlartifacts").as_uri()),
-        schedule_start=_date_from_env("NIGHTSHIFT_SCHEDULE_START"),
-        schedule_end=_date_from_env("NIGHTSHIFT_SCHEDULE_END"),
+        schedule_start=env.schedule_start,
+        schedule_end=env.schedule_end,
     )
 
 

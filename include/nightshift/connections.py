@@ -1,28 +1,51 @@
 """Turn Airflow connection fields into nightshift's environment settings (plain dicts in, no Airflow import).
 
-The DAGs read the connections named in nightshift.config (OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID,
-MLFLOW_CONN_ID) and the `nightshift_store_uri` variable, and pass their fields here. A variable already set
-in the environment wins, so a deployment can always override a connection explicitly.
+The rule: a setting an Airflow connection (or the `nightshift_store_uri` variable) defines wins. Every task's
+pre-execute hook reads the connections named in nightshift.config (OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID,
+MLFLOW_CONN_ID) and the variable, and sets the variables they define in the task's environment, replacing
+any value already there. A setting no connection defines comes from the environment (or its default).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+
+from nightshift.config import MLFLOW_CONN_ID, OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID
 
 STORE_URI_VARIABLE = "nightshift_store_uri"
+logger = logging.getLogger(__name__)
 
 
-def _warehouse_url(fields: dict[str, Any]) -> str:
-    login = quote(fields.get("login") or "", safe="")
-    password = quote(fields.get("password") or "", safe="")
-    auth = f"{login}:{password}@" if password else (f"{login}@" if login else "")
-    port = f":{fields['port']}" if fields.get("port") else ""
-    database = fields.get("schema") or "postgres"
-    return f"postgresql+psycopg2://{auth}{fields.get('host') or 'localhost'}{port}/{database}"
+@dataclass(frozen=True)
+class Found:
+    """One environment setting and where it came from (e.g. `connection nightshift_warehouse`)."""
+
+    value: str
+    source: str
 
 
-def _mlflow_uri(fields: dict[str, Any]) -> str:
+def warehouse_url(fields: Mapping[str, Any]) -> str:
+    """The SQLAlchemy URL of a `postgres` connection, login and password quoted."""
+    from sqlalchemy import URL
+
+    login = fields.get("login") or None
+    password = fields.get("password") or None
+    url = URL.create(
+        "postgresql+psycopg2",
+        username=login if login or not password else "",
+        password=password,
+        host=fields.get("host") or "localhost",
+        port=int(fields["port"]) if fields.get("port") else None,
+        database=fields.get("schema") or "postgres",
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def mlflow_uri(fields: Mapping[str, Any]) -> str:
+    """The tracking URI of an `http` connection: schema (http/https), host and port."""
     host = str(fields.get("host") or "")
     if "://" not in host:
         scheme = (fields.get("schema") or "http").removesuffix("://")
@@ -31,40 +54,61 @@ def _mlflow_uri(fields: dict[str, Any]) -> str:
     return f"{host.rstrip('/')}{port}"
 
 
-def settings_from_connections(
-    object_store: dict[str, Any] | None,
-    warehouse: dict[str, Any] | None,
-    mlflow: dict[str, Any] | None,
+def resolve(
+    object_store: Mapping[str, Any] | None,
+    warehouse: Mapping[str, Any] | None,
+    mlflow: Mapping[str, Any] | None,
     store_uri: str | None,
-) -> dict[str, str]:
-    """Environment variables for nightshift from connection fields (host, port, schema, login, password, extra)."""
-    found: dict[str, str] = {}
+) -> dict[str, Found]:
+    """The environment settings the connections and the store variable define, each with its source."""
+    found: dict[str, Found] = {}
     if object_store:
+        source = f"connection {OBJECT_STORE_CONN_ID}"
         extra = object_store.get("extra") or {}
-        if object_store.get("login"):
-            found["AWS_ACCESS_KEY_ID"] = str(object_store["login"])
-        if object_store.get("password"):
-            found["AWS_SECRET_ACCESS_KEY"] = str(object_store["password"])
-        if extra.get("endpoint_url"):
-            found["NIGHTSHIFT_S3_ENDPOINT_URL"] = str(extra["endpoint_url"])
-        if extra.get("region_name"):
-            found["AWS_DEFAULT_REGION"] = str(extra["region_name"])
-        if extra.get("store_uri"):
-            found["NIGHTSHIFT_STORE_URI"] = str(extra["store_uri"])
+        for key, value in (
+            ("AWS_ACCESS_KEY_ID", object_store.get("login")),
+            ("AWS_SECRET_ACCESS_KEY", object_store.get("password")),
+            ("NIGHTSHIFT_S3_ENDPOINT_URL", extra.get("endpoint_url")),
+            ("AWS_DEFAULT_REGION", extra.get("region_name")),
+            ("NIGHTSHIFT_STORE_URI", extra.get("store_uri")),
+        ):
+            if value:
+                found[key] = Found(str(value), source)
     if store_uri:
-        found["NIGHTSHIFT_STORE_URI"] = store_uri
+        found["NIGHTSHIFT_STORE_URI"] = Found(store_uri, f"variable {STORE_URI_VARIABLE}")
     if warehouse:
-        found["NIGHTSHIFT_WAREHOUSE_URL"] = _warehouse_url(warehouse)
+        found["NIGHTSHIFT_WAREHOUSE_URL"] = Found(warehouse_url(warehouse), f"connection {WAREHOUSE_CONN_ID}")
     if mlflow and mlflow.get("host"):
-        found["MLFLOW_TRACKING_URI"] = _mlflow_uri(mlflow)
+        found["MLFLOW_TRACKING_URI"] = Found(mlflow_uri(mlflow), f"connection {MLFLOW_CONN_ID}")
     return found
 
 
-def apply(found: dict[str, str], environ: dict[str, str] | Any) -> dict[str, str]:
-    """Set the variables the environment does not already set; return what was applied."""
-    applied = {key: value for key, value in found.items() if not environ.get(key)}
-    environ.update(applied)
-    return applied
+def settings_from_connections(
+    object_store: Mapping[str, Any] | None,
+    warehouse: Mapping[str, Any] | None,
+    mlflow: Mapping[str, Any] | None,
+    store_uri: str | None,
+) -> dict[str, str]:
+    """Environment variables for nightshift from connection fields (host, port, schema, login, password, extra)."""
+    return {key: found.value for key, found in resolve(object_store, warehouse, mlflow, store_uri).items()}
+
+
+def apply(found: Mapping[str, str], environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Set every variable the connections define, replacing the environment's value; return what was set."""
+    environ.update(found)
+    return dict(found)
+
+
+def describe(found: Mapping[str, Found], environ: Mapping[str, str]) -> str:
+    """Which source set which setting, and which replaced another value in the environment; never a value."""
+    if not found:
+        return "nightshift settings: no nightshift connection or variable in Airflow; the environment's values apply"
+    parts = []
+    for key, item in sorted(found.items()):
+        previous = environ.get(key)
+        note = " (replacing the environment's value)" if previous and previous != item.value else ""
+        parts.append(f"{key} from {item.source}{note}")
+    return "nightshift settings from Airflow: " + "; ".join(parts)
 
 
 def _fields(connection: Any) -> dict[str, Any] | None:
@@ -87,13 +131,13 @@ def export_from_context(context: Any) -> dict[str, str]:
     """
     import os
 
-    from nightshift.config import MLFLOW_CONN_ID, OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID
-
     connections = context["conn"]
-    found = settings_from_connections(
+    found = resolve(
         _fields(connections.get(OBJECT_STORE_CONN_ID, None)),
         _fields(connections.get(WAREHOUSE_CONN_ID, None)),
         _fields(connections.get(MLFLOW_CONN_ID, None)),
         context["var"]["value"].get(STORE_URI_VARIABLE, None),
     )
-    return apply(found, os.environ)
+    log = getattr(context.get("task"), "log", None) or logger
+    log.info(describe(found, os.environ))
+    return apply({key: item.value for key, item in found.items()}, os.environ)

@@ -9,7 +9,7 @@ import subprocess
 from typing import TYPE_CHECKING, Any
 
 from nightshift.config import Settings, get_spec, settings
-from nightshift.nightly import RunInfo
+from nightshift.runs import RunInfo
 from nightshift.storage import open_store
 
 if TYPE_CHECKING:

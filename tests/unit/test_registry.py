@@ -84,7 +84,7 @@ def _champion() -> str | None:
 
 def test_a_promotion_compared_with_a_replaced_champion_is_refused_and_recorded(versions):
     from nightshift import lifecycle
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     first, second, third = versions
     won = lifecycle.promote_or_refuse(MODEL, _evaluation(second, first), {}, RunInfo("run-a", "manual"), WHEN)
@@ -104,7 +104,7 @@ def test_a_promotion_compared_with_a_replaced_champion_is_refused_and_recorded(v
 
 def test_a_retried_promotion_returns_what_it_recorded_without_a_second_row(versions):
     from nightshift import lifecycle
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     first, second, _ = versions
     run = RunInfo("run-a", "manual")
@@ -116,7 +116,7 @@ def test_a_retried_promotion_returns_what_it_recorded_without_a_second_row(versi
 
 def test_an_alias_moved_by_an_earlier_attempt_without_its_row_is_recorded(versions):
     from nightshift import lifecycle
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     first, second, _ = versions
     registry.move_champion(settings(), MODEL, second)
@@ -129,7 +129,7 @@ def test_an_alias_moved_by_an_earlier_attempt_without_its_row_is_recorded(versio
 
 def test_a_failed_alias_move_leaves_no_ledger_row(versions, monkeypatch):
     from nightshift import lifecycle
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     first, second, _ = versions
 
@@ -145,7 +145,7 @@ def test_a_failed_alias_move_leaves_no_ledger_row(versions, monkeypatch):
 
 def test_a_gate_refusal_is_recorded_under_the_lock(versions):
     from nightshift import lifecycle
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     first, second, _ = versions
     decision = lifecycle.promote_or_refuse(
@@ -157,7 +157,7 @@ def test_a_gate_refusal_is_recorded_under_the_lock(versions):
 
 def test_rollback_moves_back_under_the_lock_and_a_retry_does_not_undo_it(versions):
     from nightshift import lifecycle
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
 
     first, second, _ = versions
     lifecycle.promote_or_refuse(MODEL, _evaluation(second, first), {}, RunInfo("run-a", "manual"), WHEN)
@@ -207,7 +207,7 @@ def test_a_ledger_row_that_does_not_commit_puts_the_champion_back(versions, monk
     import sqlalchemy as sa
 
     from nightshift import lifecycle, locks
-    from nightshift.nightly import RunInfo
+    from nightshift.runs import RunInfo
     from nightshift.warehouse import WarehouseError
 
     first, second, _ = versions

@@ -1,7 +1,7 @@
 import datetime as dt
 from types import SimpleNamespace
 
-from nightshift.nightly import run_date, run_info
+from nightshift.runs import run_date, run_info
 
 
 def context(run_type: str, logical_date: dt.datetime | None, user: str | None = None) -> dict:
