@@ -7,11 +7,9 @@ report and turns its snapshot into a small JSON-serialisable summary; `render_in
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import evidently
 import numpy as np
@@ -22,6 +20,8 @@ from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
 from nightshift.config import ModelSpec
+from nightshift.pages.index import index_page
+from nightshift.pages.report import empty_report, with_header
 from nightshift.storage import REVISION_DIR
 
 NUMERIC_TYPES = frozenset({"int", "float"})
@@ -103,7 +103,7 @@ def compute_drift(
         page = snapshot.get_html_str(as_iframe=False)
         report_json = snapshot.json()
     else:
-        verdicts, page, report_json = {}, _empty_page(model, dt), '{"metrics": [], "tests": []}'
+        verdicts, page, report_json = {}, None, '{"metrics": [], "tests": []}'
 
     critical = set(drift.critical_features())
     rows = []
@@ -146,23 +146,11 @@ def compute_drift(
         "critical_drifted": [n for n in drifted_names if n in critical],
         "evidently_version": evidently.__version__,
     }
-    return DriftResult(summary=summary, html=_with_header(page, summary), report_json=report_json)
-
-
-def _with_header(page: str, summary: dict[str, Any]) -> str:
-    """Give Evidently's page a title and a one-line banner naming the model, night and sample."""
-    sample = summary["sample"]
-    title = html.escape(f"Drift report: {summary['model']} {summary['dt']}")
-    drifted = ", ".join(summary["drifted_features"]) or "none"
-    banner = html.escape(
-        f"{summary['model']} · {summary['dt']} · model version {summary['model_version'] or '—'} · "
-        f"reference {summary['reference_rows']:,} rows (sampled {sample['reference_sampled']:,}), "
-        f"current {summary['current_rows']:,} rows (sampled {sample['current_sampled']:,}), seed {sample['seed']} · "
-        f"drifted features: {drifted} · dataset drift: {'yes' if summary['dataset_drift'] else 'no'}"
+    return DriftResult(
+        summary=summary,
+        html=with_header(page, summary) if page is not None else empty_report(summary),
+        report_json=report_json,
     )
-    style = "font:14px system-ui,sans-serif;padding:10px 24px;background:#f6f8fa;border-bottom:1px solid #d1d9e0"
-    page = page.replace("<head>", f"<head><title>{title}</title>", 1)
-    return page.replace("<body>", f'<body><div id="nightshift-banner" style="{style}">{banner}</div>', 1)
 
 
 def _check_frames(
@@ -292,14 +280,6 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _empty_page(model: str, dt: str) -> str:
-    title = html.escape(f"Drift report: {model} {dt}")
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'></head>"
-        f"<body><h1>{title}</h1><p>No column had values on both sides, so nothing was compared.</p></body></html>"
-    )
-
-
 def latest_pointer(summaries: list[dict[str, Any]], model: str) -> dict[str, Any]:
     """Content of latest.json: the newest night (the last given wins a tie) and how many nights exist."""
     newest = _newest(summaries)
@@ -361,155 +341,23 @@ def _newest(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
     return newest
 
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#1f2328}
-h1{font-size:1.4rem;margin-bottom:.2rem} p.meta{color:#59636e;margin-top:0}
-table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{border-bottom:1px solid #d1d9e0;padding:.45rem .6rem;text-align:left;vertical-align:top}
-th{background:#f6f8fa;position:sticky;top:0}
-tr.drifted td{background:#fff1f0} tr.drifted td.flag{color:#b42318;font-weight:600}
-.critical{color:#b42318;font-weight:600} .num{text-align:right;font-variant-numeric:tabular-nums}
-.muted{color:#59636e} p.unscored{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem}
-.remeasured{display:block;color:#59636e;font-size:.85em}
-"""
-
-
 def render_index(summaries: list[dict[str, Any]], model: str) -> str:
     """One self-contained page listing every night given, newest first; drifted nights highlighted."""
     nights = sorted(summaries, key=lambda s: str(s["dt"]), reverse=True)
-    drifted_count = sum(1 for s in nights if _night_drifted(s))
-    rows = "\n".join(_index_row(s) for s in nights) or (
-        '<tr><td colspan="7" class="muted">No nights have been checked yet.</td></tr>'
-    )
-    title = html.escape(f"Drift history: {model}")
-    return f"""<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{title}</title><style>{_STYLE}</style></head>
-<body>
-<h1>{title}</h1>
-<p class="meta">{len(nights)} night(s); {drifted_count} flagged
-(dataset drift, a drifted critical feature or prediction drift).</p>
-{_unscored_note(nights)}<table>
-<thead><tr><th>Date</th><th>Model version</th><th class="num">Drift share</th><th>Dataset drift</th>
-<th>Drifted features</th><th>Prediction drift</th><th>Report</th></tr></thead>
-<tbody>
-{rows}
-</tbody>
-</table>
-</body>
-</html>
-"""
+    return index_page(model, [_index_entry(s) for s in nights], _unscored(nights))
 
 
-def _unscored_note(nights: list[dict[str, Any]]) -> str:
-    """A banner naming the nights without predictions, why, and the command that scores them ("" when none)."""
-    unscored = _unscored(nights)
-    if not unscored:
-        return ""
-    dates = ", ".join(str(night["dt"]) for night in unscored)
-    reasons = "; ".join(sorted({str(night["reason"]) for night in unscored}))
-    commands = sorted({str(night["command"]) for night in unscored})
-    when = unscored[0].get("when")
-    return (
-        f'<p class="unscored">{len(unscored)} night(s) have no predictions and no drift report yet: {_escape(dates)} '
-        f"({_escape(reasons)}). Score them with "
-        + " or ".join(f"<code>{_escape(text)}</code>" for text in commands)
-        + (f"; otherwise {_escape(when)}." if when else ".")
-        + "</p>\n"
-    )
+def _index_entry(summary: dict[str, Any]) -> dict[str, Any]:
+    """A night as the index shows it: its summary, whether it is flagged, its first scored measurement and report."""
+    first = _first_scored(summary.get("measurements") or [])
+    return {
+        "summary": summary,
+        "flagged": _night_drifted(summary),
+        "first": first,
+        "first_report": _first_report(summary, first),
+    }
 
 
 def _night_drifted(summary: dict[str, Any]) -> bool:
     prediction = summary.get("prediction") or {}
     return bool(summary.get("dataset_drift") or summary.get("critical_drifted") or prediction.get("drifted"))
-
-
-def _remeasured_note(summary: dict[str, Any]) -> str:
-    """The date cell's mark of a night measured more than once, linked to the first measurement's report ("" if once)."""
-    measurements = summary.get("measurements") or []
-    if len(measurements) < 2:
-        return ""
-    last, first = measurements[-1], _first_scored(measurements)
-    when = str(last.get("measured_at") or "")[:10]
-    version = f"v{last.get('model_version')}"
-    if not last.get("scored"):
-        now, earlier = f"re-run {when}: not scored", "first measured against " if first else "still not scored"
-    elif first is None:
-        now, earlier = f"measured {when} against {version}", "not scored before"
-    elif first.get("model_version") == last.get("model_version"):
-        now, earlier = f"re-measured {when} ({version} again)", "first measured "
-    else:
-        now, earlier = f"re-measured {when} against {version}", "first measured against "
-    if first is not None:
-        same = first.get("model_version") == last.get("model_version") and last.get("scored")
-        earlier += str(first.get("measured_at") or "")[:10] if same else f"v{first.get('model_version')}"
-    runs = "; ".join(
-        f"{entry.get('measured_at')} run {entry.get('run_id')}: "
-        + (f"v{entry.get('model_version')}" if entry.get("scored") else "not scored")
-        for entry in measurements
-    )
-    link = _link(_first_report(summary, first), _escape(earlier))
-    return f'<span class="remeasured" title="{_escape(runs)}">{_escape(now)}; {link or _escape(earlier)}</span>'
-
-
-def _index_row(summary: dict[str, Any]) -> str:
-    esc = _escape
-    critical = set(summary.get("critical_drifted") or [])
-    drifted = summary.get("drifted_features") or []
-    features = ", ".join(
-        f'<span class="critical" title="critical feature">{esc(name)}</span>' if name in critical else esc(name)
-        for name in drifted
-    )
-    total = len(summary.get("features") or [])
-    share = summary.get("drift_share")
-    share_text = f"{share:.0%} ({len(drifted)}/{total})" if isinstance(share, int | float) else "—"
-    prediction = summary.get("prediction")
-    if prediction:
-        score = prediction.get("score")
-        score_text = f" ({prediction.get('method')} {score:.3f})" if isinstance(score, int | float) else ""
-        prediction_text = esc(("yes" if prediction.get("drifted") else "no") + score_text)
-    else:
-        prediction_text = '<span class="muted">—</span>'
-    links = " · ".join(
-        link for link in (_link(summary.get("report_html"), "HTML"), _link(summary.get("report_json"), "JSON")) if link
-    )
-    unscored = summary.get("unscored")
-    if unscored:
-        features = (
-            f'<span class="muted">not scored: {esc(unscored.get("reason"))}; score it with '
-            f"<code>{esc(unscored.get('command'))}</code></span>"
-        )
-    elif summary.get("skipped"):
-        features = f'<span class="muted">not measured: {esc(summary["skipped"])}</span>'
-    late = summary.get("scored_late")
-    date = esc(summary.get("dt"))
-    if late:
-        title = esc(f"{late.get('reason')} in run {late.get('unscored_by')}; scored by run {late.get('scored_by')}")
-        date += f' <span class="muted" title="{title}">(scored late)</span>'
-    date += _remeasured_note(summary)
-    css = ' class="drifted"' if _night_drifted(summary) else ""
-    none = '<span class="muted">none</span>'
-    dash = '<span class="muted">—</span>'
-    if summary.get("skipped"):
-        version = '<span class="muted">not scored</span>'
-    else:
-        version = esc(summary.get("model_version") or "—")
-    return (
-        f"<tr{css}><td>{date}</td><td>{version}</td>"
-        f'<td class="num">{esc(share_text)}</td><td class="flag">{"yes" if summary.get("dataset_drift") else "no"}</td>'
-        f"<td>{features or none}</td><td>{prediction_text}</td><td>{links or dash}</td></tr>"
-    )
-
-
-def _link(href: Any, label: str) -> str:
-    if not href:
-        return ""
-    target = str(href)
-    if urlsplit(target).scheme not in ("", "http", "https"):
-        return ""
-    return f'<a href="{html.escape(target, quote=True)}">{label}</a>'
-
-
-def _escape(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)

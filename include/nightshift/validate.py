@@ -8,8 +8,6 @@ quarantine; blocking batch-level failures, or too many bad rows, fail the whole 
 from __future__ import annotations
 
 import difflib
-import html
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from great_expectations.execution_engine import pandas_execution_engine
 from great_expectations.expectations.expectation import Expectation
 
 from nightshift.config import ModelSpec, SpecError
+from nightshift.pages.validation import validation_page
 from nightshift.readers import READ_KIND, READ_PROBLEM
 from nightshift.reasons import join_reasons
 from nightshift.warehouse import predictions as _predictions_table
@@ -1128,76 +1127,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-_PAGE_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#1f2328;max-width:78rem}
-h1{font-size:1.4rem;margin-bottom:.2rem} .source{color:#59636e;font-family:monospace;margin-bottom:1rem}
-.badge{display:inline-block;padding:.2rem .7rem;border-radius:1rem;font-weight:600;color:#fff}
-.pass{background:#1a7f37} .fail{background:#cf222e} .warn{color:#9a6700} .ok{color:#1a7f37} .bad{color:#cf222e}
-.message{background:#ffebe9;border:1px solid #ff8182;padding:.8rem 1rem;border-radius:.4rem;margin:1rem 0;
-white-space:pre-wrap}
-table{border-collapse:collapse;width:100%;margin:1rem 0} th,td{border:1px solid #d1d9e0;padding:.35rem .6rem;
-text-align:left;vertical-align:top;font-size:.9rem} th{background:#f6f8fa} td.num{text-align:right}
-code{font-size:.85rem} .muted{color:#59636e;font-size:.85rem}
-"""
-
-
 def render_validation_page(result: dict[str, Any]) -> str:
     """A self-contained HTML page summarising one validation result dict."""
-
-    def esc(value: Any) -> str:
-        return html.escape("" if value is None else str(value), quote=True)
-
-    passed = bool(result.get("passed"))
-    share = result.get("bad_row_share")
-    limit = result.get("max_bad_row_share")
-    summary = [
-        ("Rows", result.get("rows")),
-        ("Accepted", result.get("accepted_rows")),
-        ("Quarantined", result.get("quarantined_rows")),
-        ("Bad-row share", f"{share:.2%}" if isinstance(share, int | float) else share),
-        ("Limit", f"{limit:.2%}" if isinstance(limit, int | float) else limit),
-    ]
-    summary_rows = "".join(f"<tr><th>{esc(key)}</th><td class='num'>{esc(value)}</td></tr>" for key, value in summary)
-    check_rows = []
-    checks = result.get("checks", [])
-    ordered = sorted(checks, key=lambda check: (bool(check.get("success")), check.get("severity") != "block"))
-    for check in ordered:
-        success = bool(check.get("success"))
-        severity = check.get("severity")
-        css = "ok" if success else ("bad" if severity == "block" else "warn")
-        examples = ", ".join(
-            f"row {esc(example.get('row'))}: <code>{esc(json.dumps(example.get('value'), ensure_ascii=False))}</code>"
-            for example in check.get("examples", [])
-        )
-        detail = check.get("error") or check.get("problem")
-        if detail:
-            examples = f"{examples}<br>{esc(detail)}" if examples else esc(detail)
-        elif "observed_value" in check:
-            examples = examples or f"observed: <code>{esc(check['observed_value'])}</code>"
-        check_rows.append(
-            "<tr>"
-            f"<td><code>{esc(check.get('check'))}</code></td>"
-            f"<td>{esc(check.get('expectation') or 'type coercion')}</td>"
-            f"<td>{esc(check.get('column') or '')}</td>"
-            f"<td>{esc(severity)}</td>"
-            f"<td class='{css}'>{'passed' if success else 'failed'}</td>"
-            f"<td class='num'>{esc(check.get('unexpected_count'))}</td>"
-            f"<td>{examples}</td>"
-            "</tr>"
-        )
-    message = result.get("failure_message")
-    title = f"Validation of {result.get('model', '')}"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title><style>{_PAGE_STYLE}</style></head>
-<body>
-<h1>{esc(title)} <span class="badge {"pass" if passed else "fail"}">{"PASSED" if passed else "FAILED"}</span></h1>
-<div class="source">{esc(result.get("source"))}</div>
-{f'<div class="message">{esc(message)}</div>' if message else ""}
-<table style="width:auto">{summary_rows}</table>
-<h2>Checks</h2>
-<table><thead><tr><th>Check</th><th>Expectation</th><th>Column</th><th>Severity</th><th>Result</th>
-<th>Unexpected rows</th><th>Examples</th></tr></thead>
-<tbody>{"".join(check_rows) or '<tr><td colspan="7">No checks ran.</td></tr>'}</tbody></table>
-<p class="muted">Great Expectations {esc(result.get("gx_version"))}. Row numbers count data rows from 1.</p>
-</body></html>
-"""
+    return validation_page(result)

@@ -1,0 +1,114 @@
+"""The drift index of one model: its view-model and `index.html.j2`."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from nightshift.pages import render
+
+
+def index_page(model: str, nights: list[dict[str, Any]], unscored: list[dict[str, Any]]) -> str:
+    """The index of `nights` in the order given; each holds a `summary`, `flagged` and its `first` scored measurement.
+
+    `first_report` is the first measurement's report relative to the index; `unscored` lists the nights without
+    predictions (date, reason, command, when) oldest first.
+    """
+    return render(
+        "index.html.j2",
+        title=f"Drift history: {model}",
+        nights=len(nights),
+        flagged=sum(1 for night in nights if night["flagged"]),
+        unscored=_unscored_note(unscored),
+        rows=[_row(**night) for night in nights],
+    )
+
+
+def _unscored_note(unscored: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The banner naming the nights without predictions, why, and the commands that score them (None when none)."""
+    if not unscored:
+        return None
+    return {
+        "count": len(unscored),
+        "dates": ", ".join(str(night["dt"]) for night in unscored),
+        "reasons": "; ".join(sorted({str(night["reason"]) for night in unscored})),
+        "commands": sorted({str(night["command"]) for night in unscored}),
+        "when": unscored[0].get("when"),
+    }
+
+
+def _row(
+    summary: dict[str, Any], flagged: bool, first: dict[str, Any] | None, first_report: str | None
+) -> dict[str, Any]:
+    """One night's row: date with its marks, version, drift share, features, prediction drift and report links."""
+    critical = set(summary.get("critical_drifted") or [])
+    drifted = summary.get("drifted_features") or []
+    share = summary.get("drift_share")
+    total = len(summary.get("features") or [])
+    late = summary.get("scored_late")
+    links = [
+        {"href": href, "label": label}
+        for href, label in ((_href(summary.get("report_html")), "HTML"), (_href(summary.get("report_json")), "JSON"))
+        if href
+    ]
+    return {
+        "flagged": flagged,
+        "dt": summary.get("dt"),
+        "late": f"{late.get('reason')} in run {late.get('unscored_by')}; scored by run {late.get('scored_by')}"
+        if late
+        else None,
+        "remeasured": _remeasured(summary.get("measurements") or [], first, first_report),
+        "scored": not summary.get("skipped"),
+        "version": summary.get("model_version") or "—",
+        "share": f"{share:.0%} ({len(drifted)}/{total})" if isinstance(share, int | float) else "—",
+        "dataset_drift": bool(summary.get("dataset_drift")),
+        "unscored": summary.get("unscored") or None,
+        "skipped": summary.get("skipped") or None,
+        "features": [{"name": name, "critical": name in critical} for name in drifted],
+        "prediction": _prediction(summary.get("prediction")),
+        "links": links,
+    }
+
+
+def _prediction(prediction: dict[str, Any] | None) -> str | None:
+    if not prediction:
+        return None
+    score = prediction.get("score")
+    score_text = f" ({prediction.get('method')} {score:.3f})" if isinstance(score, int | float) else ""
+    return ("yes" if prediction.get("drifted") else "no") + score_text
+
+
+def _remeasured(
+    measurements: list[dict[str, Any]], first: dict[str, Any] | None, first_report: str | None
+) -> dict[str, Any] | None:
+    """The date cell's mark of a night measured more than once, linked to the first measurement's report."""
+    if len(measurements) < 2:
+        return None
+    last = measurements[-1]
+    when = str(last.get("measured_at") or "")[:10]
+    version = f"v{last.get('model_version')}"
+    if not last.get("scored"):
+        now, earlier = f"re-run {when}: not scored", "first measured against " if first else "still not scored"
+    elif first is None:
+        now, earlier = f"measured {when} against {version}", "not scored before"
+    elif first.get("model_version") == last.get("model_version"):
+        now, earlier = f"re-measured {when} ({version} again)", "first measured "
+    else:
+        now, earlier = f"re-measured {when} against {version}", "first measured against "
+    if first is not None:
+        same = first.get("model_version") == last.get("model_version") and last.get("scored")
+        earlier += str(first.get("measured_at") or "")[:10] if same else f"v{first.get('model_version')}"
+    runs = "; ".join(
+        f"{entry.get('measured_at')} run {entry.get('run_id')}: "
+        + (f"v{entry.get('model_version')}" if entry.get("scored") else "not scored")
+        for entry in measurements
+    )
+    return {"now": now, "earlier": earlier, "runs": runs, "href": _href(first_report)}
+
+
+def _href(target: Any) -> str | None:
+    """`target` as a link address when it is relative or http(s); None otherwise (no `javascript:` and the like)."""
+    if not target:
+        return None
+    text = str(target)
+    return text if urlsplit(text).scheme in ("", "http", "https") else None
