@@ -75,6 +75,133 @@ def nightly_schedule(spec: ModelSpec, start: dt.date, end: dt.date | None) -> tu
     return EventsTimetable(nights, presorted=True, description=f"{cron} UTC, {start} to {end}"), first
 
 
+def _wait_task(model: str, start: dt.date, end: dt.date | None):
+    """The sensor on the drop's marker, refusing a non-backfill run dated outside the window."""
+
+    @task.sensor(poke_interval=60, timeout=12 * 3600, mode="reschedule")
+    def wait_for_drop(**context) -> PokeReturnValue:
+        from nightshift import nightly as stages
+        from nightshift import waiting
+
+        day = run_date(context)
+        if not run_info(context).is_backfill:
+            refusal = waiting.window_refusal(model, dt.date.fromisoformat(day), start, end)
+            if refusal:
+                raise AirflowFailException(refusal)
+        ti, sensor = context["ti"], context["task"]
+        found = stages.drop_ready(model, day)
+        started = ti.get_first_reschedule_date(context) or ti.start_date
+        marker = waiting.marker_url(model, day)
+        sensor.log.info(waiting.poke_message(marker, found, started, sensor.timeout, sensor.poke_interval))
+        return PokeReturnValue(is_done=found)
+
+    return wait_for_drop
+
+
+def _validation_tasks(model: str):
+    """List the drop's files, validate each (mapped), judge the night."""
+
+    @task
+    def plan_parts(**context) -> list[dict]:
+        from nightshift import nightly as stages
+
+        try:
+            return stages.plan_parts(model, run_date(context), run_info(context))
+        except stages.ValidationFailed as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    @task(map_index_template="{{ part_name }}")
+    def validate_part(part: dict, **context) -> dict:
+        from nightshift import nightly as stages
+
+        get_current_context()["part_name"] = part["key"].rsplit("/", 1)[-1]
+        try:
+            return stages.validate_part(model, part["dt"], part, run_info(context))
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    @task
+    def commit_validation(parts: list[dict], **context) -> dict:
+        from nightshift import nightly as stages
+
+        try:
+            return stages.commit_validation(model, run_date(context), list(parts), run_info(context))
+        except stages.ValidationFailed as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    return plan_parts, validate_part, commit_validation
+
+
+def _scoring_tasks(model: str):
+    """Fix the night's versions, score each curated file (mapped), publish and load."""
+
+    @task
+    def scoring_plan(validated: dict, **context) -> list[dict]:
+        from nightshift import nightly as stages
+
+        return stages.scoring_plan(model, validated["dt"], run_info(context))
+
+    @task(map_index_template="{{ part_name }}")
+    def score_part(part: dict, **context) -> dict:
+        from nightshift import nightly as stages
+
+        get_current_context()["part_name"] = (part["key"] or "skipped").rsplit("/", 1)[-1]
+        return stages.score_part(model, part["dt"], part, run_info(context))
+
+    @task
+    def commit_scores(parts: list[dict], **context) -> dict:
+        from nightshift import nightly as stages
+
+        return stages.commit_scores(model, run_date(context), list(parts), run_info(context))
+
+    return scoring_plan, score_part, commit_scores
+
+
+def _measuring_tasks(model: str):
+    """Labels, drift, the backlog and the retrain decision."""
+
+    @task
+    def ingest_labels(**context) -> dict:
+        from nightshift import nightly as stages
+
+        return stages.ingest_labels(model, run_date(context), run_info(context))
+
+    @task
+    def drift(scored: dict, **context) -> dict:
+        from nightshift import nightly as stages
+
+        return stages.drift(model, scored["dt"], run_info(context))
+
+    @task
+    def score_backlog(drift_result: dict, **context) -> dict:
+        from nightshift import backlog
+
+        outcome = backlog.score_backlog(model, run_date(context), run_info(context))
+        get_current_context()["task"].log.info(backlog.describe(outcome))
+        return outcome
+
+    @task
+    def decide(drift_result: dict, labels: dict, **context) -> dict:
+        from nightshift import nightly as stages
+
+        return stages.decide(model, drift_result["dt"], run_info(context), drift_result)
+
+    return ingest_labels, drift, score_backlog, decide
+
+
+def _request_task(retrain_request: Asset):
+    """Emit the retrain request asset event, or skip saying why."""
+
+    @task(outlets=[retrain_request])
+    def request_retrain(decision: dict, *, outlet_events=None) -> dict:
+        if not decision["requested"]:
+            raise AirflowSkipException(f"no retrain requested ({decision['decision']}): {decision['reasons']}")
+        outlet_events[retrain_request].extra = decision
+        return decision
+
+    return request_retrain
+
+
 def build_nightly(spec: ModelSpec):
     config = settings()
     start, end = schedule_window(spec, config)
@@ -95,102 +222,11 @@ def build_nightly(spec: ModelSpec):
         ),
     )
     def nightly() -> None:
-        @task.sensor(poke_interval=60, timeout=12 * 3600, mode="reschedule")
-        def wait_for_drop(**context) -> PokeReturnValue:
-            from nightshift import nightly as stages
-            from nightshift import waiting
-
-            day = run_date(context)
-            if not run_info(context).is_backfill:
-                refusal = waiting.window_refusal(model, dt.date.fromisoformat(day), start, end)
-                if refusal:
-                    raise AirflowFailException(refusal)
-            ti, sensor = context["ti"], context["task"]
-            found = stages.drop_ready(model, day)
-            started = ti.get_first_reschedule_date(context) or ti.start_date
-            marker = waiting.marker_url(model, day)
-            sensor.log.info(waiting.poke_message(marker, found, started, sensor.timeout, sensor.poke_interval))
-            return PokeReturnValue(is_done=found)
-
-        @task
-        def plan_parts(**context) -> list[dict]:
-            from nightshift import nightly as stages
-
-            try:
-                return stages.plan_parts(model, run_date(context), run_info(context))
-            except stages.ValidationFailed as exc:
-                raise AirflowFailException(str(exc)) from None
-
-        @task(map_index_template="{{ part_name }}")
-        def validate_part(part: dict, **context) -> dict:
-            from nightshift import nightly as stages
-
-            get_current_context()["part_name"] = part["key"].rsplit("/", 1)[-1]
-            try:
-                return stages.validate_part(model, part["dt"], part, run_info(context))
-            except ValueError as exc:
-                raise AirflowFailException(str(exc)) from None
-
-        @task
-        def commit_validation(parts: list[dict], **context) -> dict:
-            from nightshift import nightly as stages
-
-            try:
-                return stages.commit_validation(model, run_date(context), list(parts), run_info(context))
-            except stages.ValidationFailed as exc:
-                raise AirflowFailException(str(exc)) from None
-
-        @task
-        def scoring_plan(validated: dict, **context) -> list[dict]:
-            from nightshift import nightly as stages
-
-            return stages.scoring_plan(model, validated["dt"], run_info(context))
-
-        @task(map_index_template="{{ part_name }}")
-        def score_part(part: dict, **context) -> dict:
-            from nightshift import nightly as stages
-
-            get_current_context()["part_name"] = (part["key"] or "skipped").rsplit("/", 1)[-1]
-            return stages.score_part(model, part["dt"], part, run_info(context))
-
-        @task
-        def commit_scores(parts: list[dict], **context) -> dict:
-            from nightshift import nightly as stages
-
-            return stages.commit_scores(model, run_date(context), list(parts), run_info(context))
-
-        @task
-        def ingest_labels(**context) -> dict:
-            from nightshift import nightly as stages
-
-            return stages.ingest_labels(model, run_date(context), run_info(context))
-
-        @task
-        def drift(scored: dict, **context) -> dict:
-            from nightshift import nightly as stages
-
-            return stages.drift(model, scored["dt"], run_info(context))
-
-        @task
-        def score_backlog(drift_result: dict, **context) -> dict:
-            from nightshift import backlog
-
-            outcome = backlog.score_backlog(model, run_date(context), run_info(context))
-            get_current_context()["task"].log.info(backlog.describe(outcome))
-            return outcome
-
-        @task
-        def decide(drift_result: dict, labels: dict, **context) -> dict:
-            from nightshift import nightly as stages
-
-            return stages.decide(model, drift_result["dt"], run_info(context), drift_result)
-
-        @task(outlets=[retrain_request])
-        def request_retrain(decision: dict, *, outlet_events=None) -> dict:
-            if not decision["requested"]:
-                raise AirflowSkipException(f"no retrain requested ({decision['decision']}): {decision['reasons']}")
-            outlet_events[retrain_request].extra = decision
-            return decision
+        wait_for_drop = _wait_task(model, start, end)
+        plan_parts, validate_part, commit_validation = _validation_tasks(model)
+        scoring_plan, score_part, commit_scores = _scoring_tasks(model)
+        ingest_labels, drift, score_backlog, decide = _measuring_tasks(model)
+        request_retrain = _request_task(retrain_request)
 
         waited = wait_for_drop()
         labels = ingest_labels()

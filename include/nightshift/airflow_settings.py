@@ -237,27 +237,8 @@ def _connection(entry: dict[str, Any], where: str, problems: _Problems) -> Conne
     login = _text(entry, "conn_login", where, problems)
     password = _text(entry, "conn_password", where, problems)
 
-    port = entry.get("conn_port")
-    if port == "":
-        port = None
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
-        problems.add(where, f"conn_port: must be an integer between 1 and 65535 (got {port!r})")
-        port = None
-
-    extra = entry.get("conn_extra")
-    if extra == "":
-        extra = None
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except json.JSONDecodeError as exc:
-            problems.add(where, f"conn_extra: not valid JSON ({exc}); write it as a YAML mapping instead")
-            extra = None
-    if extra is not None and not isinstance(extra, dict):
-        problems.add(where, f"conn_extra: must be a mapping of extra fields (got {extra!r})")
-        extra = None
+    port = _port(entry.get("conn_port"), where, problems)
+    extra = _extra(entry.get("conn_extra"), where, problems)
 
     others = [key for key in sorted(CONNECTION_FIELDS - {"conn_id", "conn_uri"}) if entry.get(key) not in (None, "")]
     if uri is not None and others:
@@ -280,6 +261,32 @@ def _connection(entry: dict[str, Any], where: str, problems: _Problems) -> Conne
         extra=extra,
         uri=uri,
     )
+
+
+def _port(port: Any, where: str, problems: _Problems) -> int | None:
+    if port == "":
+        return None
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+        problems.add(where, f"conn_port: must be an integer between 1 and 65535 (got {port!r})")
+        return None
+    return port
+
+
+def _extra(extra: Any, where: str, problems: _Problems) -> dict[str, Any] | None:
+    if extra == "":
+        return None
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            problems.add(where, f"conn_extra: not valid JSON ({exc}); write it as a YAML mapping instead")
+            return None
+    if extra is not None and not isinstance(extra, dict):
+        problems.add(where, f"conn_extra: must be a mapping of extra fields (got {extra!r})")
+        return None
+    return extra
 
 
 def _pool(entry: dict[str, Any], where: str, problems: _Problems) -> PoolSetting | None:
@@ -311,6 +318,36 @@ def _variable(entry: dict[str, Any], where: str, problems: _Problems) -> Variabl
     return VariableSetting(name=name, value=str(value))
 
 
+def _section(
+    section: str,
+    entries: Any,
+    id_key: str,
+    parse: Callable[[dict[str, Any], str, _Problems], Any],
+    problems: _Problems,
+) -> list[Any]:
+    """The section's valid entries, in order; every problem (a bad entry, a repeated id) goes to `problems`."""
+    if not isinstance(entries, list):
+        problems.add(f"airflow.{section}", f"must be a list of entries (got {type(entries).__name__})")
+        return []
+    items: list[Any] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        where = _entry_label(section, index, entry, id_key)
+        if not isinstance(entry, dict):
+            problems.add(where, f"each entry must be a mapping with {id_key!r} and its fields (got {entry!r})")
+            continue
+        item = parse(entry, where, problems)
+        if item is None:
+            continue
+        name = entry[id_key]
+        if name in seen:
+            problems.add(where, f"{id_key} {name!r} is defined twice (first at airflow.{section}[{seen[name]}])")
+            continue
+        seen[name] = index
+        items.append(item)
+    return items
+
+
 def parse_settings(raw: Any, path: Path | str) -> AirflowSettings:
     """Validate already-parsed YAML; raise AirflowSettingsError listing every problem with its entry."""
     path = Path(path)
@@ -334,28 +371,10 @@ def parse_settings(raw: Any, path: Path | str) -> AirflowSettings:
         "pools": ("pool_name", _pool),
         "variables": ("variable_name", _variable),
     }
-    parsed: dict[str, list[Any]] = {}
-    for section, (id_key, parse) in parsers.items():
-        entries = body.get(section) or []
-        parsed[section] = []
-        if not isinstance(entries, list):
-            problems.add(f"airflow.{section}", f"must be a list of entries (got {type(entries).__name__})")
-            continue
-        seen: dict[str, int] = {}
-        for index, entry in enumerate(entries):
-            where = _entry_label(section, index, entry, id_key)
-            if not isinstance(entry, dict):
-                problems.add(where, f"each entry must be a mapping with {id_key!r} and its fields (got {entry!r})")
-                continue
-            item = parse(entry, where, problems)
-            if item is None:
-                continue
-            name = entry[id_key]
-            if name in seen:
-                problems.add(where, f"{id_key} {name!r} is defined twice (first at airflow.{section}[{seen[name]}])")
-                continue
-            seen[name] = index
-            parsed[section].append(item)
+    parsed = {
+        section: _section(section, body.get(section) or [], id_key, parse, problems)
+        for section, (id_key, parse) in parsers.items()
+    }
 
     if problems.items:
         raise AirflowSettingsError(f"{path}: invalid Airflow settings:\n" + "\n".join(problems.items))

@@ -563,37 +563,49 @@ def _run_gx(raw: pd.DataFrame, typed: pd.DataFrame, checks: list[_Check]) -> Non
     for check in checks:
         groups.setdefault(_needed_columns(check, frame), []).append(check)
     try:
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        batch_definition = (
-            context.data_sources.add_pandas("nightshift")
-            .add_dataframe_asset("drop")
-            .add_batch_definition_whole_dataframe("whole_drop")
-        )
+        batch_definition = _gx_batch_definition()
     except Exception as exc:
         for check in checks:
             check.error = f"Great Expectations could not start: {type(exc).__name__}: {_one_line(exc)}"
         return
     for index, (columns, group) in enumerate(groups.items()):
-        by_name = {check.name: check for check in group}
-        try:
-            suite = gx.ExpectationSuite(name=f"nightshift_{index}")
-            for check in group:
-                if check.gx_expectation is not None:
-                    suite.add_expectation(check.gx_expectation)
-            batch = batch_definition.get_batch(batch_parameters={"dataframe": frame[list(columns)]})
-            results = batch.validate(suite, result_format=_RESULT_FORMAT).results
-        except Exception as exc:
-            for check in group:
-                check.error = f"Great Expectations could not run this check: {type(exc).__name__}: {_one_line(exc)}"
-            continue
+        _run_gx_group(batch_definition, f"nightshift_{index}", frame[list(columns)], group, raw, typed)
+
+
+def _gx_batch_definition() -> Any:
+    """A whole-dataframe batch definition on an ephemeral GX context, progress bars off."""
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return (
+        context.data_sources.add_pandas("nightshift")
+        .add_dataframe_asset("drop")
+        .add_batch_definition_whole_dataframe("whole_drop")
+    )
+
+
+def _run_gx_group(
+    batch_definition: Any, name: str, frame: pd.DataFrame, group: list[_Check], raw: pd.DataFrame, typed: pd.DataFrame
+) -> None:
+    """One suite of the checks that need the same columns, validated on `frame`; each check gets its finding."""
+    by_name = {check.name: check for check in group}
+    try:
+        suite = gx.ExpectationSuite(name=name)
         for check in group:
-            check.error = "Great Expectations returned no result for this check"
-        for outcome in results:
-            config = outcome.expectation_config
-            found = by_name.get(((config.meta if config else None) or {}).get(_CHECK_META_KEY, ""))
-            if found is not None:
-                _read_gx_result(found, outcome.success, outcome.result or {}, outcome.exception_info, raw, typed)
+            if check.gx_expectation is not None:
+                suite.add_expectation(check.gx_expectation)
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        results = batch.validate(suite, result_format=_RESULT_FORMAT).results
+    except Exception as exc:
+        for check in group:
+            check.error = f"Great Expectations could not run this check: {type(exc).__name__}: {_one_line(exc)}"
+        return
+    for check in group:
+        check.error = "Great Expectations returned no result for this check"
+    for outcome in results:
+        config = outcome.expectation_config
+        found = by_name.get(((config.meta if config else None) or {}).get(_CHECK_META_KEY, ""))
+        if found is not None:
+            _read_gx_result(found, outcome.success, outcome.result or {}, outcome.exception_info, raw, typed)
 
 
 def _needed_columns(check: _Check, frame: pd.DataFrame) -> tuple[str, ...]:

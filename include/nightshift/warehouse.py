@@ -668,47 +668,16 @@ def _too_long(array: Any, limit: int) -> int | None:
 
 def _checked_table(part: Any, model: str, locate: Any) -> Any:
     """One slice of a frame as an Arrow table in COPY's column order, after checking every value the warehouse holds."""
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arrays: dict[str, Any] = {}
     for name in PREDICTION_COLUMNS:
-        series = part[name]
+        array = _column_array(part[name], name, locate)
         if name == "score":
-            if pd.api.types.is_bool_dtype(series.dtype):
-                raise BadPredictions(f"{locate(0)}: score holds booleans ({series.dtype}), not numbers")
-            arrow_type, odd = pa.float64(), _not_a_number
+            _check_scores(array, locate)
         else:
-            arrow_type, odd = pa.string(), _not_a_string
-        try:
-            array = pa.array(series, type=arrow_type, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-            kind = "a number" if name == "score" else "a string"
-            bad = next((pos for pos, value in enumerate(series) if value is not None and odd(value)), None)
-            if bad is None:
-                raise BadPredictions(f"{locate(0)}: {name} ({series.dtype}) is not {kind}: {exc}") from None
-            raise BadPredictions(f"{locate(bad)}: {name} {series.iloc[bad]!r} is not {kind}") from None
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        if array.null_count:
-            raise BadPredictions(f"{locate(_first(array.is_null()))}: {name} is missing (None or NaN)")
-        if name == "score":
-            finite = pc.is_finite(array)
-            if not pc.all(finite).as_py():
-                bad = _first(pc.invert(finite))
-                raise BadPredictions(f"{locate(bad)}: score {array[bad].as_py()!r} is not a finite number")
-        else:
-            limit = _STRING_LIMITS[name]
-            bad = _too_long(array, limit)
-            if bad is not None:
-                raise BadPredictions(
-                    f"{locate(bad)}: {name} {array[bad].as_py()[:80]!r}… is {len(array[bad].as_py())} characters long; "
-                    f"the warehouse holds at most {limit}"
-                )
-            if _has_nul(array):
-                bad = _first(pc.match_substring(array, "\x00"))
-                raise BadPredictions(f"{locate(bad)}: {name} contains a NUL character, which Postgres refuses")
+            _check_text(array, name, locate)
         arrays[name] = array
     other = pc.invert(pc.equal(arrays["model"], model))
     if pc.any(other).as_py():
@@ -717,6 +686,57 @@ def _checked_table(part: Any, model: str, locate: Any) -> Any:
             f"{locate(bad)}: model {arrays['model'][bad].as_py()!r} is not the model being loaded ({model!r})"
         )
     return pa.table({name: arrays[name] for name in _INSERT_COLUMNS if name != "dt"})
+
+
+def _column_array(series: Any, name: str, locate: Any) -> Any:
+    """The column as one Arrow array (float64 scores, strings otherwise); BadPredictions on a value that is neither
+    or a missing one."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if name == "score":
+        if pd.api.types.is_bool_dtype(series.dtype):
+            raise BadPredictions(f"{locate(0)}: score holds booleans ({series.dtype}), not numbers")
+        arrow_type, odd, kind = pa.float64(), _not_a_number, "a number"
+    else:
+        arrow_type, odd, kind = pa.string(), _not_a_string, "a string"
+    try:
+        array = pa.array(series, type=arrow_type, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        bad = next((pos for pos, value in enumerate(series) if value is not None and odd(value)), None)
+        if bad is None:
+            raise BadPredictions(f"{locate(0)}: {name} ({series.dtype}) is not {kind}: {exc}") from None
+        raise BadPredictions(f"{locate(bad)}: {name} {series.iloc[bad]!r} is not {kind}") from None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.null_count:
+        raise BadPredictions(f"{locate(_first(array.is_null()))}: {name} is missing (None or NaN)")
+    return array
+
+
+def _check_scores(array: Any, locate: Any) -> None:
+    import pyarrow.compute as pc
+
+    finite = pc.is_finite(array)
+    if not pc.all(finite).as_py():
+        bad = _first(pc.invert(finite))
+        raise BadPredictions(f"{locate(bad)}: score {array[bad].as_py()!r} is not a finite number")
+
+
+def _check_text(array: Any, name: str, locate: Any) -> None:
+    """Within the column's length limit and free of NUL characters (PostgreSQL text refuses them)."""
+    import pyarrow.compute as pc
+
+    limit = _STRING_LIMITS[name]
+    bad = _too_long(array, limit)
+    if bad is not None:
+        raise BadPredictions(
+            f"{locate(bad)}: {name} {array[bad].as_py()[:80]!r}… is {len(array[bad].as_py())} characters long; "
+            f"the warehouse holds at most {limit}"
+        )
+    if _has_nul(array):
+        bad = _first(pc.match_substring(array, "\x00"))
+        raise BadPredictions(f"{locate(bad)}: {name} contains a NUL character, which Postgres refuses")
 
 
 def _checked_tables(frames: Iterable[Any], model: str, day: dt.date) -> Iterator[Any]:

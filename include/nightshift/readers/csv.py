@@ -216,7 +216,6 @@ def _exact_chunks(
 ) -> Iterator[pd.DataFrame]:
     """Frames read row by row with the standard csv module, after the first `skip` data rows."""
     positions = [header.index(column) for column in columns]
-    width = len(header)
     with path.open("rb") as handle:
         lines = _Lines(handle, dialect)
         reader = csv.reader(lines, delimiter=dialect.delimiter, quotechar=QUOTE, doublequote=True, strict=False)
@@ -236,21 +235,26 @@ def _exact_chunks(
             seen += 1
             if seen <= skip:
                 continue
-            problem = lines.problems[0] if lines.problems else None
-            if problem is None and len(fields) != width:
-                problem = (WRONG_WIDTH, _width_problem(fields, header))
-            if problem is None:
-                buffer.add([fields[index] or None for index in positions])
-            else:
-                reason = f"{lines.where()}: {problem[1]}"
-                if not row_problems:
-                    raise DropError(f"{label}: {lines.where()} (from byte offset {lines.row_offset}): {problem[1]}")
-                values = [(fields[index] if index < len(fields) else "") or None for index in positions]
-                buffer.add(values, reason, problem[0])
+            _add_row(buffer, fields, lines, header, positions, label)
             if len(buffer) >= chunk_rows:
                 yield buffer.frame()
         if len(buffer):
             yield buffer.frame()
+
+
+def _add_row(buffer: _Rows, fields: list[str], lines: _Lines, header: list[str], positions: list[int], label: str) -> None:
+    """The row's values into the buffer; a row that cannot be read as written goes in with its reason, or fails the
+    file when the buffer keeps no row problems."""
+    problem = lines.problems[0] if lines.problems else None
+    if problem is None and len(fields) != len(header):
+        problem = (WRONG_WIDTH, _width_problem(fields, header))
+    if problem is None:
+        buffer.add([fields[index] or None for index in positions])
+        return
+    if not buffer.row_problems:
+        raise DropError(f"{label}: {lines.where()} (from byte offset {lines.row_offset}): {problem[1]}")
+    values = [(fields[index] if index < len(fields) else "") or None for index in positions]
+    buffer.add(values, f"{lines.where()}: {problem[1]}", problem[0])
 
 
 def _check_closed(fields: list[str], lines: _Lines, label: str) -> None:
