@@ -2,7 +2,7 @@
 
 The parent process (`nightshift bench`) generates data with the simulator into a workspace of its own under
 `$NIGHTSHIFT_HOME/bench/` (generated nights are cached per size, so a rerun skips generation), then runs every
-measured stage as `python -m nightshift.bench stage <name> <json args>`: a fresh interpreter whose peak resident
+measured stage as `python -m nightshift_dev.bench stage <name> <json args>`: a fresh interpreter whose peak resident
 memory (`ru_maxrss`) belongs to that stage alone. Baselines (raw `predict_proba`, Evidently on the full data,
 row-wise INSERT) are measured in the same run. Results go to a JSON file (one key per figure) and a table.
 
@@ -131,8 +131,8 @@ def product_warm(stage: str) -> None:
 
 
 def product_simulate(store_uri: str, day: str, rows: int, shift: str | None, files: int) -> dict[str, int]:
-    from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import open_store
+    from nightshift_dev.simulate import SimulationPlan, simulate
 
     plan = SimulationPlan(
         start=dt.date.fromisoformat(day),
@@ -293,16 +293,17 @@ def product_full_drift(reference: Any, current: Any, day: str) -> dict[str, Any]
 
 def product_warehouse_load(url: str, rows: int, seed: int) -> dict[str, Any]:
     """Predictions bulk-loaded into Postgres against row-wise executemany INSERT of the same rows."""
-    from nightshift import warehouse
+    from nightshift_dev import warehouse_baselines
 
-    return dict(warehouse.measure_predictions_load(url, rows, seed))
+    return dict(warehouse_baselines.measure_predictions_load(url, rows, seed))
 
 
 def product_nightly_e2e(
     bench_env: dict[str, str], home: Path, day: str, timeout: float, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """One nightly DAG run for `day` through Airflow's scheduler (LocalExecutor), as `nightshift demo` runs it."""
-    from nightshift.demo import AirflowApi, Services, airflow_env, prepare_airflow
+    from nightshift.supervisor import Services, airflow_env, prepare_airflow
+    from nightshift_dev.airflow_api import AirflowApi
 
     class Api(AirflowApi):
         def dag_known(self, dag_id: str) -> bool:
@@ -408,7 +409,7 @@ def product_dag_parse(path: Path, repeats: int) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Child side: `python -m nightshift.bench stage <name> <json>` runs one stage and prints one result line.
+# Child side: `python -m nightshift_dev.bench stage <name> <json>` runs one stage and prints one result line.
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -759,7 +760,7 @@ class Bench:
     def reset_state(self, datasets: list[DataSet]) -> None:
         """Start from an empty registry, warehouse and Airflow; keep only the generated drops (the cache)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        from nightshift.demo import remove_paths
+        from nightshift_dev.demo import remove_paths
 
         remove_paths(self.home, ("warehouse.db", "mlflow.db", "mlartifacts", "cache", "airflow", "logs"))
         self.log_dir.mkdir(parents=True)
@@ -777,7 +778,7 @@ class Bench:
         """Run one stage in a fresh interpreter; return its result with its own peak RSS."""
         self.children += 1
         log_path = self.log_dir / f"{self.children:02d}-{stage}.log"
-        command = [sys.executable, "-m", "nightshift.bench", "stage", stage, json.dumps(arguments)]
+        command = [sys.executable, "-m", "nightshift_dev.bench", "stage", stage, json.dumps(arguments)]
         started = time.monotonic()
         with log_path.open("w") as output:
             done = subprocess.run(
@@ -1354,10 +1355,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["stage"]:
         if len(argv) != 3:
-            print("usage: python -m nightshift.bench stage <name> <json arguments>", file=sys.stderr)
+            print("usage: python -m nightshift_dev.bench stage <name> <json arguments>", file=sys.stderr)
             return 2
         return run_stage(argv[1], json.loads(argv[2]))
-    parser = argparse.ArgumentParser(prog="python -m nightshift.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m nightshift_dev.bench", description=__doc__)
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))
 
