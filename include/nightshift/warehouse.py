@@ -1147,7 +1147,7 @@ def replace_predictions(engine: Engine, model: str, day: dt.date, rows: Iterable
     return load_predictions(engine, model, day, _frames_from_rows(rows, day))
 
 
-def engine(url: str) -> Engine:
+def open_engine(url: str) -> Engine:
     """An engine for the database `url` names that leaves its schema as it is (`connect` upgrades it)."""
     return _engine(url)
 

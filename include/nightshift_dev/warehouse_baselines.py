@@ -93,7 +93,7 @@ def measure_predictions_load(
         )
     schema = f"nightshift_bench_{uuid.uuid4().hex[:12]}"
     options = " ".join(filter(None, [str(parsed.query.get("options") or ""), f"-csearch_path={schema}"]))
-    admin = warehouse.engine(url)
+    admin = warehouse.open_engine(url)
     try:
         with admin.begin() as connection:
             connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
