@@ -16,7 +16,6 @@ def register_champion(
     """
     from nightshift import registry
     from nightshift.config import get_spec, settings
-    from nightshift.simulate import generate_chunk
     from nightshift.train import (
         TrainingSet,
         fit_candidate,
@@ -25,6 +24,7 @@ def register_champion(
         reference_sample,
         reference_statistics,
     )
+    from nightshift_dev.simulate import generate_chunk
 
     config = settings()
     spec = get_spec(model, config.models_dir)

@@ -28,8 +28,8 @@ def cmd_check_specs(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import open_store
+    from nightshift_dev.simulate import SimulationPlan, simulate
 
     config = settings()
     spec = get_spec(args.model, config.models_dir)
@@ -47,8 +47,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nightshift.demo import DemoStepFailed, Season, run_demo
     from nightshift.summary import format_summary
+    from nightshift_dev.demo import DemoStepFailed, Season, run_demo
 
     season = Season(model=args.model, nights=args.nights, rows_per_day=args.rows, shift_after=args.shift_after)
     try:
@@ -83,7 +83,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_airflow_env(args: argparse.Namespace) -> int:
     """Print `export` lines that point a shell's Airflow at the embedded default's data."""
-    from nightshift.demo import airflow_settings
+    from nightshift.supervisor import airflow_settings
 
     for key, value in sorted(airflow_settings(settings()).items()):
         print(f"export {key}={shlex.quote(value)}")
@@ -91,7 +91,7 @@ def cmd_airflow_env(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow_setup(args: argparse.Namespace) -> int:
-    from nightshift.demo import airflow_env, prepare_airflow, prepare_stores
+    from nightshift.supervisor import airflow_env, prepare_airflow, prepare_stores
 
     config = settings()
     with _embedded_db_for(config):
@@ -102,7 +102,7 @@ def cmd_airflow_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
-    from nightshift.demo import run_airflow
+    from nightshift.supervisor import run_airflow
 
     return run_airflow(args.port)
 
@@ -110,7 +110,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
 def _embedded_db_for(config: Settings) -> contextlib.AbstractContextManager[bool]:
     """The embedded PostgreSQL for one command, when a store uses it: left as found afterwards."""
     from nightshift import embedded_db
-    from nightshift.demo import airflow_env, uses_embedded_db
+    from nightshift.supervisor import airflow_env, uses_embedded_db
 
     return embedded_db.running(config.home, uses_embedded_db(config, airflow_env(config)))
 
@@ -207,7 +207,7 @@ def cmd_score_backlog(args: argparse.Namespace) -> int:
     """Score the nights left without predictions (no champion then) with the champion now; re-measure their drift."""
     from nightshift import embedded_db
     from nightshift.backlog import CLI_RUN, describe, score_backlog
-    from nightshift.demo import uses_embedded_db
+    from nightshift.supervisor import uses_embedded_db
 
     config = settings()
     through = None if args.through is None else args.through.isoformat()
@@ -218,7 +218,7 @@ def cmd_score_backlog(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from nightshift.bench import run_from_args
+    from nightshift_dev.bench import run_from_args
 
     return run_from_args(args)
 
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     backlog.add_argument("--through", type=_date, default=None, help="only nights up to this date (YYYY-MM-DD)")
     backlog.set_defaults(func=cmd_score_backlog)
 
-    from nightshift.bench import add_arguments as add_bench_arguments
+    from nightshift_dev.bench import add_arguments as add_bench_arguments
 
     bench = commands.add_parser(
         "bench",

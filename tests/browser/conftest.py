@@ -297,8 +297,8 @@ def airflow_environment(home: Path, port: int, start: dt.date, end: dt.date) -> 
 
 def simulate_season(start: dt.date, nights: int, rows: int) -> None:
     from nightshift.config import get_spec, settings
-    from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import open_store
+    from nightshift_dev.simulate import SimulationPlan, simulate
 
     config = settings()
     plan = SimulationPlan(start=start, days=nights, rows_per_day=rows, bad_row_share=0.01)

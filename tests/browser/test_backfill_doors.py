@@ -192,7 +192,7 @@ def cli_backfill(airflow: LocalAirflow, door: Door) -> dict:
 
 
 def rest_backfill(airflow: LocalAirflow, door: Door) -> dict:
-    from nightshift.demo import AirflowApi
+    from nightshift_dev.airflow_api import AirflowApi
 
     return AirflowApi(airflow.base_url).backfill(NIGHTLY, door.first, door.last)
 

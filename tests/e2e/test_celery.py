@@ -33,7 +33,8 @@ SETTINGS_VARIABLES = ("NIGHTSHIFT_", "MLFLOW_", "AWS_", "AIRFLOW")
 def worker_env(home: Path, port: int, metadata_db: str, broker: str) -> dict[str, str]:
     """Airflow on CeleryExecutor over the metadata database; the nightly's schedule holds only NIGHT, never caught up."""
     from nightshift.config import settings
-    from nightshift.demo import Season, airflow_settings, celery_settings
+    from nightshift.supervisor import airflow_settings, celery_settings
+    from nightshift_dev.demo import Season
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(SETTINGS_VARIABLES)}
     env.update(airflow_settings(settings(), Season(start=NIGHT, nights=1), port, catchup=False))
@@ -55,9 +56,11 @@ def local_stores(home: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def celery_night(tmp_path_factory):
     from nightshift.config import get_spec
-    from nightshift.demo import AirflowApi, Services, prepare_airflow, wait_until
-    from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import open_store
+    from nightshift.supervisor import Services, prepare_airflow
+    from nightshift_dev.airflow_api import AirflowApi
+    from nightshift_dev.demo import wait_until
+    from nightshift_dev.simulate import SimulationPlan, simulate
 
     home = tmp_path_factory.mktemp("celery")
     started = time.monotonic()

@@ -44,9 +44,11 @@ def connection(**fields) -> str:
 @pytest.fixture(scope="module")
 def production(tmp_path_factory):
     from nightshift.config import settings
-    from nightshift.demo import AirflowApi, Season, Services, airflow_settings, prepare_airflow, wait_for_season
-    from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import ensure_bucket, open_store
+    from nightshift.supervisor import Services, airflow_settings, prepare_airflow
+    from nightshift_dev.airflow_api import AirflowApi
+    from nightshift_dev.demo import Season, wait_for_season
+    from nightshift_dev.simulate import SimulationPlan, simulate
 
     home = tmp_path_factory.mktemp("production")
     models = home / "models"
@@ -122,7 +124,7 @@ def production(tmp_path_factory):
             wait_for_season(api, services, season, 1500, print)
             record["runs_before"] = {dag: api.runs(f"{MODEL}_{dag}") for dag in ("nightly", "retrain")}
             record["before"] = {day: predictions(spec_store, day) for day in season_dates(season)}
-            from nightshift.demo import wait_for_backfill
+            from nightshift_dev.demo import wait_for_backfill
 
             first = season.end - dt.timedelta(days=2)
             record["backfilled"] = [first + dt.timedelta(days=i) for i in range(3)]

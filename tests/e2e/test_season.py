@@ -34,8 +34,8 @@ def day(offset: int) -> dt.date:
 def season(tmp_path_factory):
     """Run every night of the season, plus the retrains the nights request, and keep what happened."""
     from nightshift.config import retrain_asset_name, settings
-    from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import open_store
+    from nightshift_dev.simulate import SimulationPlan, simulate
 
     home = tmp_path_factory.mktemp("season")
     with pytest.MonkeyPatch.context() as patch:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nightshift import bench
 from nightshift.config import get_spec
+from nightshift_dev import bench
 from tests.integration import postgres
 
 pytestmark = pytest.mark.e2e  # a whole bench run: a few minutes on a busy 2-core machine

@@ -82,8 +82,8 @@ def _killed_at(area_prefix: str, step: str, run_id: str, label_day: str) -> None
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from nightshift.config import get_spec, settings
-    from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import open_store
+    from nightshift_dev.simulate import SimulationPlan, simulate
     from tests.champions import register_champion
 
     home = tmp_path_factory.mktemp("crash-home")

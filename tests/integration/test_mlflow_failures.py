@@ -29,8 +29,8 @@ def test_nightly_score_fails_readably_and_leaves_no_partition(home, monkeypatch,
     from nightshift import nightly
     from nightshift.config import settings
     from nightshift.registry import RegistryError
-    from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import open_store
+    from nightshift_dev.simulate import SimulationPlan, simulate
 
     store = open_store(settings().store_uri)
     simulate(store, demo_spec, SimulationPlan(start=dt.date(2026, 10, 1), days=1, rows_per_day=200))

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from nightshift import warehouse
+from nightshift_dev import warehouse_baselines
 from tests.integration import postgres
 
 DAY = dt.date(2026, 10, 5)
@@ -647,7 +648,7 @@ def test_a_rerun_blocked_too_long_gives_up_and_keeps_the_night(
 def test_the_rowwise_baseline_stores_what_the_loader_stores(engine: sa.Engine, model: str) -> None:
     rows = pd.concat([frame(model, range(300)), frame(model, range(100), alias="challenger")], ignore_index=True)
     warehouse.load_predictions(engine, model, DAY, [frame(model, range(5), "0")])
-    assert warehouse.insert_predictions_rowwise(engine, model, DAY, rows) == 400
+    assert warehouse_baselines.insert_predictions_rowwise(engine, model, DAY, rows) == 400
     assert stored(engine, model) == as_rows(rows)
     assert warehouse.load_predictions(engine, model, DAY, [rows]) == 400
     assert stored(engine, model) == as_rows(rows)
@@ -708,7 +709,7 @@ def test_upgrading_a_warehouse_with_predictions_moves_them_into_nights(empty_url
 
 def test_measure_predictions_load_reports_both_rates_and_leaves_nothing_behind(database: str) -> None:
     url = postgres.url_for(database)
-    result = warehouse.measure_predictions_load(url, 3000, seed=1, baseline_rows=500)
+    result = warehouse_baselines.measure_predictions_load(url, 3000, seed=1, baseline_rows=500)
     assert result["rows"] == 3000 and result["baseline_rows"] == 500
     assert result["rows_per_s"] == pytest.approx(3000 / result["seconds"])
     assert result["baseline_rows_per_s"] == pytest.approx(500 / result["baseline_seconds"])

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from nightshift import warehouse
 from nightshift.storage import S3_MAX_ATTEMPTS, S3Store, StorageError, ensure_bucket, open_store, publish_partition
+from nightshift_dev import warehouse_baselines
 from tests.integration import postgres
 from tests.servers import free_port
 
@@ -86,8 +87,10 @@ def test_postgres_ending_the_session_mid_copy_names_the_warehouse_and_step_and_k
 ) -> None:
     engine = warehouse.connect(url)
     try:
-        earlier = warehouse.load_predictions(engine, MODEL, DAY, warehouse.synthetic_predictions(MODEL, DAY, 1_000))
-        frames = list(warehouse.synthetic_predictions(MODEL, DAY, 600_000, seed=1, frame_rows=20_000))
+        earlier = warehouse.load_predictions(
+            engine, MODEL, DAY, warehouse_baselines.synthetic_predictions(MODEL, DAY, 1_000)
+        )
+        frames = list(warehouse_baselines.synthetic_predictions(MODEL, DAY, 600_000, seed=1, frame_rows=20_000))
         done, killed = threading.Event(), []
         killer = threading.Thread(target=_terminate_when_copying, args=(database, done, killed))
         killer.start()

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nightshift.demo import AirflowApi, AirflowApiError, DemoStepFailed, step
+from nightshift_dev.airflow_api import AirflowApi, AirflowApiError
+from nightshift_dev.demo import DemoStepFailed, step
 
 
 class Scripted(BaseHTTPRequestHandler):

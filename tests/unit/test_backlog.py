@@ -10,8 +10,8 @@ import pytest
 
 from nightshift import backlog, nightly
 from nightshift.config import settings
-from nightshift.simulate import SimulationPlan, simulate
 from nightshift.storage import open_store, partition_files
+from nightshift_dev.simulate import SimulationPlan, simulate
 from tests.champions import register_champion
 
 MODEL = "credit_risk"

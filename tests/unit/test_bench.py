@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from nightshift import bench
+from nightshift_dev import bench
 
 ISSUE_KEYS = {
     "scoring_vs_limit_ratio",

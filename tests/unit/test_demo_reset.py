@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from nightshift import embedded_db
 from nightshift.config import settings
-from nightshift.demo import airflow_settings, metadata_url, reset, uses_embedded_db
+from nightshift.supervisor import airflow_settings, metadata_url, uses_embedded_db
+from nightshift_dev.demo import reset
 
 
 def test_reset_removes_the_demo_state_and_keeps_the_rest(home):

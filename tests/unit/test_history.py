@@ -10,8 +10,8 @@ import pytest
 
 from nightshift import nightly, warehouse
 from nightshift.config import settings
-from nightshift.simulate import SimulationPlan, simulate
 from nightshift.storage import open_store, read_manifest, read_partition_json
+from nightshift_dev.simulate import SimulationPlan, simulate
 from tests.champions import register_champion
 
 MODEL = "credit_risk"

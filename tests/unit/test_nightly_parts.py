@@ -10,8 +10,8 @@ import pytest
 
 from nightshift import nightly
 from nightshift.config import settings
-from nightshift.simulate import SimulationPlan, simulate
 from nightshift.storage import flat_partition_writer, open_store, partition_files, read_manifest
+from nightshift_dev.simulate import SimulationPlan, simulate
 
 MODEL = "credit_risk"
 DAY = dt.date(2026, 10, 1)

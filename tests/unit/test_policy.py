@@ -8,9 +8,9 @@ from nightshift.config import settings
 from nightshift.labels import LabelDropRejected
 from nightshift.nightly import RunInfo, ingest_labels, labelled_day_count
 from nightshift.policy import decide_retrain
-from nightshift.simulate import generate_chunk
 from nightshift.storage import flat_partition_writer, is_complete, open_store, partition_writer
 from nightshift.train import TrainingDataError, build_training_set
+from nightshift_dev.simulate import generate_chunk
 
 DAY = dt.date(2026, 10, 14)
 

@@ -128,8 +128,8 @@ def test_a_champion_in_another_flavour_is_refused_unread(home, flavour, describe
 def test_nightly_scoring_refuses_a_pickled_champion_and_publishes_nothing(home, demo_spec):
     from nightshift import nightly, registry
     from nightshift.config import settings
-    from nightshift.simulate import SimulationPlan, simulate
     from nightshift.storage import open_store
+    from nightshift_dev.simulate import SimulationPlan, simulate
 
     store = open_store(settings().store_uri)
     simulate(store, demo_spec, SimulationPlan(start=DAY, days=1, rows_per_day=200))
@@ -165,8 +165,8 @@ def test_a_model_nightshift_logged_loads_and_scores(home, demo_spec):
 
     from nightshift import registry
     from nightshift.config import settings
-    from nightshift.simulate import generate_chunk
     from nightshift.train import TrainingSet, fit_candidate, model_inputs, positive_scores, reference_sample
+    from nightshift_dev.simulate import generate_chunk
 
     frame = generate_chunk(DAY, 0, 600, False, np.random.default_rng(3))
     pipeline = fit_candidate(demo_spec, TrainingSet(frame, frame.iloc[:0], DAY, DAY, [DAY], []))

@@ -11,8 +11,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from nightshift.score import Scorer, prediction_ids, score_batches
-from nightshift.simulate import generate_chunk
 from nightshift.train import build_pipeline, positive_scores
+from nightshift_dev.simulate import generate_chunk
 
 DAY = "2026-10-01"
 

@@ -2,8 +2,8 @@ import datetime as dt
 
 import pandas as pd
 
-from nightshift.simulate import SimulationPlan, simulate
 from nightshift.storage import open_store
+from nightshift_dev.simulate import SimulationPlan, simulate
 
 
 def run(tmp_path, name, **kwargs):

@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightshift.simulate import generate_chunk
 from nightshift.storage import open_store, partition_writer
 from nightshift.train import (
     TrainingDataError,
@@ -14,6 +13,7 @@ from nightshift.train import (
     reference_sample,
     resolve_estimator,
 )
+from nightshift_dev.simulate import generate_chunk
 
 START = dt.date(2026, 10, 1)
 

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from nightshift import warehouse
+from nightshift_dev import warehouse_baselines
 
 DAY = dt.date(2026, 10, 5)
 
@@ -443,7 +444,7 @@ def test_replace_predictions_refuses_rows_of_another_night(engine):
 
 def test_the_rowwise_baseline_stores_the_same_rows(engine):
     warehouse.load_predictions(engine, "m", DAY, [frame(10, version="0")])
-    assert warehouse.insert_predictions_rowwise(engine, "m", DAY, frame(30)) == 30
+    assert warehouse_baselines.insert_predictions_rowwise(engine, "m", DAY, frame(30)) == 30
     assert stored(engine) == expected(frame(30))
 
 
@@ -540,7 +541,7 @@ def test_synthetic_predictions_look_like_a_night_with_a_challenger_in_shadow():
 
     import pandas as pd
 
-    frames = list(warehouse.synthetic_predictions("credit_risk", DAY, 1001, frame_rows=200))
+    frames = list(warehouse_baselines.synthetic_predictions("credit_risk", DAY, 1001, frame_rows=200))
     night = pd.concat(frames, ignore_index=True)
     assert all(list(f.columns) == list(warehouse.PREDICTION_COLUMNS) for f in frames)
     assert len(night) == 1001 and max(len(f) for f in frames) == 200
@@ -555,7 +556,9 @@ def test_synthetic_predictions_look_like_a_night_with_a_challenger_in_shadow():
         row["prediction_id"]
         == hashlib.sha256(f"credit_risk|{DAY}|challenger|{row['entity_id']}".encode()).hexdigest()[:32]
     )
-    shuffled = pd.concat(warehouse.synthetic_predictions("credit_risk", DAY, 1001, shuffled=True), ignore_index=True)
+    shuffled = pd.concat(
+        warehouse_baselines.synthetic_predictions("credit_risk", DAY, 1001, shuffled=True), ignore_index=True
+    )
     assert set(shuffled["entity_id"]) == set(night["entity_id"]) and list(shuffled["entity_id"]) != list(
         night["entity_id"]
     )

@@ -242,7 +242,9 @@ def _exact_chunks(
             yield buffer.frame()
 
 
-def _add_row(buffer: _Rows, fields: list[str], lines: _Lines, header: list[str], positions: list[int], label: str) -> None:
+def _add_row(
+    buffer: _Rows, fields: list[str], lines: _Lines, header: list[str], positions: list[int], label: str
+) -> None:
     """The row's values into the buffer; a row that cannot be read as written goes in with its reason, or fails the
     file when the buffer keeps no row problems."""
     problem = lines.problems[0] if lines.problems else None

@@ -1,0 +1,106 @@
+"""The boundary between the product and its tooling: nightshift never imports nightshift_dev, save the CLI's commands."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+PRODUCT = PROJECT / "include" / "nightshift"
+TOOLING = PROJECT / "include" / "nightshift_dev"
+CLI_DISPATCH = {"cmd_simulate", "cmd_demo", "cmd_bench", "build_parser"}
+"""The CLI functions that may import the tooling (inside themselves), to run `simulate`, `demo` and `bench`."""
+
+
+def imported_modules(node: ast.AST) -> Iterator[tuple[ast.stmt, str]]:
+    """Every module an import statement under `node` names (for `from a import b`, both `a` and `a.b`)."""
+    for found in ast.walk(node):
+        if isinstance(found, ast.Import):
+            for alias in found.names:
+                yield found, alias.name
+        elif isinstance(found, ast.ImportFrom) and found.module and not found.level:
+            yield found, found.module
+            for alias in found.names:
+                yield found, f"{found.module}.{alias.name}"
+
+
+def is_tooling(module: str) -> bool:
+    return module == "nightshift_dev" or module.startswith("nightshift_dev.")
+
+
+def enclosing_functions(tree: ast.Module) -> dict[ast.stmt, str]:
+    """Each import statement inside a top-level function, mapped to that function's name."""
+    found: dict[ast.stmt, str] = {}
+    for top in tree.body:
+        if isinstance(top, ast.FunctionDef):
+            for statement, _ in imported_modules(top):
+                found[statement] = top.name
+    return found
+
+
+def test_the_product_never_imports_the_tooling():
+    offenders = []
+    for path in sorted(PRODUCT.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        inside = enclosing_functions(tree) if path.name == "cli.py" and path.parent == PRODUCT else {}
+        for statement, module in imported_modules(tree):
+            if is_tooling(module) and inside.get(statement) not in CLI_DISPATCH:
+                offenders.append(f"{path.relative_to(PROJECT)}:{statement.lineno} imports {module}")
+    assert offenders == []
+
+
+def test_the_cli_imports_the_tooling_only_inside_its_commands():
+    tree = ast.parse((PRODUCT / "cli.py").read_text())
+    top_level = [
+        module for top in tree.body for _, module in imported_modules(top) if not isinstance(top, ast.FunctionDef)
+    ]
+    assert not [module for module in top_level if is_tooling(module)]
+    users = {
+        name
+        for statement, name in enclosing_functions(tree).items()
+        if any(is_tooling(m) for _, m in imported_modules(statement))
+    }
+    assert users and users <= CLI_DISPATCH
+
+
+def test_dags_and_plugins_never_import_the_tooling():
+    offenders = [
+        f"{path.relative_to(PROJECT)}:{statement.lineno} imports {module}"
+        for folder in ("dags", "plugins")
+        for path in sorted((PROJECT / folder).rglob("*.py"))
+        for statement, module in imported_modules(ast.parse(path.read_text(), filename=str(path)))
+        if is_tooling(module)
+    ]
+    assert offenders == []
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Private nightshift names a tooling module imports or reads through an imported nightshift module."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    offenders, modules = [], set()
+    for statement in ast.walk(tree):
+        if isinstance(statement, ast.ImportFrom) and (statement.module or "").split(".")[0] == "nightshift":
+            offenders += [
+                f"{path.name}:{statement.lineno} imports {statement.module}.{alias.name}"
+                for alias in statement.names
+                if alias.name.startswith("_")
+            ]
+            if statement.module == "nightshift":
+                modules |= {alias.asname or alias.name for alias in statement.names}
+        elif isinstance(statement, ast.Import):
+            modules |= {a.asname for a in statement.names if a.name.split(".")[0] == "nightshift" and a.asname}
+    offenders += [
+        f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in modules
+        and node.attr.startswith("_")
+    ]
+    return offenders
+
+
+def test_the_tooling_calls_the_product_only_through_public_names():
+    offenders = [offender for path in sorted(TOOLING.rglob("*.py")) for offender in _private_uses(path)]
+    assert offenders == []
