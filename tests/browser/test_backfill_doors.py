@@ -337,7 +337,8 @@ def test_the_backfilled_nights_outputs_are_complete_and_replaced(doors, local_ai
         assert result["accepted_rows"] + result["quarantined_rows"] == result["rows"] == ROWS, result
         curated, predictions = partitions["curated"][0], partitions["predictions"][0]
         assert curated["rows"] == result["accepted_rows"], curated
-        assert all((store / "curated" / MODEL / f"dt={day}" / name).exists() for name in curated["files"])
+        revision = store / "curated" / MODEL / f"dt={day}" / f"rev={curated['revision']}"
+        assert all((revision / name).exists() for name in curated["files"]), curated
         assert predictions["run_id"] == run_id, predictions
         assert predictions["versions"] == {"champion": local_airflow.champion}, predictions
         assert predictions["rows"] == {"champion": result["accepted_rows"]}, predictions
