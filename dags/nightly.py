@@ -71,8 +71,12 @@ def nightly_schedule(spec: ModelSpec, start: dt.date, end: dt.date | None) -> tu
         return CronTriggerTimetable(cron, timezone="UTC", interval=night_offset(cron)), first
     from airflow.timetables.events import EventsTimetable
 
-    nights = window_nights(cron, start, end)
-    return EventsTimetable(nights, presorted=True, description=f"{cron} UTC, {start} to {end}"), first
+    timetable = EventsTimetable(
+        window_nights(cron, start, end),  # type: ignore[arg-type]  # aware datetimes work as pendulum's do
+        presorted=True,
+        description=f"{cron} UTC, {start} to {end}",
+    )
+    return timetable, first
 
 
 def _wait_task(model: str, start: dt.date, end: dt.date | None):
@@ -98,6 +102,11 @@ def _wait_task(model: str, start: dt.date, end: dt.date | None):
     return wait_for_drop
 
 
+def _name_map_index(name: str) -> None:
+    """Give this mapped task instance the name its map_index_template shows."""
+    get_current_context()["part_name"] = name  # type: ignore[typeddict-unknown-key]  # map_index_template reads it
+
+
 def _validation_tasks(model: str):
     """List the drop's files, validate each (mapped), judge the night."""
 
@@ -114,7 +123,7 @@ def _validation_tasks(model: str):
     def validate_part(part: dict, **context) -> dict:
         from nightshift import nightly as stages
 
-        get_current_context()["part_name"] = part["key"].rsplit("/", 1)[-1]
+        _name_map_index(part["key"].rsplit("/", 1)[-1])
         try:
             return stages.validate_part(model, part["dt"], part, run_info(context))
         except ValueError as exc:
@@ -145,7 +154,7 @@ def _scoring_tasks(model: str):
     def score_part(part: dict, **context) -> dict:
         from nightshift import nightly as stages
 
-        get_current_context()["part_name"] = (part["key"] or "skipped").rsplit("/", 1)[-1]
+        _name_map_index((part["key"] or "skipped").rsplit("/", 1)[-1])
         return stages.score_part(model, part["dt"], part, run_info(context))
 
     @task

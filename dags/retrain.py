@@ -108,7 +108,7 @@ def build_retrain(spec: ModelSpec):
             return lifecycle.promote_or_refuse(model, evaluation, request, run_info(context), when)
 
         request = resolve_request()
-        promote_or_refuse(evaluate(train_candidate(request)), request)
+        promote_or_refuse(evaluate(train_candidate(request)), request)  # type: ignore[arg-type]  # resolved at run time
 
     return retrain()
 

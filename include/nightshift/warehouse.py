@@ -1333,7 +1333,7 @@ def ledger(engine: Engine, model: str) -> list[dict[str, Any]]:
     return rows
 
 
-def count_rows(engine: Engine, table: sa.Table, **where: Any) -> int:
+def count_rows(engine: Engine, table: sa.TableClause, **where: Any) -> int:
     query = sa.select(sa.func.count()).select_from(table).where(*(table.c[k] == v for k, v in where.items()))
     with _reading(engine, f"counting the rows of {table.name}") as connection:
         return int(connection.execute(query).scalar() or 0)

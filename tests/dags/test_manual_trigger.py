@@ -48,11 +48,12 @@ def test_a_bounded_window_is_its_cron_ticks_and_no_task_inherits_a_date(nightly_
 
 def test_the_sdk_events_timetable_still_cannot_be_serialized():
     """Airflow 3.3.2 bug (apache/airflow#69401): when this fails, use airflow.sdk.EventsTimetable in dags/nightly.py."""
+    import pendulum
     from airflow.exceptions import SerializationError
     from airflow.sdk import DAG, EventsTimetable
     from airflow.serialization.serialized_objects import DagSerialization
 
-    probe = DAG("probe", schedule=EventsTimetable([dt.datetime(2026, 10, 1, 2, tzinfo=dt.UTC)]))
+    probe = DAG("probe", schedule=EventsTimetable([pendulum.datetime(2026, 10, 1, 2, tz="UTC")]))
     with pytest.raises(SerializationError, match="_summary"):
         DagSerialization.serialize_dag(probe)
 
@@ -68,6 +69,7 @@ def test_an_open_window_keeps_the_cron_and_its_start(monkeypatch, nightly_dag):
     next_night = scheduler_dag.timetable.next_dagrun_info(
         last_automated_data_interval=None, restriction=scheduler_dag._time_restriction
     )
+    assert next_night is not None, "an open window has a next night"
     assert next_night.run_after.time() == dt.time(2), "runs at the cron's 02:00"
     assert next_night.logical_date == next_night.run_after - dt.timedelta(hours=2), "at its midnight"
 

@@ -203,6 +203,7 @@ def test_backfill_through_the_api_keeps_one_identical_partition_per_date(product
     from nightshift import registry
 
     champion = registry.alias_version(production["config"], MODEL, registry.CHAMPION)
+    assert champion is not None
     before, after, again = production["before"], production["after"], production["again"]
     for day in production["backfilled"]:
         assert after[day]["version"] == champion.version

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.integration import postgres
+from tests.manifests import published_manifest
 
 MODEL = "credit_risk"
 DAY = dt.date(2026, 10, 1)
@@ -150,7 +151,7 @@ def test_a_rerun_killed_at_a_publish_step_leaves_the_old_or_the_new_night_and_th
 
     store, label_day = night["store"], night["label_day"]
     prefixes = _prefixes(label_day)
-    before = {name: read_manifest(store, prefix) for name, prefix in prefixes.items()}
+    before = {name: published_manifest(store, prefix) for name, prefix in prefixes.items()}
     crashed_run = f"manual__crash_{area}_{step}"
     child = multiprocessing.get_context("spawn").Process(
         target=_killed_at, args=(prefixes[area], step, crashed_run, label_day)

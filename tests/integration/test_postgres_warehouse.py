@@ -76,7 +76,7 @@ def stored(engine: sa.Engine, model: str, day: dt.date | None = None) -> list[di
     return sorted(warehouse.fetch_all(engine, warehouse.predictions, **where), key=lambda row: row["prediction_id"])
 
 
-def index_names(engine: sa.Engine, table: str) -> set[str]:
+def index_names(engine: sa.Engine, table: str) -> set[str | None]:
     return {index["name"] for index in sa.inspect(engine).get_indexes(table)}
 
 

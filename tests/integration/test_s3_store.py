@@ -170,7 +170,7 @@ def test_readers_see_the_old_revision_until_the_manifest_switches(store: ObjectS
         (folder / "old.parquet").write_bytes(b"old")
     old = partition_files(store, PARTITION)
     recorder = RecordingStore(store, PARTITION)
-    with partition_writer(recorder, PARTITION, {"rows": 2}) as folder:  # type: ignore[arg-type]
+    with partition_writer(recorder, PARTITION, {"rows": 2}) as folder:
         (folder / "a.parquet").write_bytes(b"a")
         (folder / "b.parquet").write_bytes(b"b")
     new = _current(store)

@@ -91,7 +91,8 @@ def test_postgres_ending_the_session_mid_copy_names_the_warehouse_and_step_and_k
             engine, MODEL, DAY, warehouse_baselines.synthetic_predictions(MODEL, DAY, 1_000)
         )
         frames = list(warehouse_baselines.synthetic_predictions(MODEL, DAY, 600_000, seed=1, frame_rows=20_000))
-        done, killed = threading.Event(), []
+        done = threading.Event()
+        killed: list[int] = []
         killer = threading.Thread(target=_terminate_when_copying, args=(database, done, killed))
         killer.start()
         started = time.monotonic()

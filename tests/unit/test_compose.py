@@ -242,6 +242,7 @@ def test_airflow_mounts_the_project_and_can_import_nightshift(name):
 @pytest.mark.parametrize("name", AIRFLOW_SERVICES)
 def test_airflow_reads_dot_env(name):
     env_file = SERVICES[name].get("env_file")
+    assert env_file is not None, f"{name} has no env_file"
     files = env_file if isinstance(env_file, list) else [env_file]
     assert ".env" in [item if isinstance(item, str) else item.get("path") for item in files]
 
@@ -299,7 +300,9 @@ def task_environment(rendered: dict[str, Any], service: str = "scheduler") -> di
 
 def test_compose_leaves_the_settings_to_the_connections():
     """One source of truth: the Airflow connections win, so compose does not set what they define."""
-    defined = set(settings_from_connections(*(fields_of_every_kind() for _ in range(3)), "s3://b/p"))
+    defined = set(
+        settings_from_connections(fields_of_every_kind(), fields_of_every_kind(), fields_of_every_kind(), "s3://b/p")
+    )
     assert defined >= {"NIGHTSHIFT_STORE_URI", "NIGHTSHIFT_WAREHOUSE_URL", "MLFLOW_TRACKING_URI"}
     for name in AIRFLOW_SERVICES:
         duplicated = sorted(defined & set(environment(name)))
@@ -628,7 +631,7 @@ def test_dollar_signs_are_escaped_or_interpolations():
 
 
 def test_only_the_airflow_ui_is_published_by_default():
-    published = {}
+    published: dict[str, list[tuple[list[str], str]]] = {}
     for name, service in SERVICES.items():
         for port in service.get("ports") or []:
             spec = interpolate(str(port), {})
@@ -690,7 +693,9 @@ def test_docker_compose_config_accepts_the_file_and_sets_no_setting_the_connecti
     )
     assert done.returncode == 0, done.stderr
     services = json.loads(done.stdout)["services"]
-    defined = set(settings_from_connections(*(fields_of_every_kind() for _ in range(3)), "s3://b/p"))
+    defined = set(
+        settings_from_connections(fields_of_every_kind(), fields_of_every_kind(), fields_of_every_kind(), "s3://b/p")
+    )
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         assert not defined & set(env), f"{name}: {sorted(defined & set(env))}"

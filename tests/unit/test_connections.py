@@ -1,5 +1,6 @@
 import os
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from sqlalchemy import make_url
@@ -79,7 +80,14 @@ class Accessor:
 
 
 def connection(**fields) -> SimpleNamespace:
-    values = {"host": None, "port": None, "schema": None, "login": None, "password": None, "extra_dejson": {}}
+    values: dict[str, Any] = {
+        "host": None,
+        "port": None,
+        "schema": None,
+        "login": None,
+        "password": None,
+        "extra_dejson": {},
+    }
     return SimpleNamespace(**{**values, **fields})
 
 

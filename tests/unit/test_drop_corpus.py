@@ -420,8 +420,8 @@ def test_drop(case: Case, home: Any, demo_spec: Any, monkeypatch: pytest.MonkeyP
             )
         }
     )
-    monkeypatch.setattr(nightly, "night", lambda model, day: nightly.Night(spec, DAY, settings(), store))
     store = open_store(settings().store_uri)
+    monkeypatch.setattr(nightly, "night", lambda model, day: nightly.Night(spec, DAY, settings(), store))
     land(store, case)
 
     failure: str | None = None

@@ -10,9 +10,10 @@ import pytest
 
 from nightshift import nightly, warehouse
 from nightshift.config import settings
-from nightshift.storage import open_store, read_manifest, read_partition_json
+from nightshift.storage import open_store, read_partition_json
 from nightshift_dev.simulate import SimulationPlan, simulate
 from tests.champions import register_champion
+from tests.manifests import published_manifest
 
 MODEL = "credit_risk"
 UNSCORED_NIGHT = dt.date(2026, 10, 1)
@@ -67,7 +68,7 @@ def test_a_night_re_measured_by_a_new_champion_keeps_its_first_measurement(seaso
     first_version = register_champion(NIGHT - dt.timedelta(days=5), rows=1500)
     first = measure(NIGHT, scheduled(NIGHT))
     assert first["drift"]["model_version"] == first_version
-    first_revision = read_manifest(store, f"{REPORTS}/dt={NIGHT}")["revision"]
+    first_revision = published_manifest(store, f"{REPORTS}/dt={NIGHT}")["revision"]
 
     second_version = register_champion(NIGHT - dt.timedelta(days=1), rows=1500, replacing=first_version)
     assert second_version != first_version
@@ -86,7 +87,7 @@ def test_a_night_re_measured_by_a_new_champion_keeps_its_first_measurement(seaso
         (rerun.run_id, "manual", second_version, None, True),
     ]
     assert all(entry["measured_at"].startswith(today) for entry in summary["measurements"])
-    manifest = read_manifest(store, prefix)
+    manifest = published_manifest(store, prefix)
     assert manifest["revision"] != first_revision and manifest["revisions"] == [first_revision, manifest["revision"]]
 
     first_report = f"dt={NIGHT}/rev={first_revision}/report.html"
@@ -145,7 +146,7 @@ def test_a_night_measured_twice_by_one_champion_says_so(season):
     store = season
     version = register_champion(NIGHT - dt.timedelta(days=5), rows=1500)
     measure(NIGHT, scheduled(NIGHT))
-    first_revision = read_manifest(store, f"{REPORTS}/dt={NIGHT}")["revision"]
+    first_revision = published_manifest(store, f"{REPORTS}/dt={NIGHT}")["revision"]
     again = manual(NIGHT, 2)
     nightly.drift(MODEL, NIGHT.isoformat(), again)
     nightly.decide(MODEL, NIGHT.isoformat(), again, None)
@@ -177,7 +178,7 @@ def test_a_summary_written_before_measurements_existed_becomes_the_first_entry(t
     revision = publish_partition(
         store, prefix, {"model": MODEL, "dt": NIGHT.isoformat()}, local={"summary.json": older}
     )
-    published_at = read_manifest(store, prefix)["published_at"]
+    published_at = published_manifest(store, prefix)["published_at"]
 
     first, latest = nightly._measurements(store, prefix, manual(NIGHT, 3), None)
     assert first == {

@@ -8,6 +8,7 @@ import json
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from nightshift import nightly, warehouse
@@ -15,6 +16,7 @@ from nightshift.config import PROJECT_ROOT, settings
 from nightshift.kinds import KINDS, parse_labels
 from nightshift.labels import LabelDropRejected, accepted_label_count, id_length_limit, judge_labels, read_labels
 from nightshift.storage import flat_partition_writer, open_store, partition_file, partition_writer, read_manifest
+from tests.manifests import published_manifest
 
 MODEL = "credit_risk"
 DAY = "2026-10-02"
@@ -53,6 +55,7 @@ def quarantined(home_store) -> pd.DataFrame:
 def test_labels_reject_bad_targets_and_keep_the_last_duplicate(store, demo_spec):
     land(store, HEADER + "\na1,0\na2,yes\n,1\na1,1\n")
     judged = read_labels(store, demo_spec, DAY)
+    assert judged is not None
     assert judged.accepted.to_dict("records") == [{"application_id": "a1", "defaulted": 1}]
     reasons = reasons_by_row(judged.rejected)
     assert reasons[2] == f"defaulted: 'yes' is not a label; {EXPECTED}"
@@ -120,7 +123,8 @@ def test_parsers_are_chosen_by_target_kind(demo_spec):
 
 def test_blank_and_too_long_ids_are_rejected_with_the_warehouse_limit(demo_spec):
     limit = id_length_limit()
-    assert limit == warehouse.predictions.c.entity_id.type.length
+    entity_id = warehouse.predictions.c.entity_id.type
+    assert isinstance(entity_id, sa.String) and limit == entity_id.length
     longest, too_long = "a" * limit, "b" * (limit + 1)
     judged = judge_labels(frame(["   ", longest, too_long, "\t"], ["1", "0", "1", "0"]), demo_spec)
     assert judged.accepted["application_id"].tolist() == [longest]
@@ -207,7 +211,7 @@ def test_a_drop_within_the_limit_is_curated_and_its_rejects_quarantined(home_sto
     assert (outcome["received"], outcome["accepted"], outcome["rejected"]) == (100, 95, 5)
     assert outcome["received"] == outcome["accepted"] + outcome["rejected"]
     assert outcome["rejected_share"] == pytest.approx(0.05)
-    assert read_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == 95
+    assert published_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == 95
     rejected = quarantined(home_store)
     assert list(rejected.columns) == ["application_id", "defaulted", "_row_number", "_reasons", "_source_file"]
     assert rejected["_row_number"].tolist() == ["2", "96", "97", "98", "99"]
@@ -232,7 +236,7 @@ def test_a_drop_over_the_limit_fails_after_its_quarantine_and_keeps_the_earlier_
         home_store.read_bytes(partition_file(home_store, f"curated/{MODEL}/labels/dt={DAY}", "labels.parquet"))
         == before
     )
-    assert read_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == 20
+    assert published_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == 20
     assert len(quarantined(home_store)) == 6
     result = json.loads(home_store.read_bytes(f"quarantine/{MODEL}/labels/dt={DAY}/result.json"))
     assert (result["received"], result["accepted"], result["rejected"], result["passed"]) == (20, 14, 6, False)
@@ -243,7 +247,7 @@ def test_a_failed_first_drop_publishes_no_curated_labels(home_store):
     with pytest.raises(LabelDropRejected, match=r"1 of 2 label rows \(50\.0%\)"):
         nightly.ingest_labels(MODEL, DAY, RUN)
     assert read_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}") is None
-    assert read_manifest(home_store, f"quarantine/{MODEL}/labels/dt={DAY}")["rows"] == 1
+    assert published_manifest(home_store, f"quarantine/{MODEL}/labels/dt={DAY}")["rows"] == 1
 
 
 def test_formula_cells_are_neutralised_in_the_label_quarantine(home_store):
@@ -272,7 +276,7 @@ def test_an_empty_label_drop_is_curated_empty_and_counts_no_labels(home_store, d
     land(home_store, HEADER + "\n")
     outcome = nightly.ingest_labels(MODEL, DAY, RUN)
     assert (outcome["received"], outcome["accepted"], outcome["rejected"]) == (0, 0, 0)
-    assert read_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == 0
+    assert published_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == 0
     assert accepted_label_count(home_store, demo_spec, dt.date.fromisoformat(DAY)) == 0
 
 
@@ -292,7 +296,7 @@ def test_accepted_label_count_reads_parquet_when_the_manifest_has_no_rows(store,
 # --- a corpus of label drops, each with its outcome; every row is accounted for -----------------------------------
 
 GOOD = good_rows(40)
-CORPUS: list[tuple[str, str, int, list[str] | None]] = [
+CORPUS: list[tuple[str, str, int | None, list[str] | None]] = [
     # name, rows after the header (besides 40 good rows), rejected rows, kinds of rejection (None: the drop fails)
     ("clean", "", 0, []),
     ("pandas floats", "f1,1.0\nf2,0.0\n", 0, []),
@@ -331,7 +335,7 @@ def test_label_corpus(home_store, name, rows, rejected, kinds):
     else:
         result = nightly.ingest_labels(MODEL, DAY, RUN)
         assert result["rejected"] == rejected
-        assert read_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == result["accepted"]
+        assert published_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == result["accepted"]
         stored = json.loads(home_store.read_bytes(f"quarantine/{MODEL}/labels/dt={DAY}/result.json"))
         assert sorted(kind["kind"] for kind in stored["kinds"]) == sorted(kinds)
     assert result["received"] == received == result["accepted"] + result["rejected"]
@@ -344,6 +348,7 @@ def test_every_file_of_a_label_drop_is_read_whatever_the_case_of_its_name(store,
         (folder / "part-0.csv").write_bytes(f"{HEADER}\na1,0\n".encode())
         (folder / "part-1.CSV").write_bytes(f"{HEADER}\na2,1\n".encode())
     judged = read_labels(store, demo_spec, DAY)
+    assert judged is not None
     assert sorted(judged.accepted["application_id"]) == ["a1", "a2"]
 
 
@@ -361,6 +366,7 @@ def test_a_label_file_the_format_cannot_read_fails_naming_it(store, demo_spec):
 def test_a_label_row_with_the_wrong_number_of_fields_is_rejected_with_its_reason(store, demo_spec):
     land(store, f"{HEADER}\na1,0\na2,1,extra\na3,1\n")
     judged = read_labels(store, demo_spec, DAY)
+    assert judged is not None
     assert sorted(judged.accepted["application_id"]) == ["a1", "a3"]
     reasons = reasons_by_row(judged.rejected)
     assert list(reasons) == [2] and "field" in reasons[2], reasons

@@ -12,6 +12,7 @@ from nightshift import nightly
 from nightshift.config import settings
 from nightshift.storage import flat_partition_writer, open_store, partition_files, read_manifest
 from nightshift_dev.simulate import SimulationPlan, simulate
+from tests.manifests import published_manifest
 
 MODEL = "credit_risk"
 DAY = dt.date(2026, 10, 1)
@@ -145,7 +146,7 @@ def test_the_bad_row_share_is_judged_over_the_whole_night(home, demo_spec):
 
     assert 0.03 < outcome["quarantined"] / outcome["rows"] < 0.05
     assert result(store)["passed"] is True
-    good = read_manifest(store, f"curated/{MODEL}/dt={DAY}")
+    good = published_manifest(store, f"curated/{MODEL}/dt={DAY}")
     good_rows = len(curated(store))
 
     mostly_bad.loc[: int(len(mostly_bad) * 0.2), "age"] = "unknown"

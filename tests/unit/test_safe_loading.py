@@ -59,10 +59,10 @@ def _log_hostile(home: Path, flavour: str, marker: Path) -> str:
     mlflow = _mlflow(home)
     with mlflow.start_run():
         if flavour == "pyfunc":
-            import mlflow.pyfunc
+            from mlflow.pyfunc import PythonModel
 
-            class Hostile(mlflow.pyfunc.PythonModel):
-                def predict(self, context, model_input):  # type: ignore[no-untyped-def]
+            class Hostile(PythonModel):
+                def predict(self, context, model_input, params=None):
                     return model_input
 
                 def __reduce__(self) -> tuple[Any, tuple[str, str]]:

@@ -67,7 +67,8 @@ def _note(model: str = "credit_risk") -> Notification:
 
 class Recorder:
     def __init__(self, name: str, fail: bool = False) -> None:
-        self.name, self.fail, self.sent = name, fail, []
+        self.name, self.fail = name, fail
+        self.sent: list[Notification] = []
 
     def send(self, notification: Notification) -> None:
         if self.fail:

@@ -2,18 +2,18 @@ import datetime as dt
 
 import pandas as pd
 
-from nightshift.storage import open_store
+from nightshift.storage import LocalStore
 from nightshift_dev.simulate import SimulationPlan, simulate
 
 
 def run(tmp_path, name, **kwargs):
-    store = open_store((tmp_path / name).as_uri())
+    store = LocalStore((tmp_path / name).as_uri())
     return store
 
 
 def test_same_seed_same_bytes_and_labels_land_after_the_delay(tmp_path, demo_spec):
     plan = SimulationPlan(start=dt.date(2026, 10, 1), days=2, rows_per_day=500, seed=3, chunk_rows=200)
-    first, second = open_store((tmp_path / "a").as_uri()), open_store((tmp_path / "b").as_uri())
+    first, second = LocalStore((tmp_path / "a").as_uri()), LocalStore((tmp_path / "b").as_uri())
     simulate(first, demo_spec, plan)
     simulate(second, demo_spec, plan)
     key = "landing/credit_risk/dt=2026-10-02/part-00000.csv"
@@ -25,7 +25,7 @@ def test_same_seed_same_bytes_and_labels_land_after_the_delay(tmp_path, demo_spe
 
 
 def test_shift_moves_the_population(tmp_path, demo_spec):
-    store = open_store((tmp_path / "s").as_uri())
+    store = LocalStore((tmp_path / "s").as_uri())
     plan = SimulationPlan(start=dt.date(2026, 10, 1), days=2, rows_per_day=3000, shift_date=dt.date(2026, 10, 2))
     simulate(store, demo_spec, plan)
     before = pd.read_csv(store.local_path("landing/credit_risk/dt=2026-10-01/part-00000.csv"))
@@ -35,7 +35,7 @@ def test_shift_moves_the_population(tmp_path, demo_spec):
 
 
 def test_bad_rows_are_injected_at_the_requested_share(tmp_path, demo_spec):
-    store = open_store((tmp_path / "bad").as_uri())
+    store = LocalStore((tmp_path / "bad").as_uri())
     simulate(
         store, demo_spec, SimulationPlan(start=dt.date(2026, 10, 1), days=1, rows_per_day=4000, bad_row_share=0.05)
     )
@@ -50,7 +50,7 @@ def test_bad_rows_are_injected_at_the_requested_share(tmp_path, demo_spec):
 
 
 def test_a_night_split_into_files_holds_every_row_once(tmp_path, demo_spec):
-    store = open_store((tmp_path / "parts").as_uri())
+    store = LocalStore((tmp_path / "parts").as_uri())
     plan = SimulationPlan(start=dt.date(2026, 10, 1), days=1, rows_per_day=1001, chunk_rows=300, files_per_day=3)
     simulate(store, demo_spec, plan)
     keys = sorted(key for key in store.list("landing/credit_risk/dt=2026-10-01") if key.endswith(".csv"))

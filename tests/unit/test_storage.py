@@ -16,10 +16,10 @@ from nightshift.storage import (
     partition_files,
     partition_writer,
     presigned_url,
-    read_manifest,
     revisions,
     set_fault_hook,
 )
+from tests.manifests import published_manifest
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def _publish(store, prefix: str, files: dict[str, bytes], **manifest) -> str:
     with partition_writer(store, prefix, manifest) as folder:
         for name, data in files.items():
             (folder / name).write_bytes(data)
-    return read_manifest(store, prefix)["revision"]
+    return published_manifest(store, prefix)["revision"]
 
 
 def test_each_publish_is_a_new_revision_that_the_manifest_switches_to(store):
@@ -40,7 +40,7 @@ def test_each_publish_is_a_new_revision_that_the_manifest_switches_to(store):
     second = _publish(store, prefix, {"c.parquet": b"three"}, rows=1)
     assert first < second
     assert partition_files(store, prefix) == [f"{prefix}/rev={second}/c.parquet"]
-    manifest = read_manifest(store, prefix)
+    manifest = published_manifest(store, prefix)
     assert manifest["rows"] == 1 and manifest["files"] == ["c.parquet"] and manifest["revisions"] == [first, second]
     assert store.read_bytes(partition_file(store, prefix, "c.parquet")) == b"three"
     assert store.exists(f"{prefix}/rev={first}/a.parquet"), "the previous revision stays for readers that started on it"

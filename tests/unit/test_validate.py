@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from nightshift.config import PROJECT_ROOT, ExtraCheck, Feature, ModelSpec, load_spec
 from nightshift.validate import ValidationOutcome, render_validation_page, validate_frame
@@ -396,7 +397,8 @@ def test_ids_later_steps_cannot_use_are_quarantined(spec: ModelSpec) -> None:
     from nightshift.validate import MAX_ID_LENGTH
     from nightshift.warehouse import predictions
 
-    assert MAX_ID_LENGTH == predictions.c.entity_id.type.length == 128
+    entity_id = predictions.c.entity_id.type
+    assert isinstance(entity_id, sa.String) and MAX_ID_LENGTH == entity_id.length == 128
     outcome = validate_frame(
         drop(
             row2={"application_id": "   "},

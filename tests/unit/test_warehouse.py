@@ -453,7 +453,7 @@ def test_frames_are_not_held_after_they_are_loaded(engine, monkeypatch):
     import weakref
 
     monkeypatch.setattr(warehouse, "LOAD_SLICE_ROWS", 10)
-    seen = []
+    seen: list[weakref.ref[Any]] = []
 
     def frames():
         for k in range(30):
@@ -492,13 +492,14 @@ def copy_segments(data):
     import functools
 
     tables = warehouse._checked_tables([data], "m", DAY)
-    segments = []
+    segments: list[tuple[Any, list[tuple]]] = []
     with warehouse._CopyStream(tables) as stream:
         while (group := stream.next_segment()) is not warehouse._END:
             encoded = b"".join(iter(functools.partial(stream.read, 7), b""))
             if group is None:
                 segments.append((None, decode_copy(encoded, warehouse._COPY_COLUMNS)))
             else:
+                assert isinstance(group, tuple)
                 segments.append((group, [(*row, *group) for row in decode_copy(encoded, warehouse._ROW_COLUMNS)]))
     assert stream.rows == len(data)
     return segments
