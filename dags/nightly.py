@@ -84,8 +84,8 @@ def _wait_task(model: str, start: dt.date, end: dt.date | None):
 
     @task.sensor(poke_interval=60, timeout=12 * 3600, mode="reschedule")
     def wait_for_drop(**context) -> PokeReturnValue:
-        from nightshift import nightly as stages
-        from nightshift import waiting
+        from nightshift.stages import nightly as stages
+        from nightshift.stages import waiting
 
         day = run_date(context)
         if not run_info(context).is_backfill:
@@ -112,7 +112,7 @@ def _validation_tasks(model: str):
 
     @task
     def plan_parts(**context) -> list[dict]:
-        from nightshift import nightly as stages
+        from nightshift.stages import nightly as stages
 
         try:
             return stages.plan_parts(model, run_date(context), run_info(context))
@@ -121,7 +121,7 @@ def _validation_tasks(model: str):
 
     @task(map_index_template="{{ part_name }}")
     def validate_part(part: dict, **context) -> dict:
-        from nightshift import nightly as stages
+        from nightshift.stages import nightly as stages
 
         _name_map_index(part["key"].rsplit("/", 1)[-1])
         try:
@@ -131,7 +131,7 @@ def _validation_tasks(model: str):
 
     @task
     def commit_validation(parts: list[dict], **context) -> dict:
-        from nightshift import nightly as stages
+        from nightshift.stages import nightly as stages
 
         try:
             return stages.commit_validation(model, run_date(context), list(parts), run_info(context))
@@ -146,20 +146,20 @@ def _scoring_tasks(model: str):
 
     @task
     def scoring_plan(validated: dict, **context) -> list[dict]:
-        from nightshift import nightly as stages
+        from nightshift.stages import nightly as stages
 
         return stages.scoring_plan(model, validated["dt"], run_info(context))
 
     @task(map_index_template="{{ part_name }}")
     def score_part(part: dict, **context) -> dict:
-        from nightshift import nightly as stages
+        from nightshift.stages import nightly as stages
 
         _name_map_index((part["key"] or "skipped").rsplit("/", 1)[-1])
         return stages.score_part(model, part["dt"], part, run_info(context))
 
     @task
     def commit_scores(parts: list[dict], **context) -> dict:
-        from nightshift import nightly as stages
+        from nightshift.stages import nightly as stages
 
         return stages.commit_scores(model, run_date(context), list(parts), run_info(context))
 
@@ -171,19 +171,19 @@ def _measuring_tasks(model: str):
 
     @task
     def ingest_labels(**context) -> dict:
-        from nightshift import nightly as stages
+        from nightshift.stages import nightly as stages
 
         return stages.ingest_labels(model, run_date(context), run_info(context))
 
     @task
     def drift(scored: dict, **context) -> dict:
-        from nightshift import nightly as stages
+        from nightshift.stages import nightly as stages
 
         return stages.drift(model, scored["dt"], run_info(context))
 
     @task
     def score_backlog(drift_result: dict, **context) -> dict:
-        from nightshift import backlog
+        from nightshift.stages import backlog
 
         outcome = backlog.score_backlog(model, run_date(context), run_info(context))
         get_current_context()["task"].log.info(backlog.describe(outcome))
@@ -191,7 +191,7 @@ def _measuring_tasks(model: str):
 
     @task
     def decide(drift_result: dict, labels: dict, **context) -> dict:
-        from nightshift import nightly as stages
+        from nightshift.stages import nightly as stages
 
         return stages.decide(model, drift_result["dt"], run_info(context), drift_result)
 

@@ -75,7 +75,7 @@ def build_retrain(spec: ModelSpec):
     def retrain() -> None:
         @task
         def resolve_request(**context) -> dict:
-            from nightshift import lifecycle
+            from nightshift.lifecycle import tasks as lifecycle
 
             events = [
                 dict(event.extra or {})
@@ -88,7 +88,7 @@ def build_retrain(spec: ModelSpec):
 
         @task
         def train_candidate(request: dict, **context) -> dict:
-            from nightshift import lifecycle
+            from nightshift.lifecycle import tasks as lifecycle
 
             run = run_info(context)
             with not_enough_data(run.run_type):
@@ -96,13 +96,13 @@ def build_retrain(spec: ModelSpec):
 
         @task
         def evaluate(candidate: dict) -> dict:
-            from nightshift import lifecycle
+            from nightshift.lifecycle import tasks as lifecycle
 
             return lifecycle.evaluate_candidate(model, candidate)
 
         @task(pool=PROMOTION_POOL)
         def promote_or_refuse(evaluation: dict, request: dict, **context) -> dict:
-            from nightshift import lifecycle
+            from nightshift.lifecycle import tasks as lifecycle
 
             when = context["dag_run"].run_after
             return lifecycle.promote_or_refuse(model, evaluation, request, run_info(context), when)

@@ -42,7 +42,7 @@ def build_rollback(spec: ModelSpec):
     def rollback() -> None:
         @task(pool=PROMOTION_POOL)
         def move_champion_back(**context) -> dict:
-            from nightshift import lifecycle
+            from nightshift.lifecycle import tasks as lifecycle
 
             params = context["params"]
             return lifecycle.rollback(

@@ -14,9 +14,8 @@ def register_champion(
 
     `replacing` is the champion version it takes over from (None: the model has no champion yet).
     """
-    from nightshift import registry
     from nightshift.config import get_spec, settings
-    from nightshift.train import (
+    from nightshift.lifecycle.train import (
         TrainingSet,
         fit_candidate,
         model_inputs,
@@ -24,6 +23,7 @@ def register_champion(
         reference_sample,
         reference_statistics,
     )
+    from nightshift.stores import registry
     from nightshift_dev.simulate import generate_chunk
 
     config = settings()

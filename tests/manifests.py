@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nightshift.storage import ObjectStore, read_manifest
+from nightshift.stores.objects import ObjectStore, read_manifest
 
 
 def published_manifest(store: ObjectStore, prefix: str) -> dict[str, Any]:

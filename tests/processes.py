@@ -28,7 +28,7 @@ def busy_cores(seconds: float, cores: int | None = None) -> Iterator[list[subpro
 
 def processes_of_home(home: Path) -> list[str]:
     """`pid command` of every live process whose environment names this NIGHTSHIFT_HOME (all a demo starts)."""
-    from nightshift.supervisor import marked_processes
+    from nightshift.runtime.supervisor import marked_processes
 
     found = []
     for pid in marked_processes("NIGHTSHIFT_HOME", str(home)):
@@ -51,7 +51,7 @@ def server_home(prefix: str = "nightshift-home-") -> Iterator[Path]:
     import shutil
     import tempfile
 
-    from nightshift import embedded_db
+    from nightshift.runtime import embedded_db
 
     home = Path(tempfile.mkdtemp(prefix=prefix))
     try:

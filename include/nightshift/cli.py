@@ -28,7 +28,7 @@ def cmd_check_specs(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from nightshift.storage import open_store
+    from nightshift.stores.objects import open_store
     from nightshift_dev.simulate import SimulationPlan, simulate
 
     config = settings()
@@ -47,7 +47,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from nightshift.summary import format_summary
+    from nightshift.stages.summary import format_summary
     from nightshift_dev.demo import DemoStepFailed, Season, run_demo
 
     season = Season(model=args.model, nights=args.nights, rows_per_day=args.rows, shift_after=args.shift_after)
@@ -72,7 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from nightshift.summary import format_summary, season_summary
+    from nightshift.stages.summary import format_summary, season_summary
 
     config = settings()
     with _embedded_db_for(config):
@@ -83,7 +83,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_airflow_env(args: argparse.Namespace) -> int:
     """Print `export` lines that point a shell's Airflow at the embedded default's data."""
-    from nightshift.supervisor import airflow_settings
+    from nightshift.runtime.supervisor import airflow_settings
 
     for key, value in sorted(airflow_settings(settings()).items()):
         print(f"export {key}={shlex.quote(value)}")
@@ -91,7 +91,7 @@ def cmd_airflow_env(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow_setup(args: argparse.Namespace) -> int:
-    from nightshift.supervisor import airflow_env, prepare_airflow, prepare_stores
+    from nightshift.runtime.supervisor import airflow_env, prepare_airflow, prepare_stores
 
     config = settings()
     with _embedded_db_for(config):
@@ -102,22 +102,22 @@ def cmd_airflow_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
-    from nightshift.supervisor import run_airflow
+    from nightshift.runtime.supervisor import run_airflow
 
     return run_airflow(args.port)
 
 
 def _embedded_db_for(config: Settings) -> contextlib.AbstractContextManager[bool]:
     """The embedded PostgreSQL for one command, when a store uses it: left as found afterwards."""
-    from nightshift import embedded_db
-    from nightshift.supervisor import airflow_env, uses_embedded_db
+    from nightshift.runtime import embedded_db
+    from nightshift.runtime.supervisor import airflow_env, uses_embedded_db
 
     return embedded_db.running(config.home, uses_embedded_db(config, airflow_env(config)))
 
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Start, stop or show the embedded PostgreSQL under NIGHTSHIFT_HOME."""
-    from nightshift import embedded_db
+    from nightshift.runtime import embedded_db
 
     home = settings().home
     try:
@@ -140,7 +140,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def cmd_airflow_settings_load(args: argparse.Namespace) -> int:
     """Load airflow_settings.yaml (Astro CLI format) into the Airflow this environment configures."""
-    from nightshift.airflow_settings import AirflowSettingsError, apply_settings, load_settings
+    from nightshift.runtime.airflow_settings import AirflowSettingsError, apply_settings, load_settings
 
     try:
         loaded = load_settings(args.file)
@@ -159,8 +159,8 @@ def cmd_airflow_settings_load(args: argparse.Namespace) -> int:
 def cmd_report_link(args: argparse.Namespace) -> int:
     """Print a time-limited link to the drift index, or with --night to that night's report."""
     from nightshift.config import NAME_PATTERN
-    from nightshift.nightly import report_prefix
-    from nightshift.storage import StorageError, is_complete, open_store, presigned_url
+    from nightshift.stages.nightly import report_prefix
+    from nightshift.stores.objects import StorageError, is_complete, open_store, presigned_url
 
     if not NAME_PATTERN.match(args.model):
         print(f"error: {args.model!r} is not a model name (lowercase letters, digits and _)", file=sys.stderr)
@@ -196,7 +196,7 @@ def cmd_report_link(args: argparse.Namespace) -> int:
 
 
 def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     config = settings()
     with _embedded_db_for(config):
@@ -205,9 +205,9 @@ def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
 
 def cmd_score_backlog(args: argparse.Namespace) -> int:
     """Score the nights left without predictions (no champion then) with the champion now; re-measure their drift."""
-    from nightshift import embedded_db
-    from nightshift.backlog import CLI_RUN, describe, score_backlog
-    from nightshift.supervisor import uses_embedded_db
+    from nightshift.runtime import embedded_db
+    from nightshift.runtime.supervisor import uses_embedded_db
+    from nightshift.stages.backlog import CLI_RUN, describe, score_backlog
 
     config = settings()
     through = None if args.through is None else args.through.isoformat()

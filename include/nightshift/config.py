@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nightshift import embedded_db
+from nightshift.runtime import embedded_db
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 OBJECT_STORE_CONN_ID = "nightshift_object_store"
@@ -381,7 +381,7 @@ def _environment() -> _Environment:
 
 def settings() -> Settings:
     """Where everything lives, from the environment (in a task, the Airflow connections have set it: see
-    nightshift.connections); without a URL, the embedded PostgreSQL's database."""
+    nightshift.runtime.connections); without a URL, the embedded PostgreSQL's database."""
     env = _environment()
     home = env.home.resolve()
     tracking_uri = env.mlflow_tracking_uri or embedded_db.url(home, "mlflow")

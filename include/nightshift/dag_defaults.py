@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from nightshift.connections import export_from_context
+from nightshift.runtime.connections import export_from_context
 
 RETRY_DELAY = dt.timedelta(minutes=1)
 

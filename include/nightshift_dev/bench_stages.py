@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nightshift import embedded_db
 from nightshift.config import PROJECT_ROOT, settings
+from nightshift.runtime import embedded_db
 from nightshift_dev.bench_plan import (
     BAD_ROW_SHARE,
     MODEL,
@@ -50,33 +50,49 @@ def _run(stage: str, day: str) -> Any:
 
 
 WARM_MODULES = {
-    "validate": ("nightshift.ingest", "nightshift.validate"),
-    "score": ("mlflow.sklearn", "nightshift.registry", "nightshift.score", "nightshift.train"),
-    "predict": ("mlflow.sklearn", "nightshift.registry", "nightshift.train"),
-    "drift": ("mlflow.sklearn", "nightshift.registry", "nightshift.score", "nightshift.train", "nightshift.drift"),
-    "full_drift": ("nightshift.score", "nightshift.train", "nightshift.drift"),
-    "retrain": ("mlflow.sklearn", "nightshift.registry", "nightshift.evaluate", "nightshift.lifecycle"),
+    "validate": ("nightshift.stages.ingest", "nightshift.stages.validate.checks"),
+    "score": (
+        "mlflow.sklearn",
+        "nightshift.stores.registry",
+        "nightshift.stages.score.predict",
+        "nightshift.lifecycle.train",
+    ),
+    "predict": ("mlflow.sklearn", "nightshift.stores.registry", "nightshift.lifecycle.train"),
+    "drift": (
+        "mlflow.sklearn",
+        "nightshift.stores.registry",
+        "nightshift.stages.score.predict",
+        "nightshift.lifecycle.train",
+        "nightshift.stages.drift.measure",
+    ),
+    "full_drift": ("nightshift.stages.score.predict", "nightshift.lifecycle.train", "nightshift.stages.drift.measure"),
+    "retrain": (
+        "mlflow.sklearn",
+        "nightshift.stores.registry",
+        "nightshift.lifecycle.evaluate",
+        "nightshift.lifecycle.tasks",
+    ),
 }
 
 
 def product_warm(stage: str) -> None:
-    """Import what the stage imports (and warm Evidently for both drift runs), as `nightshift.preload` does in
+    """Import what the stage imports (and warm Evidently for both drift runs), as `nightshift.runtime.preload` does in
     Airflow's forkserver; open the warehouse once."""
     import importlib
 
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     for module in WARM_MODULES[stage]:
         importlib.import_module(module)
     if stage in ("drift", "full_drift"):
-        from nightshift.drift import warm_up
+        from nightshift.stages.drift.measure import warm_up
 
         warm_up()
     warehouse.connect(settings().warehouse_url).dispose()
 
 
 def product_simulate(store_uri: str, day: str, rows: int, shift: str | None, files: int) -> dict[str, int]:
-    from nightshift.storage import open_store
+    from nightshift.stores.objects import open_store
     from nightshift_dev.simulate import SimulationPlan, simulate
 
     plan = SimulationPlan(
@@ -92,20 +108,20 @@ def product_simulate(store_uri: str, day: str, rows: int, shift: str | None, fil
 
 
 def product_validate(day: str) -> dict[str, Any]:
-    from nightshift import nightly
+    from nightshift.stages import nightly
 
     return nightly.validate(MODEL, day, _run("validate", day))
 
 
 def product_ingest_labels(day: str) -> dict[str, Any]:
-    from nightshift import nightly
+    from nightshift.stages import nightly
 
     return nightly.ingest_labels(MODEL, day, _run("labels", day))
 
 
 def product_retrain(as_of: str, run_name: str) -> dict[str, Any]:
     """Resolve the request, train, evaluate against the champion, promote or refuse; seconds per step."""
-    from nightshift import lifecycle
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
 
     run = RunInfo(run_id=run_name, run_type="manual", actor="bench")
@@ -136,15 +152,15 @@ def product_retrain(as_of: str, run_name: str) -> dict[str, Any]:
 def product_model(kind: str, bootstrap_store_uri: str) -> tuple[str, Any]:
     """(version, fitted pipeline): the registered champion, or the demo pipeline with LogisticRegression."""
     if kind == "champion":
-        from nightshift import registry
+        from nightshift.stores import registry
 
         config = settings()
         champion = registry.alias_version(config, MODEL, registry.CHAMPION)
         if champion is None:
             raise BenchError(f"no champion registered in the bench MLflow at {config.mlflow_tracking_uri}")
         return champion.version, registry.load_model(config, champion)
-    from nightshift.storage import open_store
-    from nightshift.train import build_training_set, fit_candidate
+    from nightshift.lifecycle.train import build_training_set, fit_candidate
+    from nightshift.stores.objects import open_store
 
     spec = _spec()
     training = build_training_set(open_store(bootstrap_store_uri), spec, train_as_of())
@@ -153,8 +169,8 @@ def product_model(kind: str, bootstrap_store_uri: str) -> tuple[str, Any]:
 
 def product_score_partition(day: str, version: str, model: Any) -> dict[str, Any]:
     """Read the curated Parquet, predict, write the predictions partition (no warehouse)."""
-    from nightshift.score import Scorer, score_partition
-    from nightshift.storage import open_store
+    from nightshift.stages.score.predict import Scorer, score_partition
+    from nightshift.stores.objects import open_store
 
     store = open_store(settings().store_uri)
     return score_partition(store, _spec(), day, [Scorer("champion", version, model)], f"bench-score-{day}")
@@ -162,8 +178,8 @@ def product_score_partition(day: str, version: str, model: Any) -> dict[str, Any
 
 def product_model_inputs(day: str) -> tuple[Any, Any]:
     """The night's curated rows in memory, and the frame the pipeline's predict_proba takes."""
-    from nightshift.storage import open_store
-    from nightshift.train import curated_features, model_inputs
+    from nightshift.lifecycle.train import curated_features, model_inputs
+    from nightshift.stores.objects import open_store
 
     spec = _spec()
     frame = curated_features(open_store(settings().store_uri), spec, dt.date.fromisoformat(day))
@@ -176,9 +192,9 @@ def product_first_inputs(day: str, rows: int = 1000) -> Any:
     """The first rows of the night's curated partition as model inputs: a warm-up predict, not a measurement."""
     import pyarrow.parquet as pq
 
-    from nightshift.score import curated_keys
-    from nightshift.storage import open_store
-    from nightshift.train import model_inputs
+    from nightshift.lifecycle.train import model_inputs
+    from nightshift.stages.score.predict import curated_keys
+    from nightshift.stores.objects import open_store
 
     store, spec = open_store(settings().store_uri), _spec()
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,14 +204,14 @@ def product_first_inputs(day: str, rows: int = 1000) -> Any:
 
 
 def product_positive_scores(model: Any, frame: Any) -> Any:
-    from nightshift.train import positive_scores
+    from nightshift.lifecycle.train import positive_scores
 
     return positive_scores(model, frame, _spec())
 
 
 def product_warm_reference() -> None:
     """Cache the champion's reference sample locally, as it is after the champion's first night."""
-    from nightshift import registry
+    from nightshift.stores import registry
 
     config = settings()
     champion = registry.alias_version(config, MODEL, registry.CHAMPION)
@@ -205,8 +221,8 @@ def product_warm_reference() -> None:
 
 def product_drift(day: str) -> dict[str, Any]:
     """The drift stage, and its per-feature verdicts read back from the summary it wrote."""
-    from nightshift import nightly
-    from nightshift.storage import open_store, read_json
+    from nightshift.stages import nightly
+    from nightshift.stores.objects import open_store, read_json
 
     result = nightly.drift(MODEL, day, _run("drift", day))
     summary = read_json(open_store(settings().store_uri), result["summary_key"])
@@ -215,9 +231,9 @@ def product_drift(day: str) -> dict[str, Any]:
 
 def product_night_with_scores(day: str) -> Any:
     """A night's curated rows with the champion's scores, as the drift stage joins them."""
-    from nightshift.score import champion_scores
-    from nightshift.storage import open_store
-    from nightshift.train import curated_features
+    from nightshift.lifecycle.train import curated_features
+    from nightshift.stages.score.predict import champion_scores
+    from nightshift.stores.objects import open_store
 
     spec, store = _spec(), open_store(settings().store_uri)
     features = curated_features(store, spec, dt.date.fromisoformat(day))
@@ -229,7 +245,7 @@ def product_night_with_scores(day: str) -> Any:
 
 def product_full_drift(reference: Any, current: Any, day: str) -> dict[str, Any]:
     """Evidently's DataDriftPreset with the spec's per-column methods on every row of both sides (no sampling)."""
-    from nightshift.drift import compute_drift
+    from nightshift.stages.drift.measure import compute_drift
 
     spec = _spec()
     unsampled = spec.model_copy(update={"drift": spec.drift.model_copy(update={"sample_size": 10**12})})
@@ -295,7 +311,7 @@ def product_nightly_e2e(
     bench_env: dict[str, str], home: Path, day: str, timeout: float, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """One nightly DAG run for `day` through Airflow's scheduler (LocalExecutor), as `nightshift demo` runs it."""
-    from nightshift.supervisor import Services, airflow_env, prepare_airflow
+    from nightshift.runtime.supervisor import Services, airflow_env, prepare_airflow
 
     port = _free_port()
     config = dataclasses.replace(settings(), home=home)

@@ -16,9 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightshift import embedded_db
 from nightshift.config import Settings, get_spec, settings
-from nightshift.supervisor import Services, airflow_env, local_stack, no_interruptions, prepare_airflow, prepare_stores
+from nightshift.runtime import embedded_db
+from nightshift.runtime.supervisor import (
+    Services,
+    airflow_env,
+    local_stack,
+    no_interruptions,
+    prepare_airflow,
+    prepare_stores,
+)
 from nightshift_dev.airflow_api import AirflowApi
 
 TERMINAL = ("success", "failed")
@@ -163,8 +170,8 @@ def step(name: str) -> Iterator[None]:
 
 def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] = print) -> dict:
     """Simulate a season, let the scheduler run it, show a refused experiment and a backfill; return the summary."""
-    from nightshift.storage import open_store
-    from nightshift.summary import season_summary
+    from nightshift.stages.summary import season_summary
+    from nightshift.stores.objects import open_store
     from nightshift_dev.simulate import SimulationPlan, simulate
 
     config = settings()

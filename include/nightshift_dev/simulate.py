@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nightshift.config import ModelSpec
-from nightshift.storage import ObjectStore, flat_partition_writer
+from nightshift.stores.objects import ObjectStore, flat_partition_writer
 
 PURPOSES = ["car", "home", "education", "business", "debt_consolidation"]
 HOME_OWNERSHIP = ["RENT", "OWN", "MORTGAGE"]

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from nightshift import warehouse
+from nightshift.stores import warehouse
 
 
 def insert_predictions_rowwise(engine: Engine, model: str, day: dt.date, frame: Any) -> int:

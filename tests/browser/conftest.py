@@ -297,7 +297,7 @@ def airflow_environment(home: Path, port: int, start: dt.date, end: dt.date) -> 
 
 def simulate_season(start: dt.date, nights: int, rows: int) -> None:
     from nightshift.config import get_spec, settings
-    from nightshift.storage import open_store
+    from nightshift.stores.objects import open_store
     from nightshift_dev.simulate import SimulationPlan, simulate
 
     config = settings()
@@ -307,8 +307,8 @@ def simulate_season(start: dt.date, nights: int, rows: int) -> None:
 
 def first_champion(airflow: LocalAirflow, start: dt.date) -> str:
     """Start the embedded PostgreSQL and register a champion, so every night of the season is scored."""
-    from nightshift import registry
     from nightshift.config import settings
+    from nightshift.stores import registry
     from tests.champions import register_champion
 
     done = subprocess.run(

@@ -369,8 +369,8 @@ def test_no_backfill_run_requested_a_retrain(doors, local_airflow):
 def test_the_warehouse_records_the_backfill_runs_decisions_without_a_request(doors, local_airflow):
     import sqlalchemy as sa
 
-    from nightshift import warehouse
     from nightshift.config import settings
+    from nightshift.stores import warehouse
 
     dates = [day for door in doors["doors"].values() for day in door.replayed]
     with pytest.MonkeyPatch.context() as patch:

@@ -51,7 +51,7 @@ def test_every_dag_has_docs_tags_owner_and_retries(dagbag):
 
 
 def test_every_task_takes_its_settings_from_the_airflow_connections(dagbag):
-    from nightshift.connections import export_from_context
+    from nightshift.runtime.connections import export_from_context
 
     for dag_id, dag in dagbag.dags.items():
         for task in dag.tasks:

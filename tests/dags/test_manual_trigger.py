@@ -98,7 +98,7 @@ def test_a_manual_run_after_the_window_fails_in_wait_for_drop_without_retries(ni
 
 
 def test_wait_for_drop_logs_the_marker_it_found(nightly_dag, tmp_path, capfd):
-    from nightshift.storage import flat_partition_writer, open_store
+    from nightshift.stores.objects import flat_partition_writer, open_store
 
     store = open_store((tmp_path / "home" / "store").as_uri())
     with flat_partition_writer(store, "landing/credit_risk/dt=2026-10-05", {}) as folder:

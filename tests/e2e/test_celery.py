@@ -33,7 +33,7 @@ SETTINGS_VARIABLES = ("NIGHTSHIFT_", "MLFLOW_", "AWS_", "AIRFLOW")
 def worker_env(home: Path, port: int, metadata_db: str, broker: str) -> dict[str, str]:
     """Airflow on CeleryExecutor over the metadata database; the nightly's schedule holds only NIGHT, never caught up."""
     from nightshift.config import settings
-    from nightshift.supervisor import airflow_settings, celery_settings
+    from nightshift.runtime.supervisor import airflow_settings, celery_settings
     from nightshift_dev.demo import Season
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(SETTINGS_VARIABLES)}
@@ -56,8 +56,8 @@ def local_stores(home: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def celery_night(tmp_path_factory):
     from nightshift.config import get_spec
-    from nightshift.storage import open_store
-    from nightshift.supervisor import Services, prepare_airflow
+    from nightshift.runtime.supervisor import Services, prepare_airflow
+    from nightshift.stores.objects import open_store
     from nightshift_dev.airflow_api import AirflowApi
     from nightshift_dev.demo import wait_until
     from nightshift_dev.simulate import SimulationPlan, simulate

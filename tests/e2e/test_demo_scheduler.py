@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift import embedded_db
+from nightshift.runtime import embedded_db
 from tests.processes import busy_cores, processes_of_home, server_home
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from nightshift.storage import partition_files
+from nightshift.stores.objects import partition_files
 from tests.servers import free_port, mlflow_server, moto_server, postgres_database
 
 pytestmark = pytest.mark.e2e
@@ -44,8 +44,8 @@ def connection(**fields) -> str:
 @pytest.fixture(scope="module")
 def production(tmp_path_factory):
     from nightshift.config import settings
-    from nightshift.storage import ensure_bucket, open_store
-    from nightshift.supervisor import Services, airflow_settings, prepare_airflow
+    from nightshift.runtime.supervisor import Services, airflow_settings, prepare_airflow
+    from nightshift.stores.objects import ensure_bucket, open_store
     from nightshift_dev.airflow_api import AirflowApi
     from nightshift_dev.demo import Season, wait_for_season
     from nightshift_dev.simulate import SimulationPlan, simulate
@@ -155,7 +155,7 @@ def predictions(store, day: dt.date) -> dict | None:
 
 
 def warehouse_rows(record, table: str) -> list[dict]:
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     engine = warehouse.connect(record["config"].warehouse_url)
     return warehouse.fetch_all(engine, getattr(warehouse, table), model=MODEL)
@@ -174,7 +174,7 @@ def test_retrain_started_from_the_asset_event_and_promoted_through_mlflow(produc
     ledger = warehouse_rows(production, "promotion_ledger")
     promotions = [row for row in ledger if row["action"] == "promote"]
     assert promotions and promotions[0]["actor"] == "airflow:asset_triggered"
-    from nightshift import registry
+    from nightshift.stores import registry
 
     champion = registry.alias_version(production["config"], MODEL, registry.CHAMPION)
     assert champion is not None and champion.version == promotions[-1]["champion_after"]
@@ -200,7 +200,7 @@ def test_reports_and_model_artifacts_live_in_s3_with_browser_content_types(produ
 
 def test_backfill_through_the_api_keeps_one_identical_partition_per_date(production):
     """A backfill scores with the current champion; a night whose champion did not change comes out identical."""
-    from nightshift import registry
+    from nightshift.stores import registry
 
     champion = registry.alias_version(production["config"], MODEL, registry.CHAMPION)
     assert champion is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nightshift.storage import flat_partition_writer, partition_file, partition_files
+from nightshift.stores.objects import flat_partition_writer, partition_file, partition_files
 from tests.airflow_helpers import asset_events, load_dag, migrate_airflow_db, night_at, task_states
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ def day(offset: int) -> dt.date:
 def season(tmp_path_factory):
     """Run every night of the season, plus the retrains the nights request, and keep what happened."""
     from nightshift.config import retrain_asset_name, settings
-    from nightshift.storage import open_store
+    from nightshift.stores.objects import open_store
     from nightshift_dev.simulate import SimulationPlan, simulate
 
     home = tmp_path_factory.mktemp("season")
@@ -98,7 +98,7 @@ def season(tmp_path_factory):
             },
         )
         record["worse"] = worse
-        from nightshift import registry
+        from nightshift.stores import registry
 
         record["champion_after_worse"] = registry.alias_version(config, MODEL, registry.CHAMPION)
         rollback = load_dag(f"{MODEL}_rollback")
@@ -123,7 +123,7 @@ def champion_predictions(store, date) -> pd.DataFrame:
 
 
 def warehouse_rows(season, table: str) -> list[dict]:
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     engine = warehouse.connect(season["config"].warehouse_url)
     return warehouse.fetch_all(engine, getattr(warehouse, table), model=MODEL)
@@ -252,7 +252,7 @@ def test_drift_index_lists_every_scored_night(season):
 
 
 def test_nights_before_the_first_champion_are_scored_once_it_exists(season):
-    from nightshift.summary import season_summary
+    from nightshift.stages.summary import season_summary
 
     store = season["store"]
     backlog = warehouse_rows(season, "scoring_backlog")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift import embedded_db
+from nightshift.runtime import embedded_db
 from tests.processes import processes_of_home, server_home
 from tests.servers import free_port
 

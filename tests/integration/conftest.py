@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nightshift.storage import ensure_bucket
+from nightshift.stores.objects import ensure_bucket
 from tests.servers import free_port, moto_server
 
 AWS_VARIABLES = (

@@ -70,7 +70,7 @@ def throwaway_schema(database: str) -> Iterator[str]:
 
     The schema the warehouse keeps that schema's prediction partitions in goes too.
     """
-    from nightshift.warehouse import partition_schema
+    from nightshift.stores.warehouse import partition_schema
 
     name = f"s_{uuid.uuid4().hex[:12]}"
     with closing(_admin(database)) as connection, connection.cursor() as cursor:

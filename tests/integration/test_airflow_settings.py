@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nightshift.airflow_settings import AirflowSettingsError, apply_settings, load_settings, parse_settings
 from nightshift.config import MLFLOW_CONN_ID, OBJECT_STORE_CONN_ID, PROMOTION_POOL, WAREHOUSE_CONN_ID
+from nightshift.runtime.airflow_settings import AirflowSettingsError, apply_settings, load_settings, parse_settings
 from tests.servers import postgres_database
 
 PROJECT = Path(__file__).resolve().parents[2]

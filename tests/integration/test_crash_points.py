@@ -58,7 +58,7 @@ def _label_day(store: Any) -> str:
 
 
 def _run_night(run_id: str, label_day: str) -> None:
-    from nightshift import nightly
+    from nightshift.stages import nightly
 
     run = nightly.RunInfo(run_id, "manual")
     nightly.validate(MODEL, DAY.isoformat(), run)
@@ -69,7 +69,7 @@ def _run_night(run_id: str, label_day: str) -> None:
 
 def _killed_at(area_prefix: str, step: str, run_id: str, label_day: str) -> None:
     """The child: rerun the night and die at the first `step` of the partition under `area_prefix`."""
-    from nightshift.storage import set_fault_hook
+    from nightshift.stores.objects import set_fault_hook
 
     def kill(reached: str, prefix: str) -> None:
         if reached == step and prefix.startswith(area_prefix):
@@ -83,7 +83,7 @@ def _killed_at(area_prefix: str, step: str, run_id: str, label_day: str) -> None
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from nightshift.config import get_spec, settings
-    from nightshift.storage import open_store
+    from nightshift.stores.objects import open_store
     from nightshift_dev.simulate import SimulationPlan, simulate
     from tests.champions import register_champion
 
@@ -120,7 +120,7 @@ def _prefixes(label_day: str) -> dict[str, str]:
 
 def _visible(store: Any, prefix: str) -> dict[str, Any]:
     """What a reader sees: the manifest and every file it names, each read in full."""
-    from nightshift.storage import partition_files, read_manifest
+    from nightshift.stores.objects import partition_files, read_manifest
 
     manifest = read_manifest(store, prefix)
     assert manifest is not None, f"{prefix}: the partition vanished"
@@ -134,7 +134,7 @@ def _prediction_runs(store: Any, keys: list[str]) -> set[str]:
 
 
 def _warehouse_predictions(url: str) -> pd.DataFrame:
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     engine = warehouse.connect(url)
     try:
@@ -147,7 +147,7 @@ def _warehouse_predictions(url: str) -> pd.DataFrame:
 def test_a_rerun_killed_at_a_publish_step_leaves_the_old_or_the_new_night_and_the_next_rerun_agrees(
     night: dict[str, Any], area: str, step: str
 ) -> None:
-    from nightshift.storage import partition_files, read_manifest, revisions
+    from nightshift.stores.objects import partition_files, read_manifest, revisions
 
     store, label_day = night["store"], night["label_day"]
     prefixes = _prefixes(label_day)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift import embedded_db
+from nightshift.runtime import embedded_db
 from tests.processes import server_home
 
 NIGHTSHIFT = str(Path(sys.executable).parent / "nightshift")

@@ -10,8 +10,8 @@ from tests.servers import free_port
 
 
 def test_unreachable_tracking_server_is_named(home, monkeypatch):
-    from nightshift import registry
     from nightshift.config import settings
+    from nightshift.stores import registry
 
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
@@ -26,10 +26,10 @@ def test_unreachable_tracking_server_is_named(home, monkeypatch):
 def test_nightly_score_fails_readably_and_leaves_no_partition(home, monkeypatch, demo_spec):
     import datetime as dt
 
-    from nightshift import nightly
     from nightshift.config import settings
-    from nightshift.registry import RegistryError
-    from nightshift.storage import open_store
+    from nightshift.stages import nightly
+    from nightshift.stores.objects import open_store
+    from nightshift.stores.registry import RegistryError
     from nightshift_dev.simulate import SimulationPlan, simulate
 
     store = open_store(settings().store_uri)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from nightshift import warehouse
+from nightshift.stores import warehouse
 from nightshift_dev import warehouse_baselines
 from tests.integration import postgres
 

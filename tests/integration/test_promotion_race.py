@@ -38,9 +38,10 @@ def evaluation(candidate: str, champion: str) -> dict[str, Any]:
 
 def promoter(name: str, tasks: Any, results: Any, barrier: Any) -> None:
     """A worker process: for each task, wait for the other worker, then promote at the same instant."""
-    from nightshift import lifecycle, registry, warehouse
     from nightshift.config import settings
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
+    from nightshift.stores import registry, warehouse
 
     config = settings()
     warehouse.connect(config.warehouse_url).dispose()
@@ -73,8 +74,8 @@ def databases() -> Iterator[tuple[str, str]]:
 @pytest.fixture
 def servers(databases: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Settings on the PostgreSQL warehouse and MLflow backend, with model `credit_risk` registered."""
-    from nightshift import registry, warehouse
     from nightshift.config import settings
+    from nightshift.stores import registry, warehouse
 
     warehouse_url, mlflow_url = databases
     home = tmp_path / "home"
@@ -92,7 +93,7 @@ def servers(databases: tuple[str, str], tmp_path: Path, monkeypatch: pytest.Monk
 
 def new_version(config: Any) -> str:
     """A real registry version (its artifacts are never loaded here: promotion only moves aliases)."""
-    from nightshift import registry
+    from nightshift.stores import registry
 
     client = registry.client(config)
     source = (config.home / "model-source").as_uri()
@@ -100,14 +101,14 @@ def new_version(config: Any) -> str:
 
 
 def champion_of(config: Any) -> str | None:
-    from nightshift import registry
+    from nightshift.stores import registry
 
     found = registry.alias_version(config, MODEL, registry.CHAMPION)
     return found.version if found else None
 
 
 def trial_rows(config: Any, trial: int) -> list[dict[str, Any]]:
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     engine = warehouse.connect(config.warehouse_url)
     try:
@@ -154,7 +155,7 @@ def test_two_processes_promoting_at_once_give_exactly_one_winner(servers):
         assert {results.get(timeout=300)[1] for _ in workers} == {"a", "b"}
         for trial in range(TRIALS):
             champion = new_version(config)
-            from nightshift import registry
+            from nightshift.stores import registry
 
             registry.client(config).set_registered_model_alias(MODEL, registry.CHAMPION, champion)
             candidates = {name: new_version(config) for name in tasks}
@@ -182,8 +183,9 @@ def test_two_processes_promoting_at_once_give_exactly_one_winner(servers):
 
 
 def test_rollback_waits_for_the_promotion_lock(servers, monkeypatch):
-    from nightshift import lifecycle, locks, registry, warehouse
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
+    from nightshift.stores import locks, registry, warehouse
 
     config = servers
     first, second = new_version(config), new_version(config)

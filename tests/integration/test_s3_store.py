@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from nightshift import cli
-from nightshift.storage import (
+from nightshift.stores.objects import (
     MARKER,
     ObjectStore,
     S3Store,

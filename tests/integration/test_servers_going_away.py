@@ -24,8 +24,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from nightshift import warehouse
-from nightshift.storage import S3_MAX_ATTEMPTS, S3Store, StorageError, ensure_bucket, open_store, publish_partition
+from nightshift.stores import warehouse
+from nightshift.stores.objects import (
+    S3_MAX_ATTEMPTS,
+    S3Store,
+    StorageError,
+    ensure_bucket,
+    open_store,
+    publish_partition,
+)
 from nightshift_dev import warehouse_baselines
 from tests.integration import postgres
 from tests.servers import free_port
@@ -350,7 +357,7 @@ def test_an_s3_server_that_stops_answering_fails_after_the_bounded_attempts(
 ) -> None:
     import socket
 
-    from nightshift import storage
+    from nightshift.stores import objects as storage
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

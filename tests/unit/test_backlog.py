@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from nightshift import backlog, nightly
 from nightshift.config import settings
-from nightshift.storage import open_store, partition_files
+from nightshift.stages import backlog, nightly
+from nightshift.stores.objects import open_store, partition_files
 from nightshift_dev.simulate import SimulationPlan, simulate
 from tests.champions import register_champion
 
@@ -41,7 +41,7 @@ def predictions(store, day: dt.date) -> pd.DataFrame:
 
 
 def backlog_rows() -> list[dict]:
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     return warehouse.backlog(warehouse.connect(settings().warehouse_url), MODEL)
 
@@ -60,7 +60,7 @@ def season(home, demo_spec):
 
 def test_unscored_nights_say_why_and_how_then_the_first_night_with_a_champion_scores_them(season, demo_spec, capsys):
     from nightshift import cli
-    from nightshift.summary import format_summary, season_summary
+    from nightshift.stages.summary import format_summary, season_summary
 
     store = season
     before = [run_night(day) for day in NIGHTS[:2]]
@@ -135,7 +135,7 @@ def test_unscored_nights_say_why_and_how_then_the_first_night_with_a_champion_sc
 
 
 def test_a_night_scored_from_the_backlog_holds_the_same_predictions_as_a_normal_night(season, demo_spec):
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     store = season
     day = NIGHTS[0]

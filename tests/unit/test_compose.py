@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from nightshift.config import MLFLOW_CONN_ID, OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID
-from nightshift.connections import STORE_URI_VARIABLE, settings_from_connections
+from nightshift.runtime.connections import STORE_URI_VARIABLE, settings_from_connections
 
 PROJECT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (PROJECT / "docker-compose.yaml").read_text()
@@ -274,7 +274,7 @@ def test_airflow_components_share_one_configuration(rendered):
             assert env.get(key) == first[key], f"{name}: {key} differs from the scheduler's"
     # The README's advice for LocalExecutor deployments: the warm forkserver.
     assert first["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
-    assert first["AIRFLOW__CORE__MP_FORKSERVER_PRELOAD"].split(",")[-1] == "nightshift.preload"
+    assert first["AIRFLOW__CORE__MP_FORKSERVER_PRELOAD"].split(",")[-1] == "nightshift.runtime.preload"
 
 
 def task_environment(rendered: dict[str, Any], service: str = "scheduler") -> dict[str, str]:

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nightshift import embedded_db
 from nightshift.config import PROJECT_ROOT, SpecError, load_spec, load_specs, settings
+from nightshift.runtime import embedded_db
 
 DEMO = PROJECT_ROOT / "include" / "models" / "credit_risk.yaml"
 

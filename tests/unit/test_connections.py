@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import make_url
 
 from nightshift.config import MLFLOW_CONN_ID, OBJECT_STORE_CONN_ID, WAREHOUSE_CONN_ID, settings
-from nightshift.connections import (
+from nightshift.runtime.connections import (
     STORE_URI_VARIABLE,
     apply,
     export_from_context,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from nightshift import embedded_db
 from nightshift.config import settings
-from nightshift.supervisor import airflow_settings, metadata_url, uses_embedded_db
+from nightshift.runtime import embedded_db
+from nightshift.runtime.supervisor import airflow_settings, metadata_url, uses_embedded_db
 from nightshift_dev.demo import reset
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from nightshift.config import PROJECT_ROOT, FeatureDrift, ModelSpec, load_spec
-from nightshift.drift import DriftResult, compute_drift, latest_pointer, render_index
+from nightshift.stages.drift.measure import DriftResult, compute_drift, latest_pointer, render_index
 
 P_VALUE_METHODS = {"ks", "chisquare"}
 ROWS = 4000

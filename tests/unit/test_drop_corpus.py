@@ -18,10 +18,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from nightshift import nightly
 from nightshift.config import settings
 from nightshift.readers import csv as csv_reader
-from nightshift.storage import MARKER, flat_partition_writer, open_store, partition_files
+from nightshift.stages import nightly
+from nightshift.stores.objects import MARKER, flat_partition_writer, open_store, partition_files
 
 MODEL = "credit_risk"
 DAY = dt.date(2026, 10, 1)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightshift.evaluate import decide, evaluate_scores, metric_value
+from nightshift.lifecycle.evaluate import decide, evaluate_scores, metric_value
 
 
 def result(value, slices=None, rows=1000):

@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from nightshift import nightly, warehouse
 from nightshift.config import settings
-from nightshift.storage import open_store, read_partition_json
+from nightshift.stages import nightly
+from nightshift.stores import warehouse
+from nightshift.stores.objects import open_store, read_partition_json
 from nightshift_dev.simulate import SimulationPlan, simulate
 from tests.champions import register_champion
 from tests.manifests import published_manifest
@@ -169,7 +170,7 @@ def test_a_night_measured_twice_by_one_champion_says_so(season):
 
 
 def test_a_summary_written_before_measurements_existed_becomes_the_first_entry(tmp_path):
-    from nightshift.storage import LocalStore, publish_partition
+    from nightshift.stores.objects import LocalStore, publish_partition
 
     store = LocalStore(f"file://{tmp_path}")
     prefix = f"{REPORTS}/dt={NIGHT}"

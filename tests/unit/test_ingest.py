@@ -4,9 +4,9 @@ import re
 import pandas as pd
 import pytest
 
-from nightshift.ingest import READ_KIND, READ_PROBLEM, DropError, frame_to_csv_bytes, read_csv_chunks, read_drop
 from nightshift.readers import Dialect
-from nightshift.storage import flat_partition_writer, open_store
+from nightshift.stages.ingest import READ_KIND, READ_PROBLEM, DropError, frame_to_csv_bytes, read_csv_chunks, read_drop
+from nightshift.stores.objects import flat_partition_writer, open_store
 
 
 @pytest.fixture

@@ -11,11 +11,18 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from nightshift import nightly, warehouse
 from nightshift.config import PROJECT_ROOT, settings
 from nightshift.kinds import KINDS, parse_labels
-from nightshift.labels import LabelDropRejected, accepted_label_count, id_length_limit, judge_labels, read_labels
-from nightshift.storage import flat_partition_writer, open_store, partition_file, partition_writer, read_manifest
+from nightshift.stages import nightly
+from nightshift.stages.labels.parse import (
+    LabelDropRejected,
+    accepted_label_count,
+    id_length_limit,
+    judge_labels,
+    read_labels,
+)
+from nightshift.stores import warehouse
+from nightshift.stores.objects import flat_partition_writer, open_store, partition_file, partition_writer, read_manifest
 from tests.manifests import published_manifest
 
 MODEL = "credit_risk"
@@ -353,7 +360,7 @@ def test_every_file_of_a_label_drop_is_read_whatever_the_case_of_its_name(store,
 
 
 def test_a_label_file_the_format_cannot_read_fails_naming_it(store, demo_spec):
-    from nightshift.ingest import DropError
+    from nightshift.stages.ingest import DropError
 
     with flat_partition_writer(store, f"landing/{MODEL}/labels/dt={DAY}", {}) as folder:
         (folder / "part-0.csv").write_bytes(f"{HEADER}\na1,0\n".encode())

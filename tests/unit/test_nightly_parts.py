@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from nightshift import nightly
 from nightshift.config import settings
-from nightshift.storage import flat_partition_writer, open_store, partition_files, read_manifest
+from nightshift.stages import nightly
+from nightshift.stores.objects import flat_partition_writer, open_store, partition_files, read_manifest
 from nightshift_dev.simulate import SimulationPlan, simulate
 from tests.manifests import published_manifest
 
@@ -163,7 +163,7 @@ def test_the_bad_row_share_is_judged_over_the_whole_night(home, demo_spec):
 
 
 def test_the_drift_sample_is_the_seeded_rows_of_the_whole_night_read_in_batches(home, demo_spec):
-    from nightshift.drift import sample_positions
+    from nightshift.stages.drift.measure import sample_positions
 
     store = simulated(demo_spec, files=3, bad=0.0)
     nightly.validate(MODEL, DAY.isoformat(), RUN)
@@ -204,7 +204,7 @@ def test_an_id_repeated_across_chunks_of_one_file_is_caught_like_one_within_a_ch
 def test_the_drift_sample_takes_champion_scores_by_position_or_by_id_alike(home, demo_spec):
     import numpy as np
 
-    from nightshift.storage import publish_partition
+    from nightshift.stores.objects import publish_partition
 
     store = simulated(demo_spec, files=3, bad=0.01)
     nightly.validate(MODEL, DAY.isoformat(), RUN)

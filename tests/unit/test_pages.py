@@ -14,9 +14,9 @@ import pytest
 
 from nightshift import pages
 from nightshift.config import PROJECT_ROOT
-from nightshift.drift import render_index
 from nightshift.pages.report import empty_report, with_header
 from nightshift.pages.validation import validation_page
+from nightshift.stages.drift.measure import render_index
 
 SCRIPT = "<script>alert(1)</script>"
 FEATURE = "rate & \"term\" 'months'"

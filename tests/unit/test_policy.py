@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 
 from nightshift.config import settings
-from nightshift.labels import LabelDropRejected
-from nightshift.nightly import RunInfo, ingest_labels, labelled_day_count
-from nightshift.policy import decide_retrain
-from nightshift.storage import flat_partition_writer, is_complete, open_store, partition_writer
-from nightshift.train import TrainingDataError, build_training_set
+from nightshift.lifecycle.policy import decide_retrain
+from nightshift.lifecycle.train import TrainingDataError, build_training_set
+from nightshift.stages.labels.parse import LabelDropRejected
+from nightshift.stages.nightly import RunInfo, ingest_labels, labelled_day_count
+from nightshift.stores.objects import flat_partition_writer, is_complete, open_store, partition_writer
 from nightshift_dev.simulate import generate_chunk
 
 DAY = dt.date(2026, 10, 14)

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from nightshift import embedded_db, registry
 from nightshift.config import settings
+from nightshift.runtime import embedded_db
+from nightshift.stores import registry
 
 
 def test_using_the_registry_does_not_pin_later_settings_to_its_server(home, tmp_path, monkeypatch):
@@ -38,7 +39,7 @@ WHEN = dt.datetime(2026, 10, 2, 3, 0, tzinfo=dt.UTC)
 HOLD_LOCK = """
 import sys
 import sqlalchemy as sa
-from nightshift import locks
+from nightshift.stores import locks
 with locks.promotion_lock(sa.create_engine(sys.argv[1]), sys.argv[2]):
     print("held", flush=True)
     sys.stdin.read()
@@ -68,7 +69,7 @@ def versions(home: Path) -> list[str]:
 
 
 def _ledger() -> list[dict[str, Any]]:
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     engine = warehouse.connect(settings().warehouse_url)
     try:
@@ -83,7 +84,7 @@ def _champion() -> str | None:
 
 
 def test_a_promotion_compared_with_a_replaced_champion_is_refused_and_recorded(versions):
-    from nightshift import lifecycle
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
 
     first, second, third = versions
@@ -103,7 +104,7 @@ def test_a_promotion_compared_with_a_replaced_champion_is_refused_and_recorded(v
 
 
 def test_a_retried_promotion_returns_what_it_recorded_without_a_second_row(versions):
-    from nightshift import lifecycle
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
 
     first, second, _ = versions
@@ -115,7 +116,7 @@ def test_a_retried_promotion_returns_what_it_recorded_without_a_second_row(versi
 
 
 def test_an_alias_moved_by_an_earlier_attempt_without_its_row_is_recorded(versions):
-    from nightshift import lifecycle
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
 
     first, second, _ = versions
@@ -128,7 +129,7 @@ def test_an_alias_moved_by_an_earlier_attempt_without_its_row_is_recorded(versio
 
 
 def test_a_failed_alias_move_leaves_no_ledger_row(versions, monkeypatch):
-    from nightshift import lifecycle
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
 
     first, second, _ = versions
@@ -144,7 +145,7 @@ def test_a_failed_alias_move_leaves_no_ledger_row(versions, monkeypatch):
 
 
 def test_a_gate_refusal_is_recorded_under_the_lock(versions):
-    from nightshift import lifecycle
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
 
     first, second, _ = versions
@@ -156,7 +157,7 @@ def test_a_gate_refusal_is_recorded_under_the_lock(versions):
 
 
 def test_rollback_moves_back_under_the_lock_and_a_retry_does_not_undo_it(versions):
-    from nightshift import lifecycle
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
 
     first, second, _ = versions
@@ -172,7 +173,7 @@ def test_rollback_moves_back_under_the_lock_and_a_retry_does_not_undo_it(version
 def test_the_sqlite_promotion_lock_holds_across_processes(home, python):
     import sqlalchemy as sa
 
-    from nightshift import locks
+    from nightshift.stores import locks
 
     url = f"sqlite:///{home / 'warehouse.db'}"
     holder = subprocess.Popen(
@@ -206,9 +207,10 @@ def test_a_ledger_row_that_does_not_commit_puts_the_champion_back(versions, monk
 
     import sqlalchemy as sa
 
-    from nightshift import lifecycle, locks
+    from nightshift.lifecycle import tasks as lifecycle
     from nightshift.runs import RunInfo
-    from nightshift.warehouse import WarehouseError
+    from nightshift.stores import locks
+    from nightshift.stores.warehouse import WarehouseError
 
     first, second, _ = versions
     real_lock = locks.promotion_lock

@@ -38,16 +38,16 @@ class Tripwire:
 def _mlflow(home: Path) -> Any:
     import mlflow
 
-    from nightshift import registry
     from nightshift.config import settings
+    from nightshift.stores import registry
 
     registry.client(settings())
     return mlflow
 
 
 def _make_champion(model_info: Any) -> str:
-    from nightshift import registry
     from nightshift.config import settings
+    from nightshift.stores import registry
 
     version = str(model_info.registered_model_version)
     registry.client(settings()).set_registered_model_alias("credit_risk", registry.CHAMPION, version)
@@ -109,8 +109,8 @@ def _log_tripwire(home: Path, marker: Path) -> str:
     ],
 )
 def test_a_champion_in_another_flavour_is_refused_unread(home, flavour, described):
-    from nightshift import registry
     from nightshift.config import settings
+    from nightshift.stores import registry
 
     marker = home / "loaded-and-ran"
     version = _log_hostile(home, flavour, marker)
@@ -126,9 +126,10 @@ def test_a_champion_in_another_flavour_is_refused_unread(home, flavour, describe
 
 
 def test_nightly_scoring_refuses_a_pickled_champion_and_publishes_nothing(home, demo_spec):
-    from nightshift import nightly, registry
     from nightshift.config import settings
-    from nightshift.storage import open_store
+    from nightshift.stages import nightly
+    from nightshift.stores import registry
+    from nightshift.stores.objects import open_store
     from nightshift_dev.simulate import SimulationPlan, simulate
 
     store = open_store(settings().store_uri)
@@ -145,8 +146,8 @@ def test_nightly_scoring_refuses_a_pickled_champion_and_publishes_nothing(home, 
 
 
 def test_a_skops_file_with_a_foreign_type_is_refused_whatever_its_mlmodel_trusts(home):
-    from nightshift import registry
     from nightshift.config import settings
+    from nightshift.stores import registry
 
     marker = home / "restored"
     version = _log_tripwire(home, marker)
@@ -163,9 +164,9 @@ def test_a_skops_file_with_a_foreign_type_is_refused_whatever_its_mlmodel_trusts
 def test_a_model_nightshift_logged_loads_and_scores(home, demo_spec):
     import numpy as np
 
-    from nightshift import registry
     from nightshift.config import settings
-    from nightshift.train import TrainingSet, fit_candidate, model_inputs, positive_scores, reference_sample
+    from nightshift.lifecycle.train import TrainingSet, fit_candidate, model_inputs, positive_scores, reference_sample
+    from nightshift.stores import registry
     from nightshift_dev.simulate import generate_chunk
 
     frame = generate_chunk(DAY, 0, 600, False, np.random.default_rng(3))
@@ -188,7 +189,7 @@ def test_a_model_nightshift_logged_loads_and_scores(home, demo_spec):
 
 
 def test_only_scikit_learn_classes_and_numpy_dtype_are_trusted_beyond_skops_defaults():
-    from nightshift.registry import refused_types
+    from nightshift.stores.registry import refused_types
 
     accepted = [
         "numpy.dtype",

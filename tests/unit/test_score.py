@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from nightshift.score import Scorer, prediction_ids, score_batches
-from nightshift.train import build_pipeline, positive_scores
+from nightshift.lifecycle.train import build_pipeline, positive_scores
+from nightshift.stages.score.predict import Scorer, prediction_ids, score_batches
 from nightshift_dev.simulate import generate_chunk
 
 DAY = "2026-10-01"

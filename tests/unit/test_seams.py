@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from nightshift.config import Promotion
-from nightshift.evaluate import metric_value
 from nightshift.kinds import BINARY, KINDS, Metric, kind_of
+from nightshift.lifecycle.evaluate import metric_value
 from nightshift.notifiers import Event, Notification, NotifyFailed, Severity, notify
 
 

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pandas as pd
 
-from nightshift.storage import LocalStore
+from nightshift.stores.objects import LocalStore
 from nightshift_dev.simulate import SimulationPlan, simulate
 
 

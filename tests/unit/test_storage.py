@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from nightshift.storage import (
+from nightshift.stores.objects import (
     MARKER,
     S3Store,
     StorageError,
@@ -151,7 +151,7 @@ def test_s3_keys_cannot_escape_the_prefix(key):
 
 def test_opening_an_s3_store_neither_imports_boto3_nor_connects():
     code = (
-        "import sys; from nightshift.storage import open_store; "
+        "import sys; from nightshift.stores.objects import open_store; "
         "store = open_store('s3://bucket/p'); store.url_for('k'); print('boto3' in sys.modules)"
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}

@@ -4,8 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightshift.storage import open_store, partition_writer
-from nightshift.train import (
+from nightshift.lifecycle.train import (
     TrainingDataError,
     build_training_set,
     fit_candidate,
@@ -13,6 +12,7 @@ from nightshift.train import (
     reference_sample,
     resolve_estimator,
 )
+from nightshift.stores.objects import open_store, partition_writer
 from nightshift_dev.simulate import generate_chunk
 
 START = dt.date(2026, 10, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from nightshift import waiting
+from nightshift.stages import waiting
 
 START, END = dt.date(2026, 10, 1), dt.date(2026, 10, 21)
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from nightshift import warehouse
+from nightshift.stores import warehouse
 from nightshift_dev import warehouse_baselines
 
 DAY = dt.date(2026, 10, 5)

@@ -27,7 +27,7 @@ from nightshift.config import ModelSpec, SpecError
 from nightshift.pages.validation import validation_page
 from nightshift.readers import READ_KIND, READ_PROBLEM
 from nightshift.reasons import join_reasons
-from nightshift.warehouse import predictions as _predictions_table
+from nightshift.stores.warehouse import predictions as _predictions_table
 
 ROW_NUMBER = "_row_number"
 REASONS = "_reasons"

@@ -14,7 +14,8 @@ import datetime as dt
 from typing import Any
 
 from nightshift.config import settings
-from nightshift.nightly import (
+from nightshift.runs import RunInfo
+from nightshift.stages.nightly import (
     commit_scores,
     drift,
     night,
@@ -22,8 +23,7 @@ from nightshift.nightly import (
     score_part,
     serving_versions,
 )
-from nightshift.runs import RunInfo
-from nightshift.storage import is_complete
+from nightshift.stores.objects import is_complete
 
 NO_CHAMPION = "no champion yet: nothing scored"
 WHEN = "the first nightly run that finds a champion scores it (its score_backlog task)"
@@ -42,7 +42,7 @@ def score_backlog(model: str, through: str | None, run: RunInfo, chunk_rows: int
     backlog and is listed under `waiting`. Idempotent: a rerun finds the nights already scored and does nothing.
     Returns a small dict (dates and counts) for XCom.
     """
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     until = None if through is None else dt.date.fromisoformat(through)
     engine = warehouse.connect(settings().warehouse_url)

@@ -14,10 +14,10 @@ import pyarrow.parquet  # noqa: F401
 import sklearn.ensemble  # noqa: F401
 import sqlalchemy  # noqa: F401
 
-import nightshift.drift
-import nightshift.nightly
-import nightshift.registry
-import nightshift.train
-import nightshift.validate
+import nightshift.lifecycle.train
+import nightshift.stages.drift.measure
+import nightshift.stages.nightly
+import nightshift.stages.validate.checks
+import nightshift.stores.registry
 
-nightshift.drift.warm_up()
+nightshift.stages.drift.measure.warm_up()

@@ -1,7 +1,7 @@
 """What people query and trend: predictions, validation runs, drift, retrain requests, the promotion ledger.
 
 SQLite on the embedded default, Postgres in production: the same SQLAlchemy Core tables. The schema is versioned
-by the Alembic revisions in `nightshift/migrations`; `connect` upgrades it to the newest version (a no-op when it
+by the Alembic revisions in `nightshift/stores/migrations`; `connect` upgrades it to the newest version (a no-op when it
 is current). Every write for a night replaces that night's rows in one transaction, so reruns never duplicate; the
 validation, drift and retrain-decision writers also append the run's row to `night_runs` in that transaction, so the
 history of a rerun night keeps what every run found.
@@ -182,7 +182,7 @@ scoring_backlog = sa.Table(
     sa.Column("scored_run_id", sa.String(250)),
 )
 """One row per night left without predictions: `unscored` with its reason and command until the night is scored and
-re-measured, then `scored` with the version and run that did it (see `nightshift.backlog`)."""
+re-measured, then `scored` with the version and run that did it (see `nightshift.stages.backlog`)."""
 UNSCORED, SCORED = "unscored", "scored"
 
 STAGES = ("validation", "drift", "decision")

@@ -16,7 +16,7 @@ from typing import Any
 
 from nightshift.config import ModelSpec, Settings, get_spec, settings
 from nightshift.runs import RunInfo
-from nightshift.storage import (
+from nightshift.stores.objects import (
     MARKER,
     ObjectStore,
     fault_point,
@@ -61,13 +61,13 @@ def night(model: str, day: str | dt.date) -> Night:
 
 
 def _warehouse(config: Settings) -> Any:
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     return warehouse.connect(config.warehouse_url)
 
 
 def drop_ready(model: str, day: str) -> bool:
-    from nightshift.ingest import drop_is_ready
+    from nightshift.stages.ingest import drop_is_ready
 
     current = night(model, day)
     return drop_is_ready(current.store, current.spec, current.dt)
@@ -84,7 +84,7 @@ def staging_prefix(current: Night, run: RunInfo | None = None) -> str:
 
 def plan_parts(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
     """One part per file of the night's drop, in name order: what `validate_part` fans out over."""
-    from nightshift.ingest import DropError, drop_files
+    from nightshift.stages.ingest import DropError, drop_files
 
     current = night(model, day)
     current.store.delete_prefix(staging_prefix(current))
@@ -108,8 +108,8 @@ def validate_part(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nightshift.ingest import DropError, read_drop_chunks
-    from nightshift.validate import ROW_NUMBER, combine_results, validate_frame
+    from nightshift.stages.ingest import DropError, read_drop_chunks
+    from nightshift.stages.validate.checks import ROW_NUMBER, combine_results, validate_frame
 
     current = night(model, day)
     spec, store = current.spec, current.store
@@ -174,8 +174,8 @@ def commit_validation(model: str, day: str, parts: list[dict[str, Any]], run: Ru
     Rows whose id an earlier part already holds move to quarantine here. Nothing is curated unless the night
     passes; the validation result and the quarantine are written either way.
     """
-    from nightshift.ingest import drop_prefix
-    from nightshift.validate import night_result
+    from nightshift.stages.ingest import drop_prefix
+    from nightshift.stages.validate.checks import night_result
 
     current = night(model, day)
     spec, store = current.spec, current.store
@@ -224,7 +224,7 @@ def _repeated_ids(current: Night, parts: list[dict[str, Any]], batch_rows: int =
     import numpy as np
     import pyarrow.parquet as pq
 
-    from nightshift.validate import ROW_NUMBER, id_hashes, shared_hash_positions
+    from nightshift.stages.validate.checks import ROW_NUMBER, id_hashes, shared_hash_positions
 
     if current.spec.validation.checks.unique_ids == "off":
         return {}
@@ -263,8 +263,8 @@ def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: Repe
     """One rejected.csv for the night: every part's rejected rows, then ids repeated across parts, with reasons."""
     import pandas as pd
 
-    from nightshift.ingest import write_csv
-    from nightshift.validate import REASONS, ROW_NUMBER
+    from nightshift.stages.ingest import write_csv
+    from nightshift.stages.validate.checks import REASONS, ROW_NUMBER
 
     store, spec = current.store, current.spec
     path = folder / "rejected.csv"
@@ -300,7 +300,7 @@ def _curated_files(current: Night, parts: list[dict[str, Any]], repeats: Repeate
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from nightshift.validate import ROW_NUMBER
+    from nightshift.stages.validate.checks import ROW_NUMBER
 
     files: dict[str, Any] = {}
     for position, part in enumerate(parts):
@@ -327,7 +327,7 @@ def validate(model: str, day: str, run: RunInfo, chunk_rows: int = CHUNK_ROWS) -
 
 
 def _unreadable_result(current: Night, message: str, source: str | None = None) -> dict[str, Any]:
-    from nightshift.ingest import drop_prefix
+    from nightshift.stages.ingest import drop_prefix
 
     return {
         "source": source or current.store.url_for(drop_prefix(current.spec, current.dt)),
@@ -367,8 +367,8 @@ def _record_validation(
     curated: dict[str, Any] | None,
 ) -> None:
     """Persist the result and its page, the quarantine, the curated partition (or its absence), and the warehouse row."""
-    from nightshift import warehouse
-    from nightshift.validate import render_validation_page
+    from nightshift.stages.validate.checks import render_validation_page
+    from nightshift.stores import warehouse
 
     store, model = current.store, current.spec.name
     result = {**result, "run_id": run.run_id}
@@ -429,7 +429,7 @@ def _kept_note(current: Night) -> str:
 
 def serving_versions(config: Settings, model: str) -> dict[str, str] | None:
     """The versions a night is scored with now: the champion's (and the challenger's, in shadow); None without one."""
-    from nightshift import registry
+    from nightshift.stores import registry
 
     champion = registry.alias_version(config, model, registry.CHAMPION)
     if champion is None:
@@ -445,9 +445,9 @@ def scoring_plan(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
     """One part per curated file, each carrying the model versions to use, resolved once for the whole night.
 
     With no champion yet, a single part that says so: `commit_scores` clears the night's predictions and records
-    it in the warehouse's scoring backlog (see `nightshift.backlog`).
+    it in the warehouse's scoring backlog (see `nightshift.stages.backlog`).
     """
-    from nightshift.backlog import NO_CHAMPION
+    from nightshift.stages.backlog import NO_CHAMPION
 
     current = night(model, day)
     versions = serving_versions(current.settings, model)
@@ -458,7 +458,7 @@ def scoring_plan(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
 
 def plan_scoring(current: Night, versions: dict[str, str]) -> list[dict[str, Any]]:
     """The parts `score_part` fans out over: one per curated file of the night, each carrying `versions`."""
-    from nightshift.score import curated_keys
+    from nightshift.stages.score.predict import curated_keys
 
     keys = curated_keys(current.store, current.spec, current.dt)
     return [{"dt": current.dt, "index": index, "key": key, "versions": versions} for index, key in enumerate(keys)]
@@ -466,8 +466,8 @@ def plan_scoring(current: Night, versions: dict[str, str]) -> list[dict[str, Any
 
 def score_part(model: str, day: str, part: dict[str, Any], run: RunInfo, chunk_rows: int = 200_000) -> dict[str, Any]:
     """Score one curated file with the plan's versions, in chunks; stage one Parquet file per alias."""
-    from nightshift import registry
-    from nightshift.score import Scorer, iter_parquet, score_batches, scoring_columns
+    from nightshift.stages.score.predict import Scorer, iter_parquet, score_batches, scoring_columns
+    from nightshift.stores import registry
 
     current = night(model, day)
     index = int(part["index"])
@@ -505,9 +505,9 @@ def commit_scores(model: str, day: str, parts: list[dict[str, Any]], run: RunInf
     A skipped plan (no champion) clears the night's predictions and records the night as unscored, with the reason
     and the command that scores it, in the warehouse's `scoring_backlog`.
     """
-    from nightshift import warehouse
-    from nightshift.backlog import command
-    from nightshift.score import iter_predictions
+    from nightshift.stages.backlog import command
+    from nightshift.stages.score.predict import iter_predictions
+    from nightshift.stores import warehouse
 
     current = night(model, day)
     engine = _warehouse(current.settings)
@@ -555,8 +555,8 @@ def ingest_labels(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     rejected share is over `validation.max_bad_row_share` the task fails and the day's curated labels stay as they
     were. Otherwise the accepted labels replace the day's curated labels.
     """
-    from nightshift import labels
-    from nightshift.ingest import frame_to_csv_bytes
+    from nightshift.stages.ingest import frame_to_csv_bytes
+    from nightshift.stages.labels import parse as labels
 
     current = night(model, day)
     store, spec = current.store, current.spec
@@ -614,9 +614,9 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     the night's report (the earlier ones stay) and its summary's `measurements` lists every run that measured the
     night, oldest first (see `_measurements`).
     """
-    from nightshift import registry, warehouse
-    from nightshift.backlog import NO_CHAMPION, command
-    from nightshift.drift import compute_drift
+    from nightshift.stages.backlog import NO_CHAMPION, command
+    from nightshift.stages.drift.measure import compute_drift
+    from nightshift.stores import registry, warehouse
 
     current = night(model, day)
     engine = _warehouse(current.settings)
@@ -682,8 +682,8 @@ def _not_measured(current: Night, run: RunInfo, reason: str, command: str) -> di
 
     The run goes into the night's measurements and the warehouse's `night_runs` with no model version.
     """
-    from nightshift import warehouse
-    from nightshift.backlog import WHEN
+    from nightshift.stages.backlog import WHEN
+    from nightshift.stores import warehouse
 
     model = current.spec.name
     prefix = f"{report_prefix(model)}/dt={current.dt}"
@@ -751,7 +751,7 @@ def _measurements(store: ObjectStore, prefix: str, run: RunInfo, version: str | 
 
 def _record_drift(engine: Any, current: Night, summary: dict[str, Any], report_uri: str, run: RunInfo) -> None:
     """The night's drift summary and per-feature metrics, into the warehouse (and this run's row into night_runs)."""
-    from nightshift import warehouse
+    from nightshift.stores import warehouse
 
     model, version = current.spec.name, summary["model_version"]
     warehouse.record_drift(
@@ -798,8 +798,8 @@ def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nightshift.drift import sample_positions
-    from nightshift.score import champion_scores, curated_keys
+    from nightshift.stages.drift.measure import sample_positions
+    from nightshift.stages.score.predict import champion_scores, curated_keys
 
     spec, store = current.spec, current.store
     columns = [spec.entity_id, *spec.feature_names]
@@ -857,7 +857,7 @@ def _take_rows(file: Any, positions: Any, columns: list[str], batch_rows: int) -
 
 def refresh_index(store: ObjectStore, model: str) -> None:
     """Rebuild index.html and latest.json from every complete night's summary."""
-    from nightshift.drift import latest_pointer, render_index
+    from nightshift.stages.drift.measure import latest_pointer, render_index
 
     base = report_prefix(model)
     summaries = []
@@ -879,15 +879,15 @@ def refresh_index(store: ObjectStore, model: str) -> None:
 
 def labelled_day_count(store: ObjectStore, spec: ModelSpec, day: dt.date) -> int:
     """Feature dates in the training window whose curated rows and accepted labels have both arrived by `day`."""
-    from nightshift.labels import labelled_days
+    from nightshift.stages.labels.parse import labelled_days
 
     return len(labelled_days(store, spec, day))
 
 
 def decide(model: str, day: str, run: RunInfo, drift_result: dict[str, Any] | None) -> dict[str, Any]:
     """Decide, record and return whether tonight requests a retrain, with the reasons for the asset event."""
-    from nightshift import registry, warehouse
-    from nightshift.policy import decide_retrain
+    from nightshift.lifecycle.policy import decide_retrain
+    from nightshift.stores import registry, warehouse
 
     current = night(model, day)
     spec = current.spec

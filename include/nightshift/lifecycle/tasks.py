@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from nightshift.config import Settings, get_spec, settings
 from nightshift.runs import RunInfo
-from nightshift.storage import open_store
+from nightshift.stores.objects import open_store
 
 if TYPE_CHECKING:
     pass
@@ -81,10 +81,9 @@ def resolve_request(model: str, events: list[dict[str, Any]], params: dict[str, 
 
 def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any], run: RunInfo) -> dict[str, Any]:
     """Train on the window ending as_of, log the candidate with its reference sample and mark it `challenger`."""
-    from nightshift import registry
-    from nightshift.evaluate import evaluate_scores
     from nightshift.kinds import kind_of
-    from nightshift.train import (
+    from nightshift.lifecycle.evaluate import evaluate_scores
+    from nightshift.lifecycle.train import (
         build_training_set,
         fit_candidate,
         model_inputs,
@@ -92,6 +91,7 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
         reference_sample,
         reference_statistics,
     )
+    from nightshift.stores import registry
 
     config = settings()
     spec = get_spec(model, config.models_dir)
@@ -150,9 +150,9 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
 
 def evaluate_candidate(model: str, candidate: dict[str, Any]) -> dict[str, Any]:
     """Score the candidate and the current champion on the same holdout."""
-    from nightshift import registry
-    from nightshift.evaluate import evaluate_scores
-    from nightshift.train import build_training_set, positive_scores
+    from nightshift.lifecycle.evaluate import evaluate_scores
+    from nightshift.lifecycle.train import build_training_set, positive_scores
+    from nightshift.stores import registry
 
     config = settings()
     spec = get_spec(model, config.models_dir)
@@ -218,8 +218,8 @@ def _plan(
 
 def _commit_failed(config: Settings, model: str, moved_to: str, back_to: str | None, exc: Exception) -> Exception:
     """The ledger row did not commit after the alias moved: put the alias back and say what happened."""
-    from nightshift import registry
-    from nightshift.warehouse import WarehouseError
+    from nightshift.stores import registry
+    from nightshift.stores.warehouse import WarehouseError
 
     if back_to is None:
         state = f"champion stays at version {moved_to} (there was none before) with no ledger row"
@@ -242,8 +242,8 @@ def promote_or_refuse(
     """
     import sqlalchemy as sa
 
-    from nightshift import locks, registry, warehouse
-    from nightshift.evaluate import decide
+    from nightshift.lifecycle.evaluate import decide
+    from nightshift.stores import locks, registry, warehouse
 
     config = settings()
     spec = get_spec(model, config.models_dir)
@@ -293,7 +293,7 @@ def _rollback_target(model: str, current: str, rows: list[dict[str, Any]]) -> st
 
 def rollback(model: str, target_version: str | None, reason: str, run: RunInfo, when: dt.datetime) -> dict[str, Any]:
     """Move `champion` back to the version it replaced (or to `target_version`) and record it, under the promotion lock."""
-    from nightshift import locks, registry, warehouse
+    from nightshift.stores import locks, registry, warehouse
 
     config: Settings = settings()
     get_spec(model, config.models_dir)

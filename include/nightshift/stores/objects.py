@@ -254,7 +254,7 @@ class S3Store:
         if code in ("NoSuchBucket",) or (key is None and code in ("404", "NotFound")):
             raise StorageError(
                 f"bucket {self.bucket!r} does not exist at S3 endpoint {self.endpoint} (store {self.uri}); "
-                "create it (nightshift.storage.ensure_bucket) or fix the bucket in NIGHTSHIFT_STORE_URI"
+                "create it (nightshift.stores.objects.ensure_bucket) or fix the bucket in NIGHTSHIFT_STORE_URI"
             ) from exc
         if code in _CREDENTIAL_CODES:
             raise StorageError(

@@ -19,7 +19,7 @@ import datetime as dt
 import sqlalchemy as sa
 from alembic import op
 
-from nightshift.warehouse import night_partition, partition_schema
+from nightshift.stores.warehouse import night_partition, partition_schema
 
 revision = "0003"
 down_revision: str | None = "0002"

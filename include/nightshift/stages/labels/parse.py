@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from nightshift import warehouse
 from nightshift.config import ModelSpec
-from nightshift.ingest import read_csv_chunks, source_files
 from nightshift.kinds import parse_labels
 from nightshift.kinds.base import shown, strings
 from nightshift.readers import READ_KIND, READ_PROBLEM, Dialect
 from nightshift.reasons import join_reasons
-from nightshift.storage import ObjectStore, is_complete, partition_files, partition_key, read_manifest
+from nightshift.stages.ingest import read_csv_chunks, source_files
+from nightshift.stores import warehouse
+from nightshift.stores.objects import ObjectStore, is_complete, partition_files, partition_key, read_manifest
 
 ROW_NUMBER = "_row_number"
 REASONS = "_reasons"

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from nightshift import embedded_db
 from nightshift.config import PROJECT_ROOT, PROMOTION_POOL, Settings, catchup_enabled, settings
+from nightshift.runtime import embedded_db
 
 WORKER_HOSTNAME_VARIABLE = "NIGHTSHIFT_WORKER_HOSTNAME"
 SUPERVISOR_VARIABLE = "NIGHTSHIFT_SUPERVISOR"
@@ -82,7 +82,7 @@ def airflow_settings(
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
-        "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": "airflow,airflow.executors.local_executor,nightshift.preload",
+        "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": "airflow,airflow.executors.local_executor,nightshift.runtime.preload",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
     if season is not None:
@@ -116,7 +116,7 @@ def celery_settings(broker_url: str, result_backend: str) -> dict[str, str]:
 
     Each worker reserves only the task it runs (prefetch multiplier 1, acknowledged when it ends), so a task
     waiting in the queue goes to whichever worker is free instead of queueing behind a busy one. Workers import
-    the heavy libraries once at start (`nightshift.preload`), so every task forked from them starts warm.
+    the heavy libraries once at start (`nightshift.runtime.preload`), so every task forked from them starts warm.
     """
     return {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -124,7 +124,7 @@ def celery_settings(broker_url: str, result_backend: str) -> dict[str, str]:
         "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
-        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps({"imports": ["nightshift.preload"]}),
+        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps({"imports": ["nightshift.runtime.preload"]}),
     }
 
 
@@ -161,7 +161,7 @@ def prepare_airflow(env: dict[str, str]) -> None:
 
 def prepare_stores(config: Settings) -> None:
     """Create or upgrade the warehouse's and MLflow's schemas once, before tasks race to do it."""
-    from nightshift import registry, warehouse
+    from nightshift.stores import registry, warehouse
 
     warehouse.connect(config.warehouse_url).dispose()
     registry.prepare_backend(config)

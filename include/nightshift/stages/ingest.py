@@ -16,7 +16,7 @@ import pandas as pd
 
 from nightshift.config import ModelSpec
 from nightshift.readers import READ_KIND, READ_PROBLEM, Dialect, DropError, check_columns, reader_for
-from nightshift.storage import MARKER, ObjectStore, is_complete
+from nightshift.stores.objects import MARKER, ObjectStore, is_complete
 
 __all__ = [
     "READ_KIND",

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nightshift.config import ModelSpec
-from nightshift.storage import ObjectStore, partition_files, partition_key, partition_writer
-from nightshift.train import positive_scores
+from nightshift.lifecycle.train import positive_scores
+from nightshift.stores.objects import ObjectStore, partition_files, partition_key, partition_writer
 
 PREDICTION_SCHEMA = pa.schema(
     [

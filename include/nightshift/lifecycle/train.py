@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from nightshift.config import ModelSpec
 from nightshift.kinds import BINARY, ModelKind, kind_of
-from nightshift.storage import ObjectStore, partition_files, partition_key
+from nightshift.stores.objects import ObjectStore, partition_files, partition_key
 
 DATE_COLUMN = "_dt"
 

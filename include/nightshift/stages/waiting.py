@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 from nightshift.config import get_spec, settings
-from nightshift.ingest import drop_prefix
-from nightshift.storage import MARKER, open_store
+from nightshift.stages.ingest import drop_prefix
+from nightshift.stores.objects import MARKER, open_store
 
 
 def window_refusal(model: str, day: dt.date, start: dt.date, end: dt.date | None) -> str | None:

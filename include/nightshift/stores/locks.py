@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from nightshift.warehouse import WarehouseError
+from nightshift.stores.warehouse import WarehouseError
 
 LOCK_TIMEOUT_SECONDS = 300.0
 _LOCK_NOT_AVAILABLE = "55P03"

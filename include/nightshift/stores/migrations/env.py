@@ -1,4 +1,4 @@
-"""Run the revisions on the connection `nightshift.warehouse` passes in `config.attributes`; one transaction each."""
+"""Run the revisions on the connection `nightshift.stores.warehouse` passes in `config.attributes`; one transaction each."""
 
 from __future__ import annotations
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from nightshift import warehouse
 from nightshift.config import Settings
-from nightshift.policy import night_drifted
-from nightshift.storage import open_store
+from nightshift.lifecycle.policy import night_drifted
+from nightshift.stores import warehouse
+from nightshift.stores.objects import open_store
 
 
 def season_summary(config: Settings, model: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from evidently.presets import DataDriftPreset
 from nightshift.config import ModelSpec
 from nightshift.pages.index import index_page
 from nightshift.pages.report import empty_report, with_header
-from nightshift.storage import REVISION_DIR
+from nightshift.stores.objects import REVISION_DIR
 
 NUMERIC_TYPES = frozenset({"int", "float"})
 _DRIFTED = "FAIL"
@@ -192,7 +192,7 @@ def _check_method(column: str, method: str, *, numerical: bool) -> None:
 def warm_up() -> None:
     """Run one tiny report, so Evidently's and Plotly's first-use costs are paid once, not by every drift task.
 
-    Called from `nightshift.preload`, which Airflow's forkserver (and each Celery worker) imports before forking
+    Called from `nightshift.runtime.preload`, which Airflow's forkserver (and each Celery worker) imports before forking
     tasks. In memory only: no files, threads or connections.
     """
     rng = np.random.default_rng(0)

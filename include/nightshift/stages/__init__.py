@@ -1,0 +1,5 @@
+"""The stages a night goes through: wait for the drop, ingest and validate, score, take labels, measure drift, decide.
+
+Each stage's pure rules live in its own module or subpackage (`ingest`, `validate`, `score`, `labels`, `drift`);
+`nightly` is what the nightly DAG calls, reading and writing through the stores.
+"""

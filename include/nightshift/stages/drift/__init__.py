@@ -1,0 +1,1 @@
+"""The drift stage: `measure` runs Evidently on a night's sample against the champion's reference."""

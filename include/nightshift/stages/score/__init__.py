@@ -1,0 +1,1 @@
+"""The scoring stage: `predict` scores a curated partition with the serving models."""
