@@ -47,23 +47,39 @@ def decide_retrain(
     `history` holds the drift summaries (`dt`, `dataset_drift`, `critical_drifted` list, `drift_share`) of
     the nights in the window ending `day`; `tonight` is tonight's full drift summary when one was computed.
     """
-    policy = spec.drift
     if is_backfill:
         return RetrainDecision(False, "backfill", ["runs created by a backfill never request a retrain"])
     if not has_champion:
-        needed = max(spec.training.min_labelled_days, spec.training.holdout_days + 1)
-        if labelled_days < needed:
-            return RetrainDecision(
-                False,
-                "waiting_for_labels",
-                [
-                    f"no champion yet; {labelled_days} labelled day(s) of the {needed} the first training needs "
-                    "(a day counts once its label drop had accepted labels)"
-                ],
-            )
-        return _cooldown_or_request(
-            spec, day, last_request, ["no champion yet: train the first one from the labelled history"], {}
+        return _first_training(spec, day, labelled_days, last_request)
+    return _drift_decision(spec, day, history, tonight, last_request)
+
+
+def _first_training(spec: ModelSpec, day: dt.date, labelled_days: int, last_request: dt.date | None) -> RetrainDecision:
+    """With no champion yet: wait until enough days are labelled, then request the first training."""
+    needed = max(spec.training.min_labelled_days, spec.training.holdout_days + 1)
+    if labelled_days < needed:
+        return RetrainDecision(
+            False,
+            "waiting_for_labels",
+            [
+                f"no champion yet; {labelled_days} labelled day(s) of the {needed} the first training needs "
+                "(a day counts once its label drop had accepted labels)"
+            ],
         )
+    return _cooldown_or_request(
+        spec, day, last_request, ["no champion yet: train the first one from the labelled history"], {}
+    )
+
+
+def _drift_decision(
+    spec: ModelSpec,
+    day: dt.date,
+    history: list[dict[str, Any]],
+    tonight: dict[str, Any] | None,
+    last_request: dt.date | None,
+) -> RetrainDecision:
+    """With a champion: request a retrain when enough nights of the window drifted (and no cooldown holds)."""
+    policy = spec.drift
     window_start = day - dt.timedelta(days=policy.window_nights - 1)
     nights = [night for night in history if window_start <= night["dt"] <= day]
     drifted = [night for night in nights if night_drifted(night)]
@@ -76,13 +92,6 @@ def decide_retrain(
                 f"{policy.min_drifted_nights} needed (drift.min_drifted_nights)"
             ],
         )
-    scores: dict[str, float] = {}
-    if tonight:
-        scores = {
-            item["feature"]: round(float(item["score"]), 6)
-            for item in tonight["features"]
-            if item["drifted"] and item["score"] is not None
-        }
     reasons = [
         f"{len(drifted)} of the last {policy.window_nights} nights drifted "
         f"({', '.join(str(night['dt']) for night in drifted)}); threshold {policy.min_drifted_nights}",
@@ -93,7 +102,18 @@ def decide_retrain(
             f"(dataset threshold {policy.dataset_drift_share:.0%}); critical drifted: "
             f"{', '.join(tonight['critical_drifted']) or 'none'}"
         )
-    return _cooldown_or_request(spec, day, last_request, reasons, scores)
+    return _cooldown_or_request(spec, day, last_request, reasons, _drifted_scores(tonight))
+
+
+def _drifted_scores(tonight: dict[str, Any] | None) -> dict[str, float]:
+    """Tonight's drifted features and their scores (rounded to six places); empty without a summary."""
+    if not tonight:
+        return {}
+    return {
+        item["feature"]: round(float(item["score"]), 6)
+        for item in tonight["features"]
+        if item["drifted"] and item["score"] is not None
+    }
 
 
 def _cooldown_or_request(

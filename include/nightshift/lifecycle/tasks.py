@@ -8,7 +8,7 @@ import os
 import subprocess
 from typing import TYPE_CHECKING, Any
 
-from nightshift.config import Settings, get_spec, settings
+from nightshift.config import ModelSpec, Settings, get_spec, settings
 from nightshift.runs import RunInfo
 from nightshift.stores.objects import open_store
 
@@ -99,28 +99,13 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
     as_of = dt.date.fromisoformat(request["as_of"])
     training = build_training_set(store, spec, as_of)
     estimator = params.get("estimator") or spec.training.estimator
-    if params.get("estimator_params") is not None:
-        estimator_params = dict(params["estimator_params"])
-    elif estimator == spec.training.estimator:
-        estimator_params = dict(spec.training.params)
-    else:
-        estimator_params = {}
+    estimator_params = _estimator_params(params, spec, estimator)
     pipeline = fit_candidate(spec, training, estimator, estimator_params)
     holdout_metrics = evaluate_scores(spec, training.holdout, positive_scores(pipeline, training.holdout, spec))
     train_scores = positive_scores(pipeline, training.train, spec)
     reference = reference_sample(training.train, spec, train_scores, spec.training.seed)
     described = training.describe()
-    tags = {
-        "nightshift.as_of": request["as_of"],
-        "nightshift.window_start": described["window_start"],
-        "nightshift.window_end": described["window_end"],
-        "nightshift.trigger": str(request.get("trigger")),
-        "nightshift.reasons": json.dumps(request.get("reasons", []))[:4000],
-        "nightshift.drifted_features": json.dumps(request.get("drifted_features", {}))[:4000],
-        "nightshift.code_version": code_version(),
-        "nightshift.airflow_run_id": run.run_id,
-        "nightshift.estimator": estimator,
-    }
+    tags = _candidate_tags(request, described, run, estimator)
     version = registry.log_candidate(
         config,
         model,
@@ -145,6 +130,30 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
         "as_of": request["as_of"],
         "estimator": estimator,
         "training": described,
+    }
+
+
+def _estimator_params(params: dict[str, Any], spec: ModelSpec, estimator: str) -> dict[str, Any]:
+    """The run's estimator_params, else the spec's params when it trains the spec's estimator, else none."""
+    if params.get("estimator_params") is not None:
+        return dict(params["estimator_params"])
+    if estimator == spec.training.estimator:
+        return dict(spec.training.params)
+    return {}
+
+
+def _candidate_tags(request: dict[str, Any], described: dict[str, Any], run: RunInfo, estimator: str) -> dict[str, str]:
+    """The MLflow tags that say what a candidate was trained on, why, from which code and by which run."""
+    return {
+        "nightshift.as_of": request["as_of"],
+        "nightshift.window_start": described["window_start"],
+        "nightshift.window_end": described["window_end"],
+        "nightshift.trigger": str(request.get("trigger")),
+        "nightshift.reasons": json.dumps(request.get("reasons", []))[:4000],
+        "nightshift.drifted_features": json.dumps(request.get("drifted_features", {}))[:4000],
+        "nightshift.code_version": code_version(),
+        "nightshift.airflow_run_id": run.run_id,
+        "nightshift.estimator": estimator,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,13 +25,7 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
     validations = by_date(warehouse.validation_runs)
     nights = by_date(warehouse.drift_nights)
     decisions = by_date(warehouse.retrain_decisions)
-    predictions = warehouse.predictions
-    with engine.connect() as connection:
-        scored = connection.execute(
-            sa.select(predictions.c.alias, sa.func.count(), sa.func.count(sa.distinct(predictions.c.dt)))
-            .where(predictions.c.model == model)
-            .group_by(predictions.c.alias)
-        ).all()
+    scored = _scored_by_alias(engine, model)
     ledger = warehouse.ledger(engine, model)
     backlog = warehouse.backlog(engine, model)
     return {
@@ -41,16 +36,7 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
         "rows_quarantined": sum(row["quarantined_rows"] for row in validations),
         "rows_scored": {alias: count for alias, count, _ in scored},
         "nights_scored": {alias: days for alias, _, days in scored},
-        "nights_unscored": [
-            {"dt": str(row["dt"]), "reason": row["reason"], "command": row["command"]}
-            for row in backlog
-            if row["status"] == warehouse.UNSCORED
-        ],
-        "nights_scored_late": [
-            {"dt": str(row["dt"]), "version": row["scored_version"], "run_id": row["scored_run_id"]}
-            for row in backlog
-            if row["status"] == warehouse.SCORED
-        ],
+        **_backlog_nights(backlog),
         "nights_with_drift_report": len(nights),
         "nights_drifted": [
             str(row["dt"])
@@ -63,22 +49,51 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
         "retrain_requests": [
             {"dt": str(row["dt"]), "decision": row["decision"]} for row in decisions if row["requested"]
         ],
-        "ledger": [
-            {
-                "action": row["action"],
-                "as_of": str(row["as_of"]) if row["as_of"] else None,
-                "candidate_version": row["candidate_version"],
-                "previous_version": row["previous_version"],
-                "champion_after": row["champion_after"],
-                "metric": row["metric"],
-                "candidate_score": row["candidate_score"],
-                "champion_score": row["champion_score"],
-                "reasons": row["reasons"],
-                "actor": row["actor"],
-            }
-            for row in ledger
-        ],
+        "ledger": [_ledger_entry(row) for row in ledger],
         "drift_index": store.url_for(f"reports/drift/{model}/index.html"),
+    }
+
+
+def _scored_by_alias(engine: sa.Engine, model: str) -> Sequence[sa.Row[str, int, int]]:
+    """(alias, predictions, nights) for each alias that scored the model."""
+    predictions = warehouse.predictions
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.select(predictions.c.alias, sa.func.count(), sa.func.count(sa.distinct(predictions.c.dt)))
+            .where(predictions.c.model == model)
+            .group_by(predictions.c.alias)
+        ).all()
+
+
+def _backlog_nights(backlog: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The nights still unscored (why, and the command) and the nights a later champion scored."""
+    return {
+        "nights_unscored": [
+            {"dt": str(row["dt"]), "reason": row["reason"], "command": row["command"]}
+            for row in backlog
+            if row["status"] == warehouse.UNSCORED
+        ],
+        "nights_scored_late": [
+            {"dt": str(row["dt"]), "version": row["scored_version"], "run_id": row["scored_run_id"]}
+            for row in backlog
+            if row["status"] == warehouse.SCORED
+        ],
+    }
+
+
+def _ledger_entry(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row as the summary shows it."""
+    return {
+        "action": row["action"],
+        "as_of": str(row["as_of"]) if row["as_of"] else None,
+        "candidate_version": row["candidate_version"],
+        "previous_version": row["previous_version"],
+        "champion_after": row["champion_after"],
+        "metric": row["metric"],
+        "candidate_score": row["candidate_score"],
+        "champion_score": row["champion_score"],
+        "reasons": row["reasons"],
+        "actor": row["actor"],
     }
 
 

@@ -52,80 +52,15 @@ def compute_drift(
     `current_rows` says `current` is already a seeded sample (see `sample_positions`) of a night of that many rows.
     """
     drift = spec.drift
-    features = spec.feature_names
     _check_frames(reference, current, spec, prediction_column)
-    both = prediction_column is not None and prediction_column in reference and prediction_column in current
-    pred = prediction_column if both else None
-    columns = [*features, pred] if pred else list(features)
-    numeric = [f for f in features if spec.features[f].type in NUMERIC_TYPES]
-    if pred:
-        numeric.append(pred)
-
-    methods = {f: drift.method_for(f) for f in features}
-    thresholds = {f: float(drift.threshold_for(f)) for f in features}
-    for name in features:
-        _check_method(name, methods[name], numerical=name in numeric)
-    pred_method = drift.prediction.method or drift.method
-    pred_threshold = float(drift.prediction.threshold or drift.threshold)
-    if pred:
-        _check_method(pred, pred_method, numerical=True)
+    plan = _plan_columns(reference, current, spec, prediction_column)
 
     rng = np.random.default_rng(drift.seed)
-    ref = _prepare(_sample(reference, columns, drift.sample_size, rng), numeric)
-    cur = _prepare(_sample(current, columns, drift.sample_size, rng), numeric)
+    ref = _prepare(_sample(reference, plan.columns, drift.sample_size, rng), plan.numeric)
+    cur = _prepare(_sample(current, plan.columns, drift.sample_size, rng), plan.numeric)
 
-    empty = {c: bool(ref[c].isna().all() or cur[c].isna().all()) for c in columns}
-    compared = [f for f in features if not empty[f]]
-    metrics: list[Any] = []
-    if compared:
-        metrics.append(
-            DataDriftPreset(
-                columns=compared,
-                per_column_method={f: methods[f] for f in compared},
-                per_column_threshold={f: thresholds[f] for f in compared},
-                drift_share=drift.dataset_drift_share,
-            )
-        )
-    if pred and not empty[pred]:
-        metrics.append(ValueDrift(column=pred, method=pred_method, threshold=pred_threshold))
-
-    usable = [c for c in columns if not empty[c]]
-    definition = DataDefinition(
-        numerical_columns=[c for c in usable if c in numeric],
-        categorical_columns=[c for c in usable if c not in numeric],
-    )
-    if metrics:
-        snapshot = Report(metrics, include_tests=True).run(
-            Dataset.from_pandas(cur[usable], data_definition=definition),
-            Dataset.from_pandas(ref[usable], data_definition=definition),
-        )
-        verdicts = _column_verdicts(snapshot.dict())
-        page = snapshot.get_html_str(as_iframe=False)
-        report_json = snapshot.json()
-    else:
-        verdicts, page, report_json = {}, None, '{"metrics": [], "tests": []}'
-
-    critical = set(drift.critical_features())
-    rows = []
-    for name in features:
-        score, drifted = _verdict(name, verdicts, ref, cur, empty[name])
-        rows.append(
-            {
-                "feature": name,
-                "method": methods[name],
-                "threshold": thresholds[name],
-                "score": score,
-                "drifted": drifted,
-                "critical": name in critical,
-            }
-        )
-    prediction = None
-    if pred:
-        score, drifted = _verdict(pred, verdicts, ref, cur, empty[pred])
-        prediction = {"method": pred_method, "threshold": pred_threshold, "score": score, "drifted": drifted}
-
-    drifted_names = [r["feature"] for r in rows if r["drifted"]]
-    share = len(drifted_names) / len(features)
+    empty = {c: bool(ref[c].isna().all() or cur[c].isna().all()) for c in plan.columns}
+    verdicts, page, report_json = _run_report(plan, ref, cur, empty, drift.dataset_drift_share)
     summary = {
         "model": model,
         "dt": dt,
@@ -138,12 +73,7 @@ def compute_drift(
             "reference_sampled": len(ref),
             "current_sampled": len(cur),
         },
-        "features": rows,
-        "prediction": prediction,
-        "drifted_features": drifted_names,
-        "drift_share": share,
-        "dataset_drift": share >= drift.dataset_drift_share,
-        "critical_drifted": [n for n in drifted_names if n in critical],
+        **_verdict_summary(plan, verdicts, ref, cur, empty, spec),
         "evidently_version": evidently.__version__,
     }
     return DriftResult(
@@ -151,6 +81,119 @@ def compute_drift(
         html=with_header(page, summary) if page is not None else empty_report(summary),
         report_json=report_json,
     )
+
+
+@dataclass(frozen=True)
+class _ColumnPlan:
+    """The columns one drift check compares, with the method and threshold of each."""
+
+    features: list[str]
+    pred: str | None
+    numeric: list[str]
+    methods: dict[str, str]
+    thresholds: dict[str, float]
+    pred_method: str
+    pred_threshold: float
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.features, self.pred] if self.pred else list(self.features)
+
+
+def _plan_columns(
+    reference: pd.DataFrame, current: pd.DataFrame, spec: ModelSpec, prediction_column: str | None
+) -> _ColumnPlan:
+    """The features and (when both sides have it) the prediction column, with methods checked against their kind."""
+    drift = spec.drift
+    features = spec.feature_names
+    both = prediction_column is not None and prediction_column in reference and prediction_column in current
+    pred = prediction_column if both else None
+    numeric = [f for f in features if spec.features[f].type in NUMERIC_TYPES]
+    if pred:
+        numeric.append(pred)
+
+    methods = {f: drift.method_for(f) for f in features}
+    thresholds = {f: float(drift.threshold_for(f)) for f in features}
+    for name in features:
+        _check_method(name, methods[name], numerical=name in numeric)
+    pred_method = drift.prediction.method or drift.method
+    pred_threshold = float(drift.prediction.threshold or drift.threshold)
+    if pred:
+        _check_method(pred, pred_method, numerical=True)
+    return _ColumnPlan(features, pred, numeric, methods, thresholds, pred_method, pred_threshold)
+
+
+def _run_report(
+    plan: _ColumnPlan, ref: pd.DataFrame, cur: pd.DataFrame, empty: dict[str, bool], dataset_drift_share: float
+) -> tuple[dict[str, tuple[float | None, bool]], str | None, str]:
+    """Evidently's verdicts, HTML page and JSON over the columns that are not all null (no page when none is left)."""
+    compared = [f for f in plan.features if not empty[f]]
+    metrics: list[Any] = []
+    if compared:
+        metrics.append(
+            DataDriftPreset(
+                columns=compared,
+                per_column_method={f: plan.methods[f] for f in compared},
+                per_column_threshold={f: plan.thresholds[f] for f in compared},
+                drift_share=dataset_drift_share,
+            )
+        )
+    if plan.pred and not empty[plan.pred]:
+        metrics.append(ValueDrift(column=plan.pred, method=plan.pred_method, threshold=plan.pred_threshold))
+    if not metrics:
+        return {}, None, '{"metrics": [], "tests": []}'
+
+    usable = [c for c in plan.columns if not empty[c]]
+    definition = DataDefinition(
+        numerical_columns=[c for c in usable if c in plan.numeric],
+        categorical_columns=[c for c in usable if c not in plan.numeric],
+    )
+    snapshot = Report(metrics, include_tests=True).run(
+        Dataset.from_pandas(cur[usable], data_definition=definition),
+        Dataset.from_pandas(ref[usable], data_definition=definition),
+    )
+    return _column_verdicts(snapshot.dict()), snapshot.get_html_str(as_iframe=False), snapshot.json()
+
+
+def _verdict_summary(
+    plan: _ColumnPlan,
+    verdicts: dict[str, tuple[float | None, bool]],
+    ref: pd.DataFrame,
+    cur: pd.DataFrame,
+    empty: dict[str, bool],
+    spec: ModelSpec,
+) -> dict[str, Any]:
+    """The summary's per-feature rows, prediction verdict and the night's drift share and flags."""
+    drift = spec.drift
+    critical = set(drift.critical_features())
+    rows = []
+    for name in plan.features:
+        score, drifted = _verdict(name, verdicts, ref, cur, empty[name])
+        rows.append(
+            {
+                "feature": name,
+                "method": plan.methods[name],
+                "threshold": plan.thresholds[name],
+                "score": score,
+                "drifted": drifted,
+                "critical": name in critical,
+            }
+        )
+    prediction = None
+    if plan.pred:
+        score, drifted = _verdict(plan.pred, verdicts, ref, cur, empty[plan.pred])
+        prediction = {"method": plan.pred_method, "threshold": plan.pred_threshold, "score": score, "drifted": drifted}
+
+    drifted_names = [r["feature"] for r in rows if r["drifted"]]
+    share = len(drifted_names) / len(plan.features)
+    return {
+        "features": rows,
+        "prediction": prediction,
+        "drifted_features": drifted_names,
+        "drift_share": share,
+        "dataset_drift": share >= drift.dataset_drift_share,
+        "critical_drifted": [n for n in drifted_names if n in critical],
+    }
 
 
 def _check_frames(
