@@ -161,19 +161,37 @@ class Bench(Workspace):
         )
 
     def measure_figures(self, data: DataSet, bootstrap: DataSet) -> None:
+        """Validation, scoring and drift on night 1 at the bench's size; then drift against the full data."""
         options, store = self.options, self.store(data)
-        label, n1 = size_label(options.rows), night(1)
+        n1 = night(1)
         boot_uri = self.store(bootstrap).as_uri()
+        validated = self.measure_validation(data, store, n1)
+        scored = self.measure_scoring(store, n1, boot_uri)
+        drift = self.measure_drift(store, n1)
+        self.growth_rows = {
+            options.rows: {
+                "validation": {"seconds": validated["seconds"], "peak_rss_gib": validated["peak_rss_gib"]},
+                "scoring": {"seconds": scored["seconds"], "peak_rss_gib": scored["peak_rss_gib"]},
+                "drift": {"seconds": drift["seconds"], "peak_rss_gib": drift["peak_rss_gib"]},
+            }
+        }
+        full = self.measure_full_drift(data, store, drift)
+        self.measure_drift_agreement(store, drift, full)
 
-        self.progress(f"validation: night {n1}, {options.rows:,} rows")
+    def measure_validation(self, data: DataSet, store: Path, n1: str) -> dict[str, Any]:
+        label = size_label(self.options.rows)
+        self.progress(f"validation: night {n1}, {self.options.rows:,} rows")
         validated = self.child("validate", {"day": n1}, store, f"validation of {n1}")
         self.figures[f"validation_seconds_{label}"] = round(validated["seconds"], 2)
         self.figures[f"validation_peak_rss_gib_{label}"] = validated["peak_rss_gib"]
         self.details["validation"] = {**validated, "files": data.files}
         self.progress(f"validation: {validated['seconds']:.1f}s, peak RSS {validated['peak_rss_gib']:.2f} GiB")
+        return validated
 
+    def measure_scoring(self, store: Path, n1: str, boot_uri: str) -> dict[str, Any]:
+        """The champion's scoring stage against raw predict_proba (and a linear model's, unless skipped)."""
         scoring: dict[str, Any] = {}
-        if "linear" not in options.skip:
+        if "linear" not in self.options.skip:
             self.progress("scoring: a linear model (LogisticRegression in the same pipeline) and its limit")
             linear = self.child(
                 "score",
@@ -191,25 +209,25 @@ class Bench(Workspace):
             "score", {"day": n1, "model": "champion", "bootstrap_store_uri": boot_uri}, store, f"scoring of {n1}"
         )
         self.figures["scoring_vs_limit_ratio"] = round(limit["seconds"] / scored["seconds"], 3)
-        self.figures[f"scoring_peak_rss_gib_{label}"] = scored["peak_rss_gib"]
+        self.figures[f"scoring_peak_rss_gib_{size_label(self.options.rows)}"] = scored["peak_rss_gib"]
         scoring["champion"] = {"stage": scored, "limit": limit}
         self.details["scoring"] = scoring
         self.progress(
             f"scoring: {scored['seconds']:.1f}s vs predict_proba {limit['seconds']:.1f}s "
             f"(ratio {self.figures['scoring_vs_limit_ratio']}), peak RSS {scored['peak_rss_gib']:.2f} GiB"
         )
+        return scored
 
+    def measure_drift(self, store: Path, n1: str) -> dict[str, Any]:
         self.progress(f"drift: our stage on {n1}")
         drift = self.child("drift", {"day": n1}, store, f"drift of {n1}")
-        self.figures[f"drift_seconds_{label}"] = round(drift["seconds"], 2)
+        self.figures[f"drift_seconds_{size_label(self.options.rows)}"] = round(drift["seconds"], 2)
         self.progress(f"drift: {drift['seconds']:.1f}s, peak RSS {drift['peak_rss_gib']:.2f} GiB")
-        self.growth_rows = {
-            options.rows: {
-                "validation": {"seconds": validated["seconds"], "peak_rss_gib": validated["peak_rss_gib"]},
-                "scoring": {"seconds": scored["seconds"], "peak_rss_gib": scored["peak_rss_gib"]},
-                "drift": {"seconds": drift["seconds"], "peak_rss_gib": drift["peak_rss_gib"]},
-            }
-        }
+        return drift
+
+    def measure_full_drift(self, data: DataSet, store: Path, drift: dict[str, Any]) -> dict[str, Any]:
+        """Evidently on every row of night 1 against night 2 (the other nights scored first): the stage's speed-up."""
+        n1 = night(1)
         others = list(data.nights[1:])
         self.progress(f"drift: validating and scoring the other nights {', '.join(others)} (setup)")
         self.details["other_nights"] = self.child(
@@ -219,12 +237,16 @@ class Bench(Workspace):
         full = self.child("full_drift", {"nights": [n1], "reference_night": night(2)}, store, "full-data drift")
         self.figures["drift_speedup_vs_full"] = round(full["seconds"] / drift["seconds"], 2)
         self.progress(f"drift: full data {full['seconds']:.1f}s, speedup {self.figures['drift_speedup_vs_full']}x")
+        return full
 
+    def measure_drift_agreement(self, store: Path, drift: dict[str, Any], full: dict[str, Any]) -> None:
+        """How often the sampled stage's per-feature verdicts match Evidently's on the full data, night by night."""
+        n1 = night(1)
         ours = {
             n1: {key: drift[key] for key in ("seconds", "verdicts", "prediction_drifted", "rows", "reference_rows")}
         }
         theirs = dict(full["nights"])
-        rest = [day for day in self.agreement_nights() if day != n1] if "agreement" not in options.skip else []
+        rest = [day for day in self.agreement_nights() if day != n1] if "agreement" not in self.options.skip else []
         if rest:
             self.progress(f"drift agreement: our stage and the full data on {', '.join(rest)}")
             more = self.child(
