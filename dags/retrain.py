@@ -46,69 +46,91 @@ def not_enough_data(run_type: str) -> Iterator[None]:
         raise AirflowFailException(str(exc)) from None
 
 
+def _retrain_schedule(spec: ModelSpec, request_asset: Asset):
+    """The request asset, or the asset or the fallback cron when the spec has one."""
+    fallback = spec.training.fallback_cron
+    if fallback:
+        return AssetOrTimeSchedule(timetable=CronTriggerTimetable(fallback, timezone="UTC"), assets=request_asset)
+    return [request_asset]
+
+
+def _run_params() -> dict[str, Param]:
+    """What a manual run may pass: the as-of date, a recipe override and why."""
+    return {
+        "as_of": Param(None, type=["null", "string"], format="date", description="Train on data up to this date"),
+        "estimator": Param(None, type=["null", "string"], description="Override: dotted sklearn classifier"),
+        "estimator_params": Param(None, type=["null", "object"], description="Override: estimator parameters"),
+        "reason": Param(None, type=["null", "string"], description="Why this run was started"),
+    }
+
+
+def _training_tasks(model: str):
+    """Pick the as-of date and reasons, then train and log the candidate."""
+
+    @task
+    def resolve_request(**context) -> dict:
+        from nightshift.lifecycle import tasks as lifecycle
+
+        events = [
+            dict(event.extra or {})
+            for asset_events in (context.get("triggering_asset_events") or {}).values()
+            for event in asset_events
+        ]
+        run = run_info(context)
+        with not_enough_data(run.run_type):
+            return lifecycle.resolve_request(model, events, dict(context["params"]), run)
+
+    @task
+    def train_candidate(request: dict, **context) -> dict:
+        from nightshift.lifecycle import tasks as lifecycle
+
+        run = run_info(context)
+        with not_enough_data(run.run_type):
+            return lifecycle.train_candidate(model, request, dict(context["params"]), run)
+
+    return resolve_request, train_candidate
+
+
+def _promotion_tasks(model: str):
+    """Compare candidate and champion, then promote or refuse under the promotion pool."""
+
+    @task
+    def evaluate(candidate: dict) -> dict:
+        from nightshift.lifecycle import tasks as lifecycle
+
+        return lifecycle.evaluate_candidate(model, candidate)
+
+    @task(pool=PROMOTION_POOL)
+    def promote_or_refuse(evaluation: dict, request: dict, **context) -> dict:
+        from nightshift.lifecycle import tasks as lifecycle
+
+        when = context["dag_run"].run_after
+        return lifecycle.promote_or_refuse(model, evaluation, request, run_info(context), when)
+
+    return evaluate, promote_or_refuse
+
+
 def build_retrain(spec: ModelSpec):
     model = spec.name
     request_asset = Asset(name=retrain_asset_name(model), uri=retrain_asset_uri(model))
-    fallback = spec.training.fallback_cron
-    schedule = (
-        AssetOrTimeSchedule(timetable=CronTriggerTimetable(fallback, timezone="UTC"), assets=request_asset)
-        if fallback
-        else [request_asset]
-    )
 
     @dag(
         dag_id=f"{model}_retrain",
-        schedule=schedule,
+        schedule=_retrain_schedule(spec, request_asset),
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,
         default_args=default_args(spec.owner, retries=1),
         tags=["nightshift", model, "retrain"],
-        params={
-            "as_of": Param(None, type=["null", "string"], format="date", description="Train on data up to this date"),
-            "estimator": Param(None, type=["null", "string"], description="Override: dotted sklearn classifier"),
-            "estimator_params": Param(None, type=["null", "object"], description="Override: estimator parameters"),
-            "reason": Param(None, type=["null", "string"], description="Why this run was started"),
-        },
-        doc_md=DOC.format(name=model, asset=retrain_asset_name(model), fallback=fallback or "none"),
+        params=_run_params(),
+        doc_md=DOC.format(name=model, asset=retrain_asset_name(model), fallback=spec.training.fallback_cron or "none"),
     )
     def retrain() -> None:
-        @task
-        def resolve_request(**context) -> dict:
-            from nightshift.lifecycle import tasks as lifecycle
-
-            events = [
-                dict(event.extra or {})
-                for asset_events in (context.get("triggering_asset_events") or {}).values()
-                for event in asset_events
-            ]
-            run = run_info(context)
-            with not_enough_data(run.run_type):
-                return lifecycle.resolve_request(model, events, dict(context["params"]), run)
-
-        @task
-        def train_candidate(request: dict, **context) -> dict:
-            from nightshift.lifecycle import tasks as lifecycle
-
-            run = run_info(context)
-            with not_enough_data(run.run_type):
-                return lifecycle.train_candidate(model, request, dict(context["params"]), run)
-
-        @task
-        def evaluate(candidate: dict) -> dict:
-            from nightshift.lifecycle import tasks as lifecycle
-
-            return lifecycle.evaluate_candidate(model, candidate)
-
-        @task(pool=PROMOTION_POOL)
-        def promote_or_refuse(evaluation: dict, request: dict, **context) -> dict:
-            from nightshift.lifecycle import tasks as lifecycle
-
-            when = context["dag_run"].run_after
-            return lifecycle.promote_or_refuse(model, evaluation, request, run_info(context), when)
+        resolve_request, train_candidate = _training_tasks(model)
+        evaluate, promote_or_refuse = _promotion_tasks(model)
 
         request = resolve_request()
-        promote_or_refuse(evaluate(train_candidate(request)), request)  # type: ignore[arg-type]  # resolved at run time
+        promote_or_refuse(evaluate(train_candidate(request)), request)
 
     return retrain()
 
