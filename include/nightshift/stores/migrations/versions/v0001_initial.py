@@ -12,6 +12,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_predictions()
+    _create_validation_runs()
+    _create_drift_metrics()
+    _create_drift_nights()
+    _create_retrain_decisions()
+    _create_promotion_ledger()
+
+
+def _create_predictions() -> None:
     op.create_table(
         "predictions",
         sa.Column("prediction_id", sa.String(64), primary_key=True),
@@ -24,6 +33,9 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(250), nullable=False),
     )
     op.create_index("ix_predictions_model_dt_alias", "predictions", ["model", "dt", "alias"])
+
+
+def _create_validation_runs() -> None:
     op.create_table(
         "validation_runs",
         sa.Column("model", sa.String(64), primary_key=True),
@@ -37,6 +49,9 @@ def upgrade() -> None:
         sa.Column("result_uri", sa.Text, nullable=False),
         sa.Column("run_id", sa.String(250), nullable=False),
     )
+
+
+def _create_drift_metrics() -> None:
     op.create_table(
         "drift_metrics",
         sa.Column("model", sa.String(64), primary_key=True),
@@ -49,6 +64,9 @@ def upgrade() -> None:
         sa.Column("critical", sa.Boolean, nullable=False),
         sa.Column("model_version", sa.String(32)),
     )
+
+
+def _create_drift_nights() -> None:
     op.create_table(
         "drift_nights",
         sa.Column("model", sa.String(64), primary_key=True),
@@ -62,6 +80,9 @@ def upgrade() -> None:
         sa.Column("report_uri", sa.Text, nullable=False),
         sa.Column("run_id", sa.String(250), nullable=False),
     )
+
+
+def _create_retrain_decisions() -> None:
     op.create_table(
         "retrain_decisions",
         sa.Column("model", sa.String(64), primary_key=True),
@@ -73,6 +94,9 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(250), nullable=False),
         sa.Column("run_type", sa.String(32), nullable=False),
     )
+
+
+def _create_promotion_ledger() -> None:
     op.create_table(
         "promotion_ledger",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
