@@ -6,14 +6,11 @@ import datetime as dt
 import json
 import os
 import subprocess
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nightshift.config import ModelSpec, Settings, get_spec, settings
 from nightshift.runs import RunInfo
 from nightshift.stores.objects import open_store
-
-if TYPE_CHECKING:
-    pass
 
 
 class RetrainRequestError(ValueError):
