@@ -84,7 +84,6 @@ def _wait_task(model: str, start: dt.date, end: dt.date | None):
 
     @task.sensor(poke_interval=60, timeout=12 * 3600, mode="reschedule")
     def wait_for_drop(**context) -> PokeReturnValue:
-        from nightshift.stages import nightly as stages
         from nightshift.stages import waiting
 
         day = run_date(context)
@@ -93,7 +92,7 @@ def _wait_task(model: str, start: dt.date, end: dt.date | None):
             if refusal:
                 raise AirflowFailException(refusal)
         ti, sensor = context["ti"], context["task"]
-        found = stages.drop_ready(model, day)
+        found = waiting.drop_ready(model, day)
         started = ti.get_first_reschedule_date(context) or ti.start_date
         marker = waiting.marker_url(model, day)
         sensor.log.info(waiting.poke_message(marker, found, started, sensor.timeout, sensor.poke_interval))
@@ -112,30 +111,30 @@ def _validation_tasks(model: str):
 
     @task
     def plan_parts(**context) -> list[dict]:
-        from nightshift.stages import nightly as stages
+        from nightshift.stages.validate import tasks as validate
 
         try:
-            return stages.plan_parts(model, run_date(context), run_info(context))
-        except stages.ValidationFailed as exc:
+            return validate.plan_parts(model, run_date(context), run_info(context))
+        except validate.ValidationFailed as exc:
             raise AirflowFailException(str(exc)) from None
 
     @task(map_index_template="{{ part_name }}")
     def validate_part(part: dict, **context) -> dict:
-        from nightshift.stages import nightly as stages
+        from nightshift.stages.validate import tasks as validate
 
         _name_map_index(part["key"].rsplit("/", 1)[-1])
         try:
-            return stages.validate_part(model, part["dt"], part, run_info(context))
+            return validate.validate_part(model, part["dt"], part, run_info(context))
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
 
     @task
     def commit_validation(parts: list[dict], **context) -> dict:
-        from nightshift.stages import nightly as stages
+        from nightshift.stages.validate import tasks as validate
 
         try:
-            return stages.commit_validation(model, run_date(context), list(parts), run_info(context))
-        except stages.ValidationFailed as exc:
+            return validate.commit_validation(model, run_date(context), list(parts), run_info(context))
+        except validate.ValidationFailed as exc:
             raise AirflowFailException(str(exc)) from None
 
     return plan_parts, validate_part, commit_validation
@@ -146,22 +145,22 @@ def _scoring_tasks(model: str):
 
     @task
     def scoring_plan(validated: dict, **context) -> list[dict]:
-        from nightshift.stages import nightly as stages
+        from nightshift.stages.score import tasks as score
 
-        return stages.scoring_plan(model, validated["dt"], run_info(context))
+        return score.scoring_plan(model, validated["dt"], run_info(context))
 
     @task(map_index_template="{{ part_name }}")
     def score_part(part: dict, **context) -> dict:
-        from nightshift.stages import nightly as stages
+        from nightshift.stages.score import tasks as score
 
         _name_map_index((part["key"] or "skipped").rsplit("/", 1)[-1])
-        return stages.score_part(model, part["dt"], part, run_info(context))
+        return score.score_part(model, part["dt"], part, run_info(context))
 
     @task
     def commit_scores(parts: list[dict], **context) -> dict:
-        from nightshift.stages import nightly as stages
+        from nightshift.stages.score import tasks as score
 
-        return stages.commit_scores(model, run_date(context), list(parts), run_info(context))
+        return score.commit_scores(model, run_date(context), list(parts), run_info(context))
 
     return scoring_plan, score_part, commit_scores
 
@@ -171,15 +170,15 @@ def _measuring_tasks(model: str):
 
     @task
     def ingest_labels(**context) -> dict:
-        from nightshift.stages import nightly as stages
+        from nightshift.stages.labels import tasks as labels
 
-        return stages.ingest_labels(model, run_date(context), run_info(context))
+        return labels.ingest_labels(model, run_date(context), run_info(context))
 
     @task
     def drift(scored: dict, **context) -> dict:
-        from nightshift.stages import nightly as stages
+        from nightshift.stages.drift import tasks as drift
 
-        return stages.drift(model, scored["dt"], run_info(context))
+        return drift.drift(model, scored["dt"], run_info(context))
 
     @task
     def score_backlog(drift_result: dict, **context) -> dict:
@@ -191,9 +190,9 @@ def _measuring_tasks(model: str):
 
     @task
     def decide(drift_result: dict, labels: dict, **context) -> dict:
-        from nightshift.stages import nightly as stages
+        from nightshift.stages import decision
 
-        return stages.decide(model, drift_result["dt"], run_info(context), drift_result)
+        return decision.decide(model, drift_result["dt"], run_info(context), drift_result)
 
     return ingest_labels, drift, score_backlog, decide
 

@@ -159,7 +159,7 @@ def cmd_airflow_settings_load(args: argparse.Namespace) -> int:
 def cmd_report_link(args: argparse.Namespace) -> int:
     """Print a time-limited link to the drift index, or with --night to that night's report."""
     from nightshift.config import NAME_PATTERN
-    from nightshift.stages.nightly import report_prefix
+    from nightshift.stages.drift.tasks import report_prefix
     from nightshift.stores.objects import StorageError, is_complete, open_store, presigned_url
 
     if not NAME_PATTERN.match(args.model):

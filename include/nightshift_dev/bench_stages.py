@@ -108,15 +108,15 @@ def product_simulate(store_uri: str, day: str, rows: int, shift: str | None, fil
 
 
 def product_validate(day: str) -> dict[str, Any]:
-    from nightshift.stages import nightly
+    from nightshift.stages.validate import tasks as validate
 
-    return nightly.validate(MODEL, day, _run("validate", day))
+    return validate.validate(MODEL, day, _run("validate", day))
 
 
 def product_ingest_labels(day: str) -> dict[str, Any]:
-    from nightshift.stages import nightly
+    from nightshift.stages.labels import tasks as labels
 
-    return nightly.ingest_labels(MODEL, day, _run("labels", day))
+    return labels.ingest_labels(MODEL, day, _run("labels", day))
 
 
 def product_retrain(as_of: str, run_name: str) -> dict[str, Any]:
@@ -221,10 +221,10 @@ def product_warm_reference() -> None:
 
 def product_drift(day: str) -> dict[str, Any]:
     """The drift stage, and its per-feature verdicts read back from the summary it wrote."""
-    from nightshift.stages import nightly
+    from nightshift.stages.drift import tasks as drift
     from nightshift.stores.objects import open_store, read_json
 
-    result = nightly.drift(MODEL, day, _run("drift", day))
+    result = drift.drift(MODEL, day, _run("drift", day))
     summary = read_json(open_store(settings().store_uri), result["summary_key"])
     return {"result": result, "summary": summary}
 

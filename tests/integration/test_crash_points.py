@@ -58,13 +58,17 @@ def _label_day(store: Any) -> str:
 
 
 def _run_night(run_id: str, label_day: str) -> None:
-    from nightshift.stages import nightly
+    from nightshift.runs import RunInfo
+    from nightshift.stages.drift import tasks as drift_tasks
+    from nightshift.stages.labels import tasks as label_tasks
+    from nightshift.stages.score import tasks as score_tasks
+    from nightshift.stages.validate import tasks as validate_tasks
 
-    run = nightly.RunInfo(run_id, "manual")
-    nightly.validate(MODEL, DAY.isoformat(), run)
-    nightly.score(MODEL, DAY.isoformat(), run, chunk_rows=300)
-    nightly.drift(MODEL, DAY.isoformat(), run)
-    nightly.ingest_labels(MODEL, label_day, run)
+    run = RunInfo(run_id, "manual")
+    validate_tasks.validate(MODEL, DAY.isoformat(), run)
+    score_tasks.score(MODEL, DAY.isoformat(), run, chunk_rows=300)
+    drift_tasks.drift(MODEL, DAY.isoformat(), run)
+    label_tasks.ingest_labels(MODEL, label_day, run)
 
 
 def _killed_at(area_prefix: str, step: str, run_id: str, label_day: str) -> None:

@@ -27,15 +27,17 @@ def test_nightly_score_fails_readably_and_leaves_no_partition(home, monkeypatch,
     import datetime as dt
 
     from nightshift.config import settings
-    from nightshift.stages import nightly
+    from nightshift.runs import RunInfo
+    from nightshift.stages.score import tasks as score_tasks
+    from nightshift.stages.validate import tasks as validate_tasks
     from nightshift.stores.objects import open_store
     from nightshift.stores.registry import RegistryError
     from nightshift_dev.simulate import SimulationPlan, simulate
 
     store = open_store(settings().store_uri)
     simulate(store, demo_spec, SimulationPlan(start=dt.date(2026, 10, 1), days=1, rows_per_day=200))
-    nightly.validate("credit_risk", "2026-10-01", nightly.RunInfo("r", "manual"))
+    validate_tasks.validate("credit_risk", "2026-10-01", RunInfo("r", "manual"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(RegistryError, match="is unreachable"):
-        nightly.score("credit_risk", "2026-10-01", nightly.RunInfo("r", "manual"))
+        score_tasks.score("credit_risk", "2026-10-01", RunInfo("r", "manual"))
     assert not store.exists("predictions/credit_risk/dt=2026-10-01/_SUCCESS")

@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 
 from nightshift.config import settings
-from nightshift.stages import backlog, nightly
+from nightshift.runs import RunInfo
+from nightshift.stages import backlog
+from nightshift.stages.drift import tasks as drift_tasks
+from nightshift.stages.score import tasks as score_tasks
+from nightshift.stages.validate import tasks as validate_tasks
 from nightshift.stores.objects import open_store, partition_files
 from nightshift_dev.simulate import SimulationPlan, simulate
 from tests.champions import register_champion
@@ -20,16 +24,16 @@ NIGHTS = [START + dt.timedelta(days=offset) for offset in range(3)]
 COMMAND = "nightshift score-backlog --model credit_risk"
 
 
-def scheduled(day: dt.date) -> nightly.RunInfo:
-    return nightly.RunInfo(f"scheduled__{day}T02:00:00+00:00", "scheduled")
+def scheduled(day: dt.date) -> RunInfo:
+    return RunInfo(f"scheduled__{day}T02:00:00+00:00", "scheduled")
 
 
 def run_night(day: dt.date) -> dict:
     """The nightly stages in the DAG's order, in this process: validate, score, drift, score the backlog."""
     run = scheduled(day)
-    nightly.validate(MODEL, day.isoformat(), run)
-    scored = nightly.score(MODEL, day.isoformat(), run, chunk_rows=250)
-    measured = nightly.drift(MODEL, day.isoformat(), run)
+    validate_tasks.validate(MODEL, day.isoformat(), run)
+    scored = score_tasks.score(MODEL, day.isoformat(), run, chunk_rows=250)
+    measured = drift_tasks.drift(MODEL, day.isoformat(), run)
     caught_up = backlog.score_backlog(MODEL, day.isoformat(), run, chunk_rows=250)
     return {"scored": scored, "measured": measured, "backlog": caught_up}
 
@@ -147,7 +151,7 @@ def test_a_night_scored_from_the_backlog_holds_the_same_predictions_as_a_normal_
     engine = warehouse.connect(settings().warehouse_url)
     late_rows = warehouse.count_rows(engine, warehouse.predictions, model=MODEL, dt=day)
 
-    nightly.score(MODEL, day.isoformat(), scheduled(day))
+    score_tasks.score(MODEL, day.isoformat(), scheduled(day))
     normal = predictions(store, day)
 
     columns = ["prediction_id", "entity_id", "score", "model", "model_version", "alias"]

@@ -20,12 +20,14 @@ import pytest
 
 from nightshift.config import settings
 from nightshift.readers import csv as csv_reader
-from nightshift.stages import nightly
+from nightshift.runs import RunInfo
+from nightshift.stages.night import Night
+from nightshift.stages.validate import tasks as validate_tasks
 from nightshift.stores.objects import MARKER, flat_partition_writer, open_store, partition_files
 
 MODEL = "credit_risk"
 DAY = dt.date(2026, 10, 1)
-RUN = nightly.RunInfo("manual__corpus", "manual")
+RUN = RunInfo("manual__corpus", "manual")
 COLUMNS = [
     "application_id",
     "application_ts",
@@ -107,7 +109,7 @@ class Case:
     source: dict[str, str] = field(default_factory=dict)
     """Overrides of sources.drop (encoding, delimiter)."""
     marker: bool = True
-    chunk_rows: int = nightly.CHUNK_ROWS
+    chunk_rows: int = validate_tasks.CHUNK_ROWS
     cells: dict[tuple[int, str], str] = field(default_factory=dict)
     """(row number, column) -> the cell as written in rejected.csv."""
 
@@ -421,13 +423,13 @@ def test_drop(case: Case, home: Any, demo_spec: Any, monkeypatch: pytest.MonkeyP
         }
     )
     store = open_store(settings().store_uri)
-    monkeypatch.setattr(nightly, "night", lambda model, day: nightly.Night(spec, DAY, settings(), store))
+    monkeypatch.setattr(validate_tasks, "night", lambda model, day: Night(spec, DAY, settings(), store))
     land(store, case)
 
     failure: str | None = None
     try:
-        nightly.validate(MODEL, DAY.isoformat(), RUN, chunk_rows=case.chunk_rows)
-    except nightly.ValidationFailed as exc:
+        validate_tasks.validate(MODEL, DAY.isoformat(), RUN, chunk_rows=case.chunk_rows)
+    except validate_tasks.ValidationFailed as exc:
         failure = str(exc)
     result = json.loads(store.read_bytes(f"validation/{MODEL}/dt={DAY}/result.json"))
     bad = rejected(store)

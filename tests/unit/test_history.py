@@ -9,7 +9,11 @@ import re
 import pytest
 
 from nightshift.config import settings
-from nightshift.stages import nightly
+from nightshift.runs import RunInfo
+from nightshift.stages import decision
+from nightshift.stages.drift import tasks as drift_tasks
+from nightshift.stages.score import tasks as score_tasks
+from nightshift.stages.validate import tasks as validate_tasks
 from nightshift.stores import warehouse
 from nightshift.stores.objects import open_store, read_partition_json
 from nightshift_dev.simulate import SimulationPlan, simulate
@@ -22,21 +26,21 @@ NIGHT = dt.date(2026, 10, 2)
 REPORTS = f"reports/drift/{MODEL}"
 
 
-def scheduled(day: dt.date) -> nightly.RunInfo:
-    return nightly.RunInfo(f"scheduled__{day}T02:00:00+00:00", "scheduled")
+def scheduled(day: dt.date) -> RunInfo:
+    return RunInfo(f"scheduled__{day}T02:00:00+00:00", "scheduled")
 
 
-def manual(day: dt.date, number: int) -> nightly.RunInfo:
-    return nightly.RunInfo(f"manual__{day}T09:{number:02d}:00+00:00", "manual")
+def manual(day: dt.date, number: int) -> RunInfo:
+    return RunInfo(f"manual__{day}T09:{number:02d}:00+00:00", "manual")
 
 
-def measure(day: dt.date, run: nightly.RunInfo, validate: bool = True) -> dict:
+def measure(day: dt.date, run: RunInfo, validate: bool = True) -> dict:
     """The nightly stages in the DAG's order, in this process: validate, score, drift, decide."""
     if validate:
-        nightly.validate(MODEL, day.isoformat(), run)
-    nightly.score(MODEL, day.isoformat(), run, chunk_rows=250)
-    measured = nightly.drift(MODEL, day.isoformat(), run)
-    return {"drift": measured, "decision": nightly.decide(MODEL, day.isoformat(), run, measured)}
+        validate_tasks.validate(MODEL, day.isoformat(), run)
+    score_tasks.score(MODEL, day.isoformat(), run, chunk_rows=250)
+    measured = drift_tasks.drift(MODEL, day.isoformat(), run)
+    return {"drift": measured, "decision": decision.decide(MODEL, day.isoformat(), run, measured)}
 
 
 def index_row(store, day: dt.date) -> str:
@@ -61,10 +65,10 @@ def season(home, demo_spec):
 def test_a_night_re_measured_by_a_new_champion_keeps_its_first_measurement(season):
     store = season
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    skipped = nightly.RunInfo(f"scheduled__{UNSCORED_NIGHT}T02:00:00+00:00", "scheduled")
-    nightly.validate(MODEL, UNSCORED_NIGHT.isoformat(), skipped)
-    nightly.score(MODEL, UNSCORED_NIGHT.isoformat(), skipped, chunk_rows=250)
-    assert "not scored" in nightly.drift(MODEL, UNSCORED_NIGHT.isoformat(), skipped)["skipped"]
+    skipped = RunInfo(f"scheduled__{UNSCORED_NIGHT}T02:00:00+00:00", "scheduled")
+    validate_tasks.validate(MODEL, UNSCORED_NIGHT.isoformat(), skipped)
+    score_tasks.score(MODEL, UNSCORED_NIGHT.isoformat(), skipped, chunk_rows=250)
+    assert "not scored" in drift_tasks.drift(MODEL, UNSCORED_NIGHT.isoformat(), skipped)["skipped"]
 
     first_version = register_champion(NIGHT - dt.timedelta(days=5), rows=1500)
     first = measure(NIGHT, scheduled(NIGHT))
@@ -149,8 +153,8 @@ def test_a_night_measured_twice_by_one_champion_says_so(season):
     measure(NIGHT, scheduled(NIGHT))
     first_revision = published_manifest(store, f"{REPORTS}/dt={NIGHT}")["revision"]
     again = manual(NIGHT, 2)
-    nightly.drift(MODEL, NIGHT.isoformat(), again)
-    nightly.decide(MODEL, NIGHT.isoformat(), again, None)
+    drift_tasks.drift(MODEL, NIGHT.isoformat(), again)
+    decision.decide(MODEL, NIGHT.isoformat(), again, None)
 
     summary = read_partition_json(store, f"{REPORTS}/dt={NIGHT}", "summary.json")
     assert [entry["model_version"] for entry in summary["measurements"]] == [version, version]
@@ -181,7 +185,7 @@ def test_a_summary_written_before_measurements_existed_becomes_the_first_entry(t
     )
     published_at = published_manifest(store, prefix)["published_at"]
 
-    first, latest = nightly._measurements(store, prefix, manual(NIGHT, 3), None)
+    first, latest = drift_tasks._measurements(store, prefix, manual(NIGHT, 3), None)
     assert first == {
         "run_id": "scheduled__old",
         "run_type": None,
@@ -196,5 +200,5 @@ def test_a_summary_written_before_measurements_existed_becomes_the_first_entry(t
         None,
         False,
     )
-    [only] = nightly._measurements(store, f"{REPORTS}/dt={UNSCORED_NIGHT}", scheduled(UNSCORED_NIGHT), "3")
+    [only] = drift_tasks._measurements(store, f"{REPORTS}/dt={UNSCORED_NIGHT}", scheduled(UNSCORED_NIGHT), "3")
     assert (only["model_version"], only["revision"], only["scored"]) == ("3", None, True)

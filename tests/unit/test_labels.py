@@ -13,7 +13,8 @@ import yaml
 
 from nightshift.config import PROJECT_ROOT, settings
 from nightshift.kinds import KINDS, parse_labels
-from nightshift.stages import nightly
+from nightshift.runs import RunInfo
+from nightshift.stages.labels import tasks as label_tasks
 from nightshift.stages.labels.parse import (
     LabelDropRejected,
     accepted_label_count,
@@ -27,7 +28,7 @@ from tests.manifests import published_manifest
 
 MODEL = "credit_risk"
 DAY = "2026-10-02"
-RUN = nightly.RunInfo("manual__labels", "manual")
+RUN = RunInfo("manual__labels", "manual")
 HEADER = "application_id,defaulted"
 EXPECTED = "expected 0 or 1 (also 0.0/1.0 or true/false, any case)"
 
@@ -202,10 +203,10 @@ def home_store(home):
 def test_labels_written_by_pandas_are_accepted(home_store):
     labels = pd.DataFrame({"application_id": ["a1", "a2", "a3"], "defaulted": [1.0, 0.0, 1.0]})
     land(home_store, labels.to_csv(index=False))
-    outcome = nightly.ingest_labels(MODEL, DAY, RUN)
+    outcome = label_tasks.ingest_labels(MODEL, DAY, RUN)
     assert (outcome["received"], outcome["accepted"], outcome["rejected"]) == (3, 3, 0)
     land(home_store, labels.assign(defaulted=[True, False, True]).to_csv(index=False))
-    assert nightly.ingest_labels(MODEL, DAY, RUN)["accepted"] == 3
+    assert label_tasks.ingest_labels(MODEL, DAY, RUN)["accepted"] == 3
     curated = pd.read_parquet(
         home_store.local_path(partition_file(home_store, f"curated/{MODEL}/labels/dt={DAY}", "labels.parquet"))
     )
@@ -214,7 +215,7 @@ def test_labels_written_by_pandas_are_accepted(home_store):
 
 def test_a_drop_within_the_limit_is_curated_and_its_rejects_quarantined(home_store):
     land(home_store, HEADER + "\n" + good_rows(95) + "b1,yes\nb2,2\n,1\nb3,\ng1,1\n")
-    outcome = nightly.ingest_labels(MODEL, DAY, RUN)
+    outcome = label_tasks.ingest_labels(MODEL, DAY, RUN)
     assert (outcome["received"], outcome["accepted"], outcome["rejected"]) == (100, 95, 5)
     assert outcome["received"] == outcome["accepted"] + outcome["rejected"]
     assert outcome["rejected_share"] == pytest.approx(0.05)
@@ -227,11 +228,11 @@ def test_a_drop_within_the_limit_is_curated_and_its_rejects_quarantined(home_sto
 
 def test_a_drop_over_the_limit_fails_after_its_quarantine_and_keeps_the_earlier_labels(home_store):
     land(home_store, HEADER + "\n" + good_rows(20))
-    nightly.ingest_labels(MODEL, DAY, RUN)
+    label_tasks.ingest_labels(MODEL, DAY, RUN)
     before = home_store.read_bytes(partition_file(home_store, f"curated/{MODEL}/labels/dt={DAY}", "labels.parquet"))
     land(home_store, HEADER + "\n" + good_rows(14) + "".join(f"p{i},1.0000\n" for i in range(4)) + ",1\n,0\n")
     with pytest.raises(LabelDropRejected) as caught:
-        nightly.ingest_labels(MODEL, DAY, RUN)
+        label_tasks.ingest_labels(MODEL, DAY, RUN)
     message = str(caught.value)
     source = home_store.url_for(f"landing/{MODEL}/labels/dt={DAY}")
     assert message.startswith(
@@ -252,14 +253,14 @@ def test_a_drop_over_the_limit_fails_after_its_quarantine_and_keeps_the_earlier_
 def test_a_failed_first_drop_publishes_no_curated_labels(home_store):
     land(home_store, HEADER + "\na1,1.0000\na2,0\n")
     with pytest.raises(LabelDropRejected, match=r"1 of 2 label rows \(50\.0%\)"):
-        nightly.ingest_labels(MODEL, DAY, RUN)
+        label_tasks.ingest_labels(MODEL, DAY, RUN)
     assert read_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}") is None
     assert published_manifest(home_store, f"quarantine/{MODEL}/labels/dt={DAY}")["rows"] == 1
 
 
 def test_formula_cells_are_neutralised_in_the_label_quarantine(home_store):
     land(home_store, HEADER + "\n" + good_rows(40) + "b1,=1+1\n")
-    assert nightly.ingest_labels(MODEL, DAY, RUN)["rejected"] == 1
+    assert label_tasks.ingest_labels(MODEL, DAY, RUN)["rejected"] == 1
     row = quarantined(home_store).iloc[0]
     assert row["defaulted"] == "'=1+1" and row["_reasons"].startswith("defaulted: '=1+1' is not a label")
 
@@ -273,22 +274,22 @@ def test_the_limit_is_the_specs_validation_max_bad_row_share(home, monkeypatch, 
     monkeypatch.setenv("NIGHTSHIFT_MODELS_DIR", str(models))
     store = open_store(settings().store_uri)
     land(store, HEADER + "\na1,1\na2,x\n")
-    assert nightly.ingest_labels(MODEL, DAY, RUN)["rejected"] == 1
+    assert label_tasks.ingest_labels(MODEL, DAY, RUN)["rejected"] == 1
     land(store, HEADER + "\na1,1\na2,x\na3,y\n")
     with pytest.raises(LabelDropRejected, match=r"above the limit of 50\.0%"):
-        nightly.ingest_labels(MODEL, DAY, RUN)
+        label_tasks.ingest_labels(MODEL, DAY, RUN)
 
 
 def test_an_empty_label_drop_is_curated_empty_and_counts_no_labels(home_store, demo_spec):
     land(home_store, HEADER + "\n")
-    outcome = nightly.ingest_labels(MODEL, DAY, RUN)
+    outcome = label_tasks.ingest_labels(MODEL, DAY, RUN)
     assert (outcome["received"], outcome["accepted"], outcome["rejected"]) == (0, 0, 0)
     assert published_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == 0
     assert accepted_label_count(home_store, demo_spec, dt.date.fromisoformat(DAY)) == 0
 
 
 def test_no_label_drop_says_so(home_store):
-    outcome = nightly.ingest_labels(MODEL, DAY, RUN)
+    outcome = label_tasks.ingest_labels(MODEL, DAY, RUN)
     assert (outcome["received"], outcome["accepted"], outcome["rejected"]) == (0, 0, 0)
     assert "no label drop" in outcome["note"]
 
@@ -336,11 +337,11 @@ def test_label_corpus(home_store, name, rows, rejected, kinds):
     received = 40 + len(pd.read_csv(io.StringIO(HEADER + "\n" + rows), dtype=str))
     if kinds is None:
         with pytest.raises(LabelDropRejected, match=r"label rows .* were rejected, above the limit"):
-            nightly.ingest_labels(MODEL, DAY, RUN)
+            label_tasks.ingest_labels(MODEL, DAY, RUN)
         result = json.loads(home_store.read_bytes(f"quarantine/{MODEL}/labels/dt={DAY}/result.json"))
         assert not result["passed"] and read_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}") is None
     else:
-        result = nightly.ingest_labels(MODEL, DAY, RUN)
+        result = label_tasks.ingest_labels(MODEL, DAY, RUN)
         assert result["rejected"] == rejected
         assert published_manifest(home_store, f"curated/{MODEL}/labels/dt={DAY}")["rows"] == result["accepted"]
         stored = json.loads(home_store.read_bytes(f"quarantine/{MODEL}/labels/dt={DAY}/result.json"))

@@ -9,14 +9,17 @@ import pandas as pd
 import pytest
 
 from nightshift.config import settings
-from nightshift.stages import nightly
+from nightshift.runs import RunInfo
+from nightshift.stages.drift import tasks as drift_tasks
+from nightshift.stages.night import Night
+from nightshift.stages.validate import tasks as validate_tasks
 from nightshift.stores.objects import flat_partition_writer, open_store, partition_files, read_manifest
 from nightshift_dev.simulate import SimulationPlan, simulate
 from tests.manifests import published_manifest
 
 MODEL = "credit_risk"
 DAY = dt.date(2026, 10, 1)
-RUN = nightly.RunInfo("manual__test", "manual")
+RUN = RunInfo("manual__test", "manual")
 
 
 def curated(store) -> pd.DataFrame:
@@ -57,14 +60,14 @@ def drop_frames(store) -> dict[str, pd.DataFrame]:
 def test_three_files_in_small_chunks_give_the_same_night_as_one_file(home, demo_spec):
     store = simulated(demo_spec, files=1)
     whole = drop_frames(store)["part-00000.csv"]
-    single = nightly.validate(MODEL, DAY.isoformat(), RUN)
+    single = validate_tasks.validate(MODEL, DAY.isoformat(), RUN)
     single_curated, single_rejected, single_result = curated(store), rejected(store), result(store)
 
     rewrite_drop(store, demo_spec, {"a.csv": whole[:1000], "b.csv": whole[1000:2200], "c.csv": whole[2200:]})
-    parts = nightly.plan_parts(MODEL, DAY.isoformat(), RUN)
+    parts = validate_tasks.plan_parts(MODEL, DAY.isoformat(), RUN)
     assert [part["key"].rsplit("/", 1)[1] for part in parts] == ["a.csv", "b.csv", "c.csv"]
-    staged = [nightly.validate_part(MODEL, DAY.isoformat(), part, RUN, chunk_rows=300) for part in parts]
-    split = nightly.commit_validation(MODEL, DAY.isoformat(), staged, RUN)
+    staged = [validate_tasks.validate_part(MODEL, DAY.isoformat(), part, RUN, chunk_rows=300) for part in parts]
+    split = validate_tasks.commit_validation(MODEL, DAY.isoformat(), staged, RUN)
 
     assert split["parts"] == 3 and single["parts"] == 1
     assert (split["rows"], split["accepted"], split["quarantined"]) == (
@@ -87,7 +90,7 @@ def test_three_files_in_small_chunks_give_the_same_night_as_one_file(home, demo_
 def test_row_numbers_point_at_the_line_in_the_source_file(home, demo_spec):
     store = simulated(demo_spec, files=3, bad=0.05)
     frames = drop_frames(store)
-    nightly.validate(MODEL, DAY.isoformat(), RUN, chunk_rows=250)
+    validate_tasks.validate(MODEL, DAY.isoformat(), RUN, chunk_rows=250)
     bad = rejected(store)
     assert len(bad) > 10
     for _, row in bad.iterrows():
@@ -106,7 +109,7 @@ def test_an_id_repeated_in_a_later_file_is_quarantined_naming_where_it_first_app
     second.loc[9, "application_id"] = repeated
     rewrite_drop(store, demo_spec, {"part-00000.csv": first, "part-00001.csv": second})
 
-    outcome = nightly.validate(MODEL, DAY.isoformat(), RUN, chunk_rows=400)
+    outcome = validate_tasks.validate(MODEL, DAY.isoformat(), RUN, chunk_rows=400)
 
     assert outcome["quarantined"] == 1 and outcome["accepted"] == 2999
     [row] = rejected(store).to_dict("records")
@@ -125,8 +128,8 @@ def test_one_unreadable_file_fails_the_night_naming_the_file_and_curates_nothing
     broken = frames["part-00001.csv"].drop(columns=["credit_score"])
     rewrite_drop(store, demo_spec, {"part-00000.csv": frames["part-00000.csv"], "part-00001.csv": broken})
 
-    with pytest.raises(nightly.ValidationFailed) as failure:
-        nightly.validate(MODEL, DAY.isoformat(), RUN)
+    with pytest.raises(validate_tasks.ValidationFailed) as failure:
+        validate_tasks.validate(MODEL, DAY.isoformat(), RUN)
 
     message = str(failure.value)
     assert "part-00001.csv" in message and "missing columns ['credit_score']" in message
@@ -142,7 +145,7 @@ def test_the_bad_row_share_is_judged_over_the_whole_night(home, demo_spec):
     mostly_bad.loc[: int(len(mostly_bad) * 0.08), "age"] = "unknown"
     rewrite_drop(store, demo_spec, {"part-00000.csv": frames["part-00000.csv"], "part-00001.csv": mostly_bad})
 
-    outcome = nightly.validate(MODEL, DAY.isoformat(), RUN)
+    outcome = validate_tasks.validate(MODEL, DAY.isoformat(), RUN)
 
     assert 0.03 < outcome["quarantined"] / outcome["rows"] < 0.05
     assert result(store)["passed"] is True
@@ -151,11 +154,11 @@ def test_the_bad_row_share_is_judged_over_the_whole_night(home, demo_spec):
 
     mostly_bad.loc[: int(len(mostly_bad) * 0.2), "age"] = "unknown"
     rewrite_drop(store, demo_spec, {"part-00000.csv": frames["part-00000.csv"], "part-00001.csv": mostly_bad})
-    rerun = nightly.RunInfo("manual__rerun", "manual")
+    rerun = RunInfo("manual__rerun", "manual")
     with pytest.raises(
-        nightly.ValidationFailed, match=r"above the limit of 5.0%.*e\.g\. part-00001\.csv row 1"
+        validate_tasks.ValidationFailed, match=r"above the limit of 5.0%.*e\.g\. part-00001\.csv row 1"
     ) as failed:
-        nightly.validate(MODEL, DAY.isoformat(), rerun)
+        validate_tasks.validate(MODEL, DAY.isoformat(), rerun)
     assert f"the night's earlier curated of run {RUN.run_id} stay as they were" in str(failed.value)
     assert read_manifest(store, f"curated/{MODEL}/dt={DAY}") == good, "a failed rerun keeps the last good curated rows"
     assert len(curated(store)) == good_rows
@@ -166,20 +169,20 @@ def test_the_drift_sample_is_the_seeded_rows_of_the_whole_night_read_in_batches(
     from nightshift.stages.drift.measure import sample_positions
 
     store = simulated(demo_spec, files=3, bad=0.0)
-    nightly.validate(MODEL, DAY.isoformat(), RUN)
+    validate_tasks.validate(MODEL, DAY.isoformat(), RUN)
     spec = demo_spec.model_copy(update={"drift": demo_spec.drift.model_copy(update={"sample_size": 400})})
-    current = nightly.Night(spec, DAY, settings(), store)
+    current = Night(spec, DAY, settings(), store)
 
-    sample, total = nightly.night_sample(current, batch_rows=170)
+    sample, total = drift_tasks.night_sample(current, batch_rows=170)
 
     assert total == 3000 and len(sample) == 400
     whole = curated(store)
     expected = whole.iloc[sample_positions(3000, 400, spec.drift.seed)].reset_index(drop=True)
     assert sample["application_id"].tolist() == expected["application_id"].tolist()
     assert sample["credit_score"].tolist() == expected["credit_score"].tolist()
-    again, _ = nightly.night_sample(current, batch_rows=1000)
+    again, _ = drift_tasks.night_sample(current, batch_rows=1000)
     assert again.equals(sample)
-    everything, total = nightly.night_sample(nightly.Night(demo_spec, DAY, settings(), store))
+    everything, total = drift_tasks.night_sample(Night(demo_spec, DAY, settings(), store))
     assert total == 3000 and len(everything) == 3000
 
 
@@ -190,7 +193,7 @@ def test_an_id_repeated_across_chunks_of_one_file_is_caught_like_one_within_a_ch
     whole.loc[19, "application_id"] = whole.loc[14, "application_id"]
     rewrite_drop(store, demo_spec, {"part-00000.csv": whole})
 
-    outcome = nightly.validate(MODEL, DAY.isoformat(), RUN, chunk_rows=400)
+    outcome = validate_tasks.validate(MODEL, DAY.isoformat(), RUN, chunk_rows=400)
 
     assert outcome["quarantined"] == 2
     reasons = dict(zip(rejected(store)["_row_number"], rejected(store)["_reasons"], strict=True))
@@ -207,9 +210,9 @@ def test_the_drift_sample_takes_champion_scores_by_position_or_by_id_alike(home,
     from nightshift.stores.objects import publish_partition
 
     store = simulated(demo_spec, files=3, bad=0.01)
-    nightly.validate(MODEL, DAY.isoformat(), RUN)
+    validate_tasks.validate(MODEL, DAY.isoformat(), RUN)
     spec = demo_spec.model_copy(update={"drift": demo_spec.drift.model_copy(update={"sample_size": 500})})
-    current = nightly.Night(spec, DAY, settings(), store)
+    current = Night(spec, DAY, settings(), store)
     keys = partition_files(store, f"curated/{MODEL}/dt={DAY}", ".parquet")
     per_part = {}
     for index, key in enumerate(keys):
@@ -227,10 +230,10 @@ def test_the_drift_sample_takes_champion_scores_by_position_or_by_id_alike(home,
         publish_partition(store, f"predictions/{MODEL}/dt={DAY}", {}, local=local)
 
     publish(per_part)  # no alias column: the join by id would fail, so this reads by position
-    aligned, total = nightly.night_sample(current)
+    aligned, total = drift_tasks.night_sample(current)
     every = pd.concat(per_part.values(), ignore_index=True).iloc[::-1].assign(alias="champion")
     publish({"champion-all.parquet": every})
-    joined, _ = nightly.night_sample(current)
+    joined, _ = drift_tasks.night_sample(current)
 
     assert total == len(curated(store)) and len(aligned) == 500
     expected = aligned["application_id"].str[-6:].astype(int) / 1e6

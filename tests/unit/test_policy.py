@@ -7,8 +7,10 @@ import pytest
 from nightshift.config import settings
 from nightshift.lifecycle.policy import decide_retrain
 from nightshift.lifecycle.train import TrainingDataError, build_training_set
+from nightshift.runs import RunInfo
+from nightshift.stages.decision import labelled_day_count
 from nightshift.stages.labels.parse import LabelDropRejected
-from nightshift.stages.nightly import RunInfo, ingest_labels, labelled_day_count
+from nightshift.stages.labels.tasks import ingest_labels
 from nightshift.stores.objects import flat_partition_writer, is_complete, open_store, partition_writer
 from nightshift_dev.simulate import generate_chunk
 

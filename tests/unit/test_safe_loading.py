@@ -127,20 +127,22 @@ def test_a_champion_in_another_flavour_is_refused_unread(home, flavour, describe
 
 def test_nightly_scoring_refuses_a_pickled_champion_and_publishes_nothing(home, demo_spec):
     from nightshift.config import settings
-    from nightshift.stages import nightly
+    from nightshift.runs import RunInfo
+    from nightshift.stages.score import tasks as score_tasks
+    from nightshift.stages.validate import tasks as validate_tasks
     from nightshift.stores import registry
     from nightshift.stores.objects import open_store
     from nightshift_dev.simulate import SimulationPlan, simulate
 
     store = open_store(settings().store_uri)
     simulate(store, demo_spec, SimulationPlan(start=DAY, days=1, rows_per_day=200))
-    run = nightly.RunInfo("night-1", "scheduled")
-    nightly.validate("credit_risk", DAY.isoformat(), run)
+    run = RunInfo("night-1", "scheduled")
+    validate_tasks.validate("credit_risk", DAY.isoformat(), run)
     marker = home / "loaded-and-ran"
     version = _log_hostile(home, "pickle", marker)
 
     with pytest.raises(registry.UnsafeModel, match=f"model credit_risk version {version}: refused before loading"):
-        nightly.score("credit_risk", DAY.isoformat(), run)
+        score_tasks.score("credit_risk", DAY.isoformat(), run)
     assert not marker.exists()
     assert not store.exists(f"predictions/credit_risk/dt={DAY}/_SUCCESS")
 

@@ -15,9 +15,14 @@ import sklearn.ensemble  # noqa: F401
 import sqlalchemy  # noqa: F401
 
 import nightshift.lifecycle.train
+import nightshift.stages.decision
 import nightshift.stages.drift.measure
-import nightshift.stages.nightly
+import nightshift.stages.drift.tasks
+import nightshift.stages.labels.tasks
+import nightshift.stages.score.tasks
 import nightshift.stages.validate.checks
+import nightshift.stages.validate.tasks
+import nightshift.stages.waiting
 import nightshift.stores.registry
 
 nightshift.stages.drift.measure.warm_up()

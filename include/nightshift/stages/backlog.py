@@ -1,11 +1,11 @@
 """Nights left without predictions, and scoring them once a champion exists.
 
 A night whose scoring finds no champion is recorded in the warehouse's `scoring_backlog` (reason, command, run) by
-`nightly.commit_scores`, and its drift summary says the same, so the index, `latest.json` and the season summary show
-it. `score_backlog` scores every such night up to a date with the serving champion (through the same `plan_scoring`,
-`score_part` and `commit_scores` as a normal night, so the prediction ids are a normal night's), re-measures its drift
-against that champion with `nightly.drift`, which marks the row scored. The nightly DAG runs it in `score_backlog`
-for its logical date; `nightshift score-backlog --model M` runs it by hand.
+`score.tasks.commit_scores`, and its drift summary says the same, so the index, `latest.json` and the season summary
+show it. `score_backlog` scores every such night up to a date with the serving champion (through the same
+`plan_scoring`, `score_part` and `commit_scores` as a normal night, so the prediction ids are a normal night's),
+re-measures its drift against that champion with `drift.tasks.drift`, which marks the row scored. The nightly DAG runs
+it in `score_backlog` for its logical date; `nightshift score-backlog --model M` runs it by hand.
 """
 
 from __future__ import annotations
@@ -15,14 +15,9 @@ from typing import Any
 
 from nightshift.config import settings
 from nightshift.runs import RunInfo
-from nightshift.stages.nightly import (
-    commit_scores,
-    drift,
-    night,
-    plan_scoring,
-    score_part,
-    serving_versions,
-)
+from nightshift.stages.drift.tasks import drift
+from nightshift.stages.night import night
+from nightshift.stages.score.tasks import commit_scores, plan_scoring, score_part, serving_versions
 from nightshift.stores.objects import is_complete
 
 NO_CHAMPION = "no champion yet: nothing scored"

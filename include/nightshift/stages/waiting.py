@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 from nightshift.config import get_spec, settings
-from nightshift.stages.ingest import drop_prefix
+from nightshift.stages.ingest import drop_is_ready, drop_prefix
+from nightshift.stages.night import night
 from nightshift.stores.objects import MARKER, open_store
 
 
@@ -26,6 +27,12 @@ def window_refusal(model: str, day: dt.date, start: dt.date, end: dt.date | None
         f"so there is no night to run for it. Trigger again with a logical date inside the window, e.g. {pick} "
         "(the Trigger dialog defaults to now), or widen the window in the spec. Nothing was read or written."
     )
+
+
+def drop_ready(model: str, day: str) -> bool:
+    """Whether the drop of `day` is complete (its `_SUCCESS` marker is there)."""
+    current = night(model, day)
+    return drop_is_ready(current.store, current.spec, current.dt)
 
 
 def marker_url(model: str, day: str) -> str:
