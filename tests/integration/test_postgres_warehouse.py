@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from nightshift.stores import warehouse
+from nightshift.stores.warehouse import partitions, prediction_frames, prediction_loads
 from nightshift_dev import warehouse_baselines
 from tests.integration import postgres
 
@@ -391,7 +392,7 @@ def test_awkward_values_survive_copy_exactly(engine: sa.Engine, model: str) -> N
 def test_a_bad_row_midway_raises_and_leaves_the_previous_rows(
     engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch, broken: dict, message: str
 ) -> None:
-    monkeypatch.setattr(warehouse, "COPY_BATCH_ROWS", 100)
+    monkeypatch.setattr(prediction_loads, "COPY_BATCH_ROWS", 100)
     warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(1000)))
     before = stored(engine, model)
 
@@ -408,7 +409,7 @@ def test_a_bad_row_midway_raises_and_leaves_the_previous_rows(
 def test_a_dropped_connection_midway_leaves_the_previous_rows(
     engine: sa.Engine, database: str, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(warehouse, "COPY_BATCH_ROWS", 100)
+    monkeypatch.setattr(prediction_loads, "COPY_BATCH_ROWS", 100)
     warehouse.replace_predictions(engine, model, DAY, predictions(model, DAY, range(1000)))
     before = stored(engine, model)
 
@@ -427,7 +428,7 @@ def test_a_dropped_connection_midway_leaves_the_previous_rows(
 def test_concurrent_loads_of_different_nights_do_not_interfere(
     engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(warehouse, "COPY_BATCH_ROWS", 200)
+    monkeypatch.setattr(prediction_loads, "COPY_BATCH_ROWS", 200)
     nights = [DAY + dt.timedelta(days=k) for k in range(4)]
     barrier = threading.Barrier(len(nights))
 
@@ -570,7 +571,7 @@ def test_frames_are_not_held_once_they_are_encoded(
     import gc
     import weakref
 
-    monkeypatch.setattr(warehouse, "LOAD_SLICE_ROWS", 10)
+    monkeypatch.setattr(prediction_frames, "LOAD_SLICE_ROWS", 10)
     seen: list[weakref.ref] = []
 
     def frames() -> Iterator[pd.DataFrame]:
@@ -610,7 +611,7 @@ def test_readers_see_the_old_night_until_the_new_one_is_complete(engine: sa.Engi
 def test_a_rerun_waits_for_a_long_reader_without_holding_it_up(
     engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(warehouse, "SWAP_LOCK_TIMEOUT_MS", 100)
+    monkeypatch.setattr(partitions, "SWAP_LOCK_TIMEOUT_MS", 100)
     warehouse.load_predictions(engine, model, DAY, [frame(model, range(50))])
     reader = engine.connect()
     try:
@@ -633,8 +634,8 @@ def test_a_rerun_waits_for_a_long_reader_without_holding_it_up(
 def test_a_rerun_blocked_too_long_gives_up_and_keeps_the_night(
     engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(warehouse, "SWAP_LOCK_TIMEOUT_MS", 50)
-    monkeypatch.setattr(warehouse, "SWAP_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(partitions, "SWAP_LOCK_TIMEOUT_MS", 50)
+    monkeypatch.setattr(partitions, "SWAP_WAIT_SECONDS", 0.5)
     warehouse.load_predictions(engine, model, DAY, [frame(model, range(50))])
     before = stored(engine, model)
     with engine.connect() as reader:

@@ -33,6 +33,8 @@ from nightshift.stores.objects import (
     open_store,
     publish_partition,
 )
+from nightshift.stores.warehouse import prediction_loads
+from nightshift.stores.warehouse import rows as warehouse_rows
 from nightshift_dev import warehouse_baselines
 from tests.integration import postgres
 from tests.servers import free_port
@@ -138,7 +140,7 @@ def _end_sessions_during(database: str, rows: Iterator[dict[str, Any]], at: int)
     ("write", "step"),
     [
         (
-            lambda engine, rows: warehouse._replace(
+            lambda engine, rows: warehouse_rows._replace(
                 engine, warehouse.validation_runs, [warehouse.validation_runs.c.model == MODEL], rows, "a test step"
             ),
             "a test step",
@@ -153,7 +155,7 @@ def _end_sessions_during(database: str, rows: Iterator[dict[str, Any]], at: int)
 def test_a_write_cut_off_midway_is_rolled_back_whole(
     database: str, url: str, monkeypatch: pytest.MonkeyPatch, write: Callable[..., Any], step: str
 ) -> None:
-    monkeypatch.setattr(warehouse, "COPY_BATCH_ROWS", 100)
+    monkeypatch.setattr(prediction_loads, "COPY_BATCH_ROWS", 100)
     engine = warehouse.connect(url)
     try:
         if "predictions" in step:

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from nightshift.stores import warehouse
+from nightshift.stores.warehouse import binary_copy, prediction_frames
 from nightshift_dev import warehouse_baselines
 
 DAY = dt.date(2026, 10, 5)
@@ -381,7 +382,7 @@ def test_load_predictions_replaces_the_night_and_a_rerun_is_idempotent(engine):
 
 
 def test_load_predictions_streams_in_slices(engine, monkeypatch):
-    monkeypatch.setattr(warehouse, "LOAD_SLICE_ROWS", 7)
+    monkeypatch.setattr(prediction_frames, "LOAD_SLICE_ROWS", 7)
     frames = [frame(20, start=k * 20) for k in range(5)]
     assert warehouse.load_predictions(engine, "m", DAY, (f for f in frames)) == 100
     assert stored(engine) == expected(*frames)
@@ -452,7 +453,7 @@ def test_frames_are_not_held_after_they_are_loaded(engine, monkeypatch):
     import gc
     import weakref
 
-    monkeypatch.setattr(warehouse, "LOAD_SLICE_ROWS", 10)
+    monkeypatch.setattr(prediction_frames, "LOAD_SLICE_ROWS", 10)
     seen: list[weakref.ref[Any]] = []
 
     def frames():
@@ -470,8 +471,8 @@ def decode_copy(data: bytes, columns) -> list[tuple]:
     """Rows of Postgres's binary COPY format: the text columns as str, the score as float."""
     import struct
 
-    assert data.startswith(warehouse._COPY_HEADER) and data.endswith(warehouse._COPY_TRAILER)
-    view, at, out = data[len(warehouse._COPY_HEADER) : -len(warehouse._COPY_TRAILER)], 0, []
+    assert data.startswith(binary_copy._COPY_HEADER) and data.endswith(binary_copy._COPY_TRAILER)
+    view, at, out = data[len(binary_copy._COPY_HEADER) : -len(binary_copy._COPY_TRAILER)], 0, []
     while at < len(view):
         (fields,) = struct.unpack_from("!h", view, at)
         assert fields == len(columns)
@@ -491,16 +492,16 @@ def copy_segments(data):
     """What `_copy` would send for the frame `data`: per COPY, its group and its rows (group columns filled in)."""
     import functools
 
-    tables = warehouse._checked_tables([data], "m", DAY)
+    tables = prediction_frames._checked_tables([data], "m", DAY)
     segments: list[tuple[Any, list[tuple]]] = []
-    with warehouse._CopyStream(tables) as stream:
-        while (group := stream.next_segment()) is not warehouse._END:
+    with binary_copy._CopyStream(tables) as stream:
+        while (group := stream.next_segment()) is not binary_copy._END:
             encoded = b"".join(iter(functools.partial(stream.read, 7), b""))
             if group is None:
-                segments.append((None, decode_copy(encoded, warehouse._COPY_COLUMNS)))
+                segments.append((None, decode_copy(encoded, binary_copy._COPY_COLUMNS)))
             else:
                 assert isinstance(group, tuple)
-                segments.append((group, [(*row, *group) for row in decode_copy(encoded, warehouse._ROW_COLUMNS)]))
+                segments.append((group, [(*row, *group) for row in decode_copy(encoded, binary_copy._ROW_COLUMNS)]))
     assert stream.rows == len(data)
     return segments
 
@@ -508,7 +509,7 @@ def copy_segments(data):
 def test_the_copy_encoding_round_trips_awkward_values(monkeypatch):
     import pandas as pd
 
-    monkeypatch.setattr(warehouse, "LOAD_SLICE_ROWS", 4)
+    monkeypatch.setattr(prediction_frames, "LOAD_SLICE_ROWS", 4)
     entities = ["", " ", "comma,inside", 'quote"inside', "new\nline", "tab\tinside", "ünïcødé ✓", "\\N", "NULL", "\\."]
     scores = [0.0, -0.0, 0.1 + 0.2, 1e-300, 1.7976931348623157e308, -1.5, 1 / 3, 2.0, 123456789.123456789, 0.5]
     varied = frame(10).assign(entity_id=entities, score=scores)
@@ -516,7 +517,7 @@ def test_the_copy_encoding_round_trips_awkward_values(monkeypatch):
     two_groups = pd.concat([frame(5), frame(5, start=5, alias="challenger", version="2")], ignore_index=True)
 
     def rows_of(data):
-        return list(data[list(warehouse._COPY_COLUMNS)].itertuples(index=False, name=None))
+        return list(data[list(binary_copy._COPY_COLUMNS)].itertuples(index=False, name=None))
 
     segments = copy_segments(varied)
     assert [group for group, _ in segments] == [("1", "champion", "run-1"), None]

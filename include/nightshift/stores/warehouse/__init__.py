@@ -1,0 +1,117 @@
+"""What people query and trend: predictions, validation runs, drift, retrain requests, the promotion ledger.
+
+SQLite on the embedded default, Postgres in production: the same SQLAlchemy Core tables. The schema is versioned
+by the Alembic revisions in `nightshift/stores/migrations`; `connect` upgrades it to the newest version (a no-op when it
+is current). Every write for a night replaces that night's rows in one transaction, so reruns never duplicate; the
+validation, drift and retrain-decision writers also append the run's row to `night_runs` in that transaction, so the
+history of a rerun night keeps what every run found. A database failure is a WarehouseError naming the warehouse, the
+step and whether anything was committed.
+
+Predictions are the bulk: `load_predictions` takes a night's frames. On Postgres, `predictions` is partitioned by
+(model, dt); a night streams through binary COPY into a new table, gets its primary key once loaded, and is swapped in
+as the night's partition in one short step (see `load_predictions`).
+
+Import this package (`from nightshift.stores import warehouse`); its modules are: `tables`, `database` (engines,
+connections, errors), `schema` (migrations and their lock), `rows` (any table's rows), `prediction_frames` (checking
+frames), `binary_copy` (the COPY encoder and its thread), `partitions` (Postgres night partitions), `prediction_loads`,
+`nights` (validation, drift, decisions, `night_runs`), `promotions` (the ledger) and `unscored` (the scoring backlog).
+The loader's tuning constants (LOAD_SLICE_ROWS, COPY_BATCH_ROWS, INDEX_BUILD_MEMORY, SWAP_LOCK_TIMEOUT_MS,
+SWAP_WAIT_SECONDS) are read from their own modules and are not re-exported here.
+"""
+
+from __future__ import annotations
+
+from nightshift.stores.warehouse.database import WarehouseError, open_engine
+from nightshift.stores.warehouse.nights import (
+    append_night_run,
+    drift_history,
+    last_requested,
+    night_runs,
+    record_drift,
+    record_retrain_decision,
+    record_validation,
+)
+from nightshift.stores.warehouse.partitions import (
+    PARTITION_SCHEMA_SUFFIX,
+    empty_night,
+    night_partition,
+    partition_schema,
+)
+from nightshift.stores.warehouse.prediction_frames import PREDICTION_COLUMNS, BadPredictions
+from nightshift.stores.warehouse.prediction_loads import load_predictions, replace_predictions
+from nightshift.stores.warehouse.promotions import append_ledger, ledger
+from nightshift.stores.warehouse.rows import count_rows, fetch_all
+from nightshift.stores.warehouse.schema import (
+    MIGRATIONS_DIR,
+    VERSION_TABLE,
+    alembic_config,
+    connect,
+    head_version,
+    migrate,
+    migrate_command,
+    schema_version,
+)
+from nightshift.stores.warehouse.tables import (
+    POSTGRES_KEY,
+    SCORED,
+    STAGES,
+    UNSCORED,
+    drift_metrics,
+    drift_nights,
+    metadata,
+    night_runs_table,
+    predictions,
+    promotion_ledger,
+    retrain_decisions,
+    scoring_backlog,
+    validation_runs,
+)
+from nightshift.stores.warehouse.unscored import backlog, record_unscored, resolve_unscored
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "PARTITION_SCHEMA_SUFFIX",
+    "POSTGRES_KEY",
+    "PREDICTION_COLUMNS",
+    "SCORED",
+    "STAGES",
+    "UNSCORED",
+    "VERSION_TABLE",
+    "BadPredictions",
+    "WarehouseError",
+    "alembic_config",
+    "append_ledger",
+    "append_night_run",
+    "backlog",
+    "connect",
+    "count_rows",
+    "drift_history",
+    "drift_metrics",
+    "drift_nights",
+    "empty_night",
+    "fetch_all",
+    "head_version",
+    "last_requested",
+    "ledger",
+    "load_predictions",
+    "metadata",
+    "migrate",
+    "migrate_command",
+    "night_partition",
+    "night_runs",
+    "night_runs_table",
+    "open_engine",
+    "partition_schema",
+    "predictions",
+    "promotion_ledger",
+    "record_drift",
+    "record_retrain_decision",
+    "record_unscored",
+    "record_validation",
+    "replace_predictions",
+    "resolve_unscored",
+    "retrain_decisions",
+    "schema_version",
+    "scoring_backlog",
+    "validation_runs",
+]
