@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from nightshift.config import PROJECT_ROOT, ExtraCheck, Feature, ModelSpec, load_spec
-from nightshift.stages.validate.checks import ValidationOutcome, render_validation_page, validate_frame
+from nightshift.stages.validate.checks import validate_frame
+from nightshift.stages.validate.outcome import ValidationOutcome, render_validation_page
 
 DEMO = PROJECT_ROOT / "include" / "models" / "credit_risk.yaml"
 SOURCE = "landing/credit_risk/dt=2026-10-05/part-0.csv"
@@ -361,7 +362,7 @@ def test_page_shows_the_failure_message(spec: ModelSpec) -> None:
 
 
 def test_shared_hash_positions_names_every_row_whose_hash_repeats_in_any_part():
-    from nightshift.stages.validate.checks import id_hashes, shared_hash_positions
+    from nightshift.stages.validate.outcome import id_hashes, shared_hash_positions
 
     parts = [np.array([1, 2, 3], dtype=np.uint64), np.array([4, 2, 2], dtype=np.uint64), np.array([3], dtype=np.uint64)]
     found = shared_hash_positions(parts)
@@ -434,7 +435,7 @@ def test_a_frame_without_a_column_quarantines_every_row_so_all_are_accounted_for
 
 
 def test_a_night_with_an_unreadable_file_says_why_before_any_row_count(spec: ModelSpec) -> None:
-    from nightshift.stages.validate.checks import night_result
+    from nightshift.stages.validate.outcome import night_result
 
     unreadable = {
         "source": "s3://b/landing/x/part-1.csv",
