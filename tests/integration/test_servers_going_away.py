@@ -359,7 +359,7 @@ def test_an_s3_server_that_stops_answering_fails_after_the_bounded_attempts(
 ) -> None:
     import socket
 
-    from nightshift.stores import objects as storage
+    from nightshift.stores.objects import s3 as storage
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -49,7 +49,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -403,6 +403,7 @@ def load_settings(path: Path | str) -> AirflowSettings:
 # -- loading into Airflow -------------------------------------------------------------------------------
 
 Runner = Callable[[Sequence[str], Mapping[str, str]], "subprocess.CompletedProcess[str]"]
+_Entry = TypeVar("_Entry", ConnectionSetting, VariableSetting)
 
 
 def airflow_binary() -> str:
@@ -445,6 +446,27 @@ def _write_private_json(folder: Path, name: str, payload: Any) -> Path:
     return target
 
 
+def _not_in_environment(
+    entries: Sequence[_Entry],
+    kind: str,
+    name_of: Callable[[_Entry], str],
+    env_name: Callable[[str], str],
+    env: Mapping[str, str],
+    skipped: list[str],
+) -> list[_Entry]:
+    """The entries the environment does not define; for each one it does, a line in `skipped` (it wins anyway)."""
+    kept = []
+    for entry in entries:
+        name = name_of(entry)
+        if env.get(env_name(name)):
+            skipped.append(
+                f"{kind} {name}: {env_name(name)} is set in the environment and wins over the metadata database"
+            )
+        else:
+            kept.append(entry)
+    return kept
+
+
 def apply_settings(
     settings: AirflowSettings,
     env: Mapping[str, str] | None = None,
@@ -456,24 +478,12 @@ def apply_settings(
     cli = _Airflow(airflow or airflow_binary(), env, run, settings.path)
     report = LoadReport(path=settings.path)
 
-    connections = []
-    for conn in settings.connections:
-        if env.get(env_connection_name(conn.conn_id)):
-            report.skipped.append(
-                f"connection {conn.conn_id}: {env_connection_name(conn.conn_id)} is set in the environment and "
-                "wins over the metadata database"
-            )
-        else:
-            connections.append(conn)
-    variables = []
-    for var in settings.variables:
-        if env.get(env_variable_name(var.name)):
-            report.skipped.append(
-                f"variable {var.name}: {env_variable_name(var.name)} is set in the environment and wins over "
-                "the metadata database"
-            )
-        else:
-            variables.append(var)
+    connections = _not_in_environment(
+        settings.connections, "connection", lambda conn: conn.conn_id, env_connection_name, env, report.skipped
+    )
+    variables = _not_in_environment(
+        settings.variables, "variable", lambda var: var.name, env_variable_name, env, report.skipped
+    )
 
     with tempfile.TemporaryDirectory(prefix="nightshift-airflow-settings-") as staging:
         folder = Path(staging)

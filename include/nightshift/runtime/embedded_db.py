@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 DATABASES = ("airflow", "warehouse", "mlflow")
 SERVER_USER = "embedded_postgres"
@@ -72,12 +73,21 @@ def socket_dir(home: Path) -> Path:
 
 def url(home: Path, database: str) -> str:
     """The SQLAlchemy URL of one database on the embedded server (psycopg2 over the Unix socket)."""
-    return f"postgresql+psycopg2://postgres@/{database}?host={socket_dir(home)}&port={PORT}"
+    from sqlalchemy import URL
+
+    address = URL.create(
+        "postgresql+psycopg2",
+        username="postgres",
+        database=database,
+        query={"host": str(socket_dir(home)), "port": str(PORT)},
+    )
+    return address.render_as_string(hide_password=False)
 
 
 def is_embedded(home: Path, address: str) -> bool:
-    """Whether a configured URL points at this home's embedded server."""
-    return f"host={socket_dir(home)}" in address
+    """Whether a configured URL points at this home's embedded server (its socket folder, quoted or not)."""
+    folder = str(socket_dir(home))
+    return any(f"host={form}" in address for form in (quote_plus(folder), folder))
 
 
 def _binaries() -> Path:

@@ -1,0 +1,91 @@
+"""Object storage behind one interface: a local folder (`file://`) or S3 (`s3://`), chosen by URI.
+
+This package re-exports every public name of its modules: `base` (the interface, StorageError, JSON objects),
+`local` and `s3` (the two stores, `ensure_bucket`), `addresses` (`open_store`, `presigned_url`) and `partitions`
+(manifests, revisions, publishing, fault points). Patch a name where it is defined, not here.
+"""
+
+from nightshift.stores.objects.addresses import MAX_PRESIGN_SECONDS, STORE_TYPES, open_store, presigned_url
+from nightshift.stores.objects.base import (
+    CONTENT_TYPES,
+    ObjectStore,
+    StorageError,
+    content_type_for,
+    read_json,
+    write_json,
+)
+from nightshift.stores.objects.local import LocalStore
+from nightshift.stores.objects.partitions import (
+    DATA_REVISIONS_KEPT,
+    MARKER,
+    REPORT_AREAS,
+    REVISION_DIR,
+    FaultHook,
+    fault_point,
+    flat_partition_writer,
+    is_complete,
+    is_report_area,
+    new_revision,
+    partition_file,
+    partition_files,
+    partition_key,
+    partition_url,
+    partition_writer,
+    prune_revisions,
+    publish_partition,
+    read_manifest,
+    read_partition_json,
+    remove_partition,
+    revisions,
+    set_fault_hook,
+)
+from nightshift.stores.objects.s3 import (
+    S3_CONNECT_TIMEOUT_SECONDS,
+    S3_ENDPOINT_ENV,
+    S3_MAX_ATTEMPTS,
+    S3_READ_TIMEOUT_SECONDS,
+    S3Store,
+    ensure_bucket,
+)
+
+__all__ = [
+    "CONTENT_TYPES",
+    "DATA_REVISIONS_KEPT",
+    "MARKER",
+    "MAX_PRESIGN_SECONDS",
+    "REPORT_AREAS",
+    "REVISION_DIR",
+    "S3_CONNECT_TIMEOUT_SECONDS",
+    "S3_ENDPOINT_ENV",
+    "S3_MAX_ATTEMPTS",
+    "S3_READ_TIMEOUT_SECONDS",
+    "STORE_TYPES",
+    "FaultHook",
+    "LocalStore",
+    "ObjectStore",
+    "S3Store",
+    "StorageError",
+    "content_type_for",
+    "ensure_bucket",
+    "fault_point",
+    "flat_partition_writer",
+    "is_complete",
+    "is_report_area",
+    "new_revision",
+    "open_store",
+    "partition_file",
+    "partition_files",
+    "partition_key",
+    "partition_url",
+    "partition_writer",
+    "presigned_url",
+    "prune_revisions",
+    "publish_partition",
+    "read_json",
+    "read_manifest",
+    "read_partition_json",
+    "remove_partition",
+    "revisions",
+    "set_fault_hook",
+    "write_json",
+]
