@@ -354,27 +354,3 @@ def _drop_rows(check: Check, drop: np.ndarray) -> None:
                 RowFailures(failure.label, failure.positions[keep], failure.reasons[keep], failure.values[keep])
             )
     check.failures = kept
-
-
-# Kept for nightly.py until its split lands: it imports these from here.
-from nightshift.stages.validate.outcome import (  # noqa: E402
-    REASONS,
-    ROW_NUMBER,
-    combine_results,
-    id_hashes,
-    night_result,
-    render_validation_page,
-    shared_hash_positions,
-)
-
-__all__ = [
-    "MAX_ID_LENGTH",
-    "REASONS",
-    "ROW_NUMBER",
-    "combine_results",
-    "id_hashes",
-    "night_result",
-    "render_validation_page",
-    "shared_hash_positions",
-    "validate_frame",
-]

@@ -45,7 +45,7 @@ def validate_part(
     Memory stays at a few chunks whatever the file's size. The file is judged as a whole night only by
     `commit_validation` (row count, ids repeated across files, bad-row share).
     """
-    from nightshift.stages.validate.checks import combine_results
+    from nightshift.stages.validate.outcome import combine_results
 
     current = night(model, day)
     store = current.store
@@ -83,7 +83,8 @@ def _validate_chunks(
     import pyarrow.parquet as pq
 
     from nightshift.stages.ingest import DropError, read_drop_chunks
-    from nightshift.stages.validate.checks import ROW_NUMBER, validate_frame
+    from nightshift.stages.validate.checks import validate_frame
+    from nightshift.stages.validate.outcome import ROW_NUMBER
 
     spec, store = current.spec, current.store
     source = store.url_for(key)
@@ -131,7 +132,7 @@ def commit_validation(model: str, day: str, parts: list[dict[str, Any]], run: Ru
     passes; the validation result and the quarantine are written either way.
     """
     from nightshift.stages.ingest import drop_prefix
-    from nightshift.stages.validate.checks import night_result
+    from nightshift.stages.validate.outcome import night_result
 
     current = night(model, day)
     spec, store = current.spec, current.store
@@ -180,7 +181,7 @@ def _repeated_ids(current: Night, parts: list[dict[str, Any]], batch_rows: int =
     import numpy as np
     import pyarrow.parquet as pq
 
-    from nightshift.stages.validate.checks import ROW_NUMBER, id_hashes, shared_hash_positions
+    from nightshift.stages.validate.outcome import ROW_NUMBER, id_hashes, shared_hash_positions
 
     if current.spec.validation.checks.unique_ids == "off":
         return {}
@@ -220,7 +221,7 @@ def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: Repe
     import pandas as pd
 
     from nightshift.stages.ingest import write_csv
-    from nightshift.stages.validate.checks import REASONS, ROW_NUMBER
+    from nightshift.stages.validate.outcome import REASONS, ROW_NUMBER
 
     store, spec = current.store, current.spec
     path = folder / "rejected.csv"
@@ -256,7 +257,7 @@ def _curated_files(current: Night, parts: list[dict[str, Any]], repeats: Repeate
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from nightshift.stages.validate.checks import ROW_NUMBER
+    from nightshift.stages.validate.outcome import ROW_NUMBER
 
     files: dict[str, Any] = {}
     for position, part in enumerate(parts):
@@ -323,7 +324,7 @@ def _record_validation(
     curated: dict[str, Any] | None,
 ) -> None:
     """Persist the result and its page, the quarantine, the curated partition (or its absence), and the warehouse row."""
-    from nightshift.stages.validate.checks import render_validation_page
+    from nightshift.stages.validate.outcome import render_validation_page
     from nightshift.stores import warehouse
 
     store, model = current.store, current.spec.name
