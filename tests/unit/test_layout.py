@@ -1,4 +1,4 @@
-"""The boundary between the product and its tooling: nightshift never imports nightshift_dev, save the CLI's commands."""
+"""The layout's rules: nightshift never imports nightshift_dev (save the CLI's commands), and modules and functions stay small."""
 
 from __future__ import annotations
 
@@ -104,3 +104,34 @@ def _private_uses(path: Path) -> list[str]:
 def test_the_tooling_calls_the_product_only_through_public_names():
     offenders = [offender for path in sorted(TOOLING.rglob("*.py")) for offender in _private_uses(path)]
     assert offenders == []
+
+
+MODULE_LINES = 600
+FUNCTION_LINES = 60
+SIZED = [PRODUCT, TOOLING, PROJECT / "dags", PROJECT / "plugins"]
+"""The folders whose modules and functions are held to the sizes issue 10 set (complexity is ruff's C901)."""
+
+
+def _sources() -> Iterator[Path]:
+    for folder in SIZED:
+        yield from sorted(folder.rglob("*.py"))
+
+
+def test_no_module_is_over_600_lines():
+    long = [
+        f"{path.relative_to(PROJECT)}: {lines} lines"
+        for path in _sources()
+        if (lines := len(path.read_text().splitlines())) > MODULE_LINES
+    ]
+    assert long == []
+
+
+def test_no_function_is_over_60_lines():
+    long = [
+        f"{path.relative_to(PROJECT)}:{node.lineno} {node.name}: {size} lines"
+        for path in _sources()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (size := (node.end_lineno or node.lineno) - node.lineno + 1) > FUNCTION_LINES
+    ]
+    assert long == []
