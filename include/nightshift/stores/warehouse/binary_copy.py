@@ -2,8 +2,9 @@
 
 Why it exists: the warehouse's driver is psycopg2, whose `copy_expert` only reads bytes from a file-like object and has
 no binary row encoder, so the rows are encoded here: a slice's columns become COPY rows in a few Arrow kernels (no Python
-loop over rows), while a worker thread encodes the next slice as the server parses this one. Self-contained: it knows
-the columns COPY sends and nothing else of the warehouse.
+loop over rows), while a worker thread encodes the next slice as the server parses this one. Kept over psycopg 3's
+`copy` after measuring both (docs/benchmark.md, "Why the warehouse keeps its own COPY encoder"). Self-contained: it
+knows the columns COPY sends and nothing else of the warehouse.
 """
 
 from __future__ import annotations
