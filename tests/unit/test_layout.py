@@ -135,3 +135,53 @@ def test_no_function_is_over_60_lines():
         and (size := (node.end_lineno or node.lineno) - node.lineno + 1) > FUNCTION_LINES
     ]
     assert long == []
+
+
+FOUNDATIONS = ("config", "runs", "reasons", "schedule", "kinds", "readers", "pages", "notifiers")
+ORCHESTRATION = ("nightshift.stages.night", "nightshift.stages.decision", "nightshift.lifecycle.tasks")
+
+
+def _product_imports(path: Path) -> set[str]:
+    return {module for _, module in imported_modules(ast.parse(path.read_text())) if module.startswith("nightshift.")}
+
+
+def _below(package: str) -> list[Path]:
+    folder = PRODUCT / package
+    return sorted(folder.rglob("*.py")) if folder.is_dir() else [folder.with_suffix(".py")]
+
+
+def _orchestration(module: str) -> bool:
+    return module.startswith(ORCHESTRATION) or (module.startswith("nightshift.stages.") and module.endswith(".tasks"))
+
+
+def test_the_stores_know_nothing_of_stages_or_the_lifecycle():
+    offenders = [
+        f"{path.relative_to(PROJECT)} imports {module}"
+        for path in _below("stores")
+        for module in _product_imports(path)
+        if module.startswith(("nightshift.stages", "nightshift.lifecycle"))
+    ]
+    assert offenders == []
+
+
+def test_the_foundations_import_no_stage_store_or_lifecycle():
+    offenders = [
+        f"{path.relative_to(PROJECT)} imports {module}"
+        for package in FOUNDATIONS
+        for path in _below(package)
+        for module in _product_imports(path)
+        if module.startswith(("nightshift.stages", "nightshift.stores", "nightshift.lifecycle"))
+    ]
+    assert offenders == []
+
+
+def test_a_stage_s_rules_never_import_orchestration():
+    """Each stage's pure modules (all but its `tasks`) never reach up to the tasks, the night or the decision."""
+    offenders = [
+        f"{path.relative_to(PROJECT)} imports {module}"
+        for path in sorted((PRODUCT / "stages").glob("*/*.py"))
+        if path.name != "tasks.py"
+        for module in _product_imports(path)
+        if _orchestration(module)
+    ]
+    assert offenders == []
