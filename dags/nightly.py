@@ -176,9 +176,9 @@ def _measuring_tasks(model: str):
 
     @task
     def drift(scored: dict, **context) -> dict:
-        from nightshift.stages.drift import tasks as drift
+        from nightshift.stages.drift import tasks as drift_stage
 
-        return drift.drift(model, scored["dt"], run_info(context))
+        return drift_stage.drift(model, scored["dt"], run_info(context))
 
     @task
     def score_backlog(drift_result: dict, **context) -> dict:
