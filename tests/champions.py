@@ -15,11 +15,10 @@ def register_champion(
     `replacing` is the champion version it takes over from (None: the model has no champion yet).
     """
     from nightshift.config import get_spec, settings
+    from nightshift.kinds import model_inputs, outputs
     from nightshift.lifecycle.train import (
         TrainingSet,
         fit_candidate,
-        model_inputs,
-        positive_scores,
         reference_sample,
         reference_statistics,
     )
@@ -30,13 +29,13 @@ def register_champion(
     spec = get_spec(model, config.models_dir)
     frame = generate_chunk(trained_on, 0, rows, False, np.random.default_rng(7))
     pipeline = fit_candidate(spec, TrainingSet(frame, frame.iloc[:0], trained_on, trained_on, [trained_on], []))
-    reference = reference_sample(frame, spec, positive_scores(pipeline, frame, spec), spec.training.seed)
+    reference = reference_sample(frame, spec, outputs(pipeline, frame, spec), spec.training.seed)
     version = registry.log_candidate(
         config,
         model,
         pipeline,
         input_example=model_inputs(frame.head(50), spec),
-        params={"estimator": spec.training.estimator},
+        params={"estimator": spec.estimator},
         metrics={"train_rows": float(rows)},
         tags={"nightshift.as_of": trained_on.isoformat(), "nightshift.trigger": "test"},
         reference=reference,

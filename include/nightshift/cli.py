@@ -22,10 +22,25 @@ def _date(value: str) -> dt.date:
 
 
 def cmd_check_specs(args: argparse.Namespace) -> int:
-    specs = load_specs(args.models_dir)
-    for spec in specs:
-        print(f"ok  {spec.name}: {len(spec.features)} features, gate {spec.promotion.metric} >= {spec.promotion.floor}")
-    return 0
+    """Load every spec, then build each training recipe's estimator to check it is of the spec's task."""
+    from nightshift.kinds import kind_of
+    from nightshift.lifecycle.train import TrainingDataError, resolve_estimator
+
+    failed = 0
+    for spec in load_specs(args.models_dir):
+        kind = kind_of(spec)
+        try:
+            resolve_estimator(spec.estimator, spec.training.params, f"{spec.name}: training.estimator", kind)
+        except TrainingDataError as exc:
+            print(f"FAIL {exc}")
+            failed += 1
+            continue
+        bound = ">=" if kind.metrics[spec.gate_metric].higher_is_better else "<="
+        print(
+            f"ok  {spec.name}: {spec.task}, {len(spec.features)} features, "
+            f"gate {spec.gate_metric} {bound} {spec.promotion.floor}"
+        )
+    return 1 if failed else 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

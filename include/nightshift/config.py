@@ -30,6 +30,72 @@ ESTIMATOR_PATTERN = re.compile(r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9]
 
 DriftMethod = Literal["psi", "wasserstein", "ks", "jensenshannon", "kl_div", "chisquare", "hellinger"]
 Severity = Literal["block", "warn", "off"]
+Task = Literal["binary", "multiclass", "regression"]
+
+
+@dataclass(frozen=True)
+class TaskRules:
+    """What a spec of one task may name: its gate metrics, defaults and the estimator classes it can use.
+
+    The metrics themselves live in `nightshift.kinds` (one module per task); this light table lets a spec be
+    checked at DAG parse time without importing scikit-learn.
+    """
+
+    metrics: tuple[str, ...]
+    default_metric: str
+    default_estimator: str
+    estimator_word: str
+
+    def estimator_problem(self, dotted: str) -> str | None:
+        """Why the class named by `dotted` is plainly of another kind (from scikit-learn's naming), else None."""
+        name = dotted.rpartition(".")[2]
+        other = estimator_family(name)
+        if other is None or other == self.estimator_word:
+            return None
+        return f"{name} is a {other}; this model's task needs a {self.estimator_word}"
+
+
+TASKS: dict[str, TaskRules] = {
+    "binary": TaskRules(
+        ("roc_auc", "average_precision", "accuracy", "f1", "log_loss"),
+        "roc_auc",
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        "classifier",
+    ),
+    "multiclass": TaskRules(
+        ("log_loss", "accuracy", "macro_f1", "roc_auc_ovr"),
+        "accuracy",
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        "classifier",
+    ),
+    "regression": TaskRules(("rmse", "mae", "r2"), "r2", "sklearn.ensemble.HistGradientBoostingRegressor", "regressor"),
+}
+_CLASSIFIER_NAMES = frozenset(
+    {"LogisticRegression", "LogisticRegressionCV", "SVC", "NuSVC", "LinearSVC", "Perceptron", "GaussianNB"}
+    | {"BernoulliNB", "MultinomialNB", "ComplementNB", "CategoricalNB", "LinearDiscriminantAnalysis"}
+    | {"QuadraticDiscriminantAnalysis", "NearestCentroid", "RidgeClassifierCV"}
+)
+_REGRESSOR_NAMES = frozenset(
+    {"Ridge", "RidgeCV", "Lasso", "LassoCV", "ElasticNet", "ElasticNetCV", "Lars", "LarsCV", "LassoLars"}
+    | {"LassoLarsCV", "LassoLarsIC", "BayesianRidge", "SVR", "NuSVR", "LinearSVR", "KernelRidge"}
+    | {"OrthogonalMatchingPursuit", "TheilSenRegressor", "IsotonicRegression"}
+)
+
+
+def estimator_family(class_name: str) -> str | None:
+    """'classifier' or 'regressor' when scikit-learn's naming makes the class's kind plain, else None."""
+    if class_name in _CLASSIFIER_NAMES or class_name.endswith("Classifier"):
+        return "classifier"
+    if class_name in _REGRESSOR_NAMES or class_name.endswith(("Regressor", "Regression")):
+        return "regressor"
+    return None
+
+
+def _as_names(value: Any) -> Any:
+    """Class and category names as strings: YAML numbers (1, 2.5) are accepted as they are written."""
+    if not isinstance(value, list):
+        return value
+    return [str(item) if isinstance(item, int | float) and not isinstance(item, bool) else item for item in value]
 
 
 class SpecError(ValueError):
@@ -47,6 +113,11 @@ class Feature(_Strict):
     categories: list[str] | None = None
     nullable: bool = False
 
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _category_names(cls, value: Any) -> Any:
+        return _as_names(value)
+
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
         if self.type == "category" and not self.categories:
@@ -63,7 +134,25 @@ class Feature(_Strict):
 class Target(_Strict):
     column: str
     label_delay_days: int = Field(ge=0, le=365)
-    positive_label: int = 1
+    positive_label: int | str | None = None
+    """Binary only: the label that means the positive class, besides 1/true (default 1)."""
+    classes: list[str] | None = None
+    """Multiclass only: every class a label may name, in the order the per-class probabilities are written."""
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_names(cls, value: Any) -> Any:
+        return _as_names(value)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        stripped = [name.strip() for name in value]
+        if len(stripped) < 2 or "" in stripped or len(set(stripped)) != len(stripped):
+            raise ValueError("must list at least two distinct, non-blank class names")
+        return stripped
 
 
 class Source(_Strict):
@@ -186,7 +275,8 @@ class Drift(_Strict):
 
 
 class Training(_Strict):
-    estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    estimator: str | None = None
+    """Dotted path of a scikit-learn estimator of the task's kind; by default the task's (see TASKS)."""
     params: dict[str, Any] = Field(default_factory=dict)
     window_days: int = Field(default=14, ge=1, le=3650)
     holdout_days: int = Field(default=1, ge=1)
@@ -197,8 +287,8 @@ class Training(_Strict):
 
     @field_validator("estimator")
     @classmethod
-    def _dotted(cls, value: str) -> str:
-        if not ESTIMATOR_PATTERN.match(value):
+    def _dotted(cls, value: str | None) -> str | None:
+        if value is not None and not ESTIMATOR_PATTERN.match(value):
             raise ValueError(
                 "must be the dotted path of a scikit-learn estimator class, "
                 "e.g. 'sklearn.ensemble.HistGradientBoostingClassifier'"
@@ -221,7 +311,8 @@ class Slice(_Strict):
 
 
 class Promotion(_Strict):
-    metric: Literal["roc_auc", "average_precision", "accuracy", "f1", "log_loss"] = "roc_auc"
+    metric: str | None = None
+    """One of the task's metrics (TASKS); by default roc_auc (binary), accuracy (multiclass) or r2 (regression)."""
     floor: float
     min_improvement: float = Field(default=0.0, ge=0.0)
     slices: list[Slice] = Field(default_factory=list)
@@ -247,6 +338,7 @@ class ModelSpec(_Strict):
     name: ModelName
     description: str = ""
     owner: str = "data-engineering"
+    task: Task = "binary"
     entity_id: str
     timestamp: str
     schedule: Schedule
@@ -277,6 +369,43 @@ class ModelSpec(_Strict):
                 raise ValueError(f"promotion.slices: column {slice_.column!r} must be a category or bool feature")
         return self
 
+    @model_validator(mode="after")
+    def _task_fits(self) -> ModelSpec:
+        rules = TASKS[self.task]
+        metric = self.promotion.metric
+        if metric is not None and metric not in rules.metrics:
+            raise ValueError(
+                f"promotion.metric: {metric!r} is not a {self.task} metric; valid: {', '.join(rules.metrics)}"
+            )
+        if self.training.estimator is not None and (problem := rules.estimator_problem(self.training.estimator)):
+            raise ValueError(f"training.estimator: {problem} (task: {self.task})")
+        target = self.target
+        if self.task == "multiclass" and not target.classes:
+            raise ValueError("target.classes: a multiclass model lists every class its labels may name")
+        if self.task != "multiclass" and target.classes is not None:
+            raise ValueError(f"target.classes: only multiclass models list classes, not {self.task} ones")
+        if self.task != "binary" and target.positive_label is not None:
+            raise ValueError(f"target.positive_label: only binary models have a positive label, not {self.task} ones")
+        return self
+
+    @property
+    def gate_metric(self) -> str:
+        """The promotion gate's metric: the spec's, or the task's default."""
+        return self.promotion.metric or TASKS[self.task].default_metric
+
+    @property
+    def estimator(self) -> str:
+        """The training recipe's estimator: the spec's, or the task's default."""
+        return self.training.estimator or TASKS[self.task].default_estimator
+
+    @property
+    def positive_label(self) -> int | str:
+        return 1 if self.target.positive_label is None else self.target.positive_label
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.target.classes or [])
+
     @property
     def registered_model_name(self) -> str:
         return self.name
@@ -291,9 +420,15 @@ class ModelSpec(_Strict):
         return [self.entity_id, self.timestamp, *self.features]
 
 
+_FIELD_PREFIX = re.compile(r"^([a-z_]+(?:\.[A-Za-z0-9_]+)+): ")
+
+
 def _describe(error: Any) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
+    named = _FIELD_PREFIX.match(message) if not error["loc"] else None
+    if named:
+        location, message = named.group(1), message[named.end() :]
     if error["type"] == "extra_forbidden":
         message = "unknown field (check its spelling against the spec reference in the README)"
     if error["type"] == "missing":

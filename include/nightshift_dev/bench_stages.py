@@ -178,7 +178,8 @@ def product_score_partition(day: str, version: str, model: Any) -> dict[str, Any
 
 def product_model_inputs(day: str) -> tuple[Any, Any]:
     """The night's curated rows in memory, and the frame the pipeline's predict_proba takes."""
-    from nightshift.lifecycle.train import curated_features, model_inputs
+    from nightshift.kinds import model_inputs
+    from nightshift.lifecycle.train import curated_features
     from nightshift.stores.objects import open_store
 
     spec = _spec()
@@ -192,7 +193,7 @@ def product_first_inputs(day: str, rows: int = 1000) -> Any:
     """The first rows of the night's curated partition as model inputs: a warm-up predict, not a measurement."""
     import pyarrow.parquet as pq
 
-    from nightshift.lifecycle.train import model_inputs
+    from nightshift.kinds import model_inputs
     from nightshift.stages.score.predict import curated_keys
     from nightshift.stores.objects import open_store
 
@@ -204,9 +205,9 @@ def product_first_inputs(day: str, rows: int = 1000) -> Any:
 
 
 def product_positive_scores(model: Any, frame: Any) -> Any:
-    from nightshift.lifecycle.train import positive_scores
+    from nightshift.kinds import outputs
 
-    return positive_scores(model, frame, _spec())
+    return outputs(model, frame, _spec())
 
 
 def product_warm_reference() -> None:

@@ -123,7 +123,10 @@ def test_the_specs_positive_label_is_accepted_as_1(demo_spec):
 
 
 def test_parsers_are_chosen_by_target_kind(demo_spec):
-    assert set(KINDS) == {"binary"}
+    assert set(KINDS) == {"binary", "multiclass", "regression"}
+    regression = demo_spec.model_copy(update={"task": "regression"})
+    numbers = parse_labels(pd.Series(["1.5", "x"], dtype=object), regression)
+    assert numbers.values.tolist()[0] == 1.5 and numbers.failed.tolist() == [False, True]
     parsed = parse_labels(pd.Series(["1", "x"], dtype=object), demo_spec)
     assert parsed.values.tolist()[0] == 1 and parsed.failed.tolist() == [False, True]
     assert parsed.reasons.tolist() == [f"defaulted: 'x' is not a label; {EXPECTED}"]

@@ -167,13 +167,14 @@ def test_a_model_nightshift_logged_loads_and_scores(home, demo_spec):
     import numpy as np
 
     from nightshift.config import settings
-    from nightshift.lifecycle.train import TrainingSet, fit_candidate, model_inputs, positive_scores, reference_sample
+    from nightshift.kinds import model_inputs, outputs
+    from nightshift.lifecycle.train import TrainingSet, fit_candidate, reference_sample
     from nightshift.stores import registry
     from nightshift_dev.simulate import generate_chunk
 
     frame = generate_chunk(DAY, 0, 600, False, np.random.default_rng(3))
     pipeline = fit_candidate(demo_spec, TrainingSet(frame, frame.iloc[:0], DAY, DAY, [DAY], []))
-    scores = positive_scores(pipeline, frame, demo_spec)
+    scores = outputs(pipeline, frame, demo_spec)
     version = registry.log_candidate(
         settings(),
         "credit_risk",
@@ -187,7 +188,7 @@ def test_a_model_nightshift_logged_loads_and_scores(home, demo_spec):
         run_name="safe-loading",
     )
     loaded = registry.load_model(settings(), version)
-    assert np.allclose(positive_scores(loaded, frame, demo_spec), scores)
+    assert np.allclose(outputs(loaded, frame, demo_spec), scores)
 
 
 def test_only_scikit_learn_classes_and_numpy_dtype_are_trusted_beyond_skops_defaults():

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from nightshift.lifecycle.train import build_pipeline, positive_scores
+from nightshift.kinds import outputs
+from nightshift.lifecycle.train import build_pipeline
 from nightshift.stages.score.predict import Scorer, prediction_ids, score_batches
 from nightshift_dev.simulate import generate_chunk
 
@@ -52,7 +53,7 @@ def test_chunked_scores_match_scoring_all_rows_at_once_for_every_scorer(tmp_path
     for scorer in scorers:
         written = pq.read_table(paths[scorer.alias]).to_pandas()
         assert written["entity_id"].tolist() == night["application_id"].tolist()
-        np.testing.assert_allclose(written["score"], positive_scores(scorer.model, night, spec))
+        np.testing.assert_allclose(written["score"], outputs(scorer.model, night, spec))
         assert set(written["model_version"]) == {scorer.version} and set(written["alias"]) == {scorer.alias}
         assert set(written["run_id"]) == {"run-1"} and set(written["model"]) == {"credit_risk"}
         expected_ids = prediction_ids("credit_risk", DAY, scorer.alias, night["application_id"]).to_pylist()

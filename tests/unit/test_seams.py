@@ -8,19 +8,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightshift.config import Promotion
-from nightshift.kinds import BINARY, KINDS, Metric, kind_of
+from nightshift.config import TASKS, Task
+from nightshift.kinds import BINARY, KINDS, MULTICLASS, REGRESSION, Metric, kind_of
 from nightshift.lifecycle.evaluate import metric_value
 from nightshift.notifiers import Event, Notification, NotifyFailed, Severity, notify
 
 
-def test_the_gate_accepts_exactly_the_metrics_the_binary_kind_computes():
-    allowed = set(typing.get_args(Promotion.model_fields["metric"].annotation))
-    assert allowed == set(BINARY.metrics)
+def test_the_spec_table_names_exactly_the_metrics_each_kind_computes():
+    assert set(KINDS) == set(TASKS) == set(typing.get_args(Task))
+    for name, kind in KINDS.items():
+        assert TASKS[name].metrics == tuple(kind.metrics), name
+        assert TASKS[name].default_metric in kind.metrics
 
 
-def test_every_spec_is_binary_until_the_spec_names_a_kind(demo_spec):
-    assert kind_of(demo_spec) is BINARY and KINDS == {"binary": BINARY}
+def test_a_spec_is_binary_unless_it_names_its_task(demo_spec):
+    assert kind_of(demo_spec) is BINARY
+    assert kind_of(demo_spec.model_copy(update={"task": "regression"})) is REGRESSION
+    assert kind_of(demo_spec.model_copy(update={"task": "multiclass"})) is MULTICLASS
 
 
 def test_a_metric_knows_its_direction():
@@ -52,11 +56,19 @@ def test_binary_scores_are_the_positive_class_probability_whatever_the_class_ord
         def predict_proba(self, inputs):
             return np.array([[0.9, 0.1], [0.2, 0.8]])
 
-    assert BINARY.scores(Model(), pd.DataFrame({"x": [1, 2]}), demo_spec).tolist() == [0.9, 0.2]
+    assert BINARY.outputs(Model(), pd.DataFrame({"x": [1, 2]}), demo_spec).tolist() == [0.9, 0.2]
+    from sklearn.linear_model import Ridge
+    from sklearn.svm import LinearSVC
+
     assert (
-        BINARY.estimator_problem(object(), "a.B")
-        == "a.B has no predict_proba; nightshift needs a probabilistic classifier"
+        BINARY.estimator_problem(LinearSVC(), "sklearn.svm.LinearSVC")
+        == "sklearn.svm.LinearSVC has no predict_proba; nightshift needs a probabilistic classifier"
     )
+    assert (
+        BINARY.estimator_problem(Ridge(), "R")
+        == "R is not a classifier; a classification task needs a scikit-learn classifier"
+    )
+    assert REGRESSION.estimator_problem(Ridge(), "R") is None
 
 
 def _note(model: str = "credit_risk") -> Notification:

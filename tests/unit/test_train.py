@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nightshift.kinds import outputs
 from nightshift.lifecycle.train import (
     TrainingDataError,
     build_training_set,
     fit_candidate,
-    positive_scores,
     reference_sample,
     resolve_estimator,
 )
@@ -55,15 +55,15 @@ def test_candidate_learns_and_reference_sample_carries_its_scores(store, demo_sp
     curate(store, demo_spec, days=6)
     training = build_training_set(store, demo_spec, START + dt.timedelta(days=5))
     model = fit_candidate(demo_spec, training)
-    scores = positive_scores(model, training.holdout, demo_spec)
+    scores = outputs(model, training.holdout, demo_spec)
     assert ((scores >= 0) & (scores <= 1)).all()
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(training.holdout["defaulted"], scores) > 0.65
-    sample = reference_sample(training.train, demo_spec, positive_scores(model, training.train, demo_spec), seed=1)
+    sample = reference_sample(training.train, demo_spec, outputs(model, training.train, demo_spec), seed=1)
     assert list(sample.columns) == [*demo_spec.feature_names, "score"]
     pd.testing.assert_frame_equal(
-        sample, reference_sample(training.train, demo_spec, positive_scores(model, training.train, demo_spec), seed=1)
+        sample, reference_sample(training.train, demo_spec, outputs(model, training.train, demo_spec), seed=1)
     )
 
 

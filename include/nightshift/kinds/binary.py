@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nightshift.kinds.base import Metric, ParsedLabels, shown, strings
+from nightshift.kinds.base import Metric, ParsedLabels, PredictionDrift, numeric_statistics, rejection_reasons, strings
 
 if TYPE_CHECKING:
     from nightshift.config import ModelSpec
@@ -58,16 +58,27 @@ def _f1(labels: np.ndarray, scores: np.ndarray) -> float | None:
 def binary_vocabulary(spec: ModelSpec) -> dict[str, int]:
     """Accepted spellings (trimmed, lower-cased) -> 0 or 1, including the spec's positive label."""
     vocabulary = dict(BINARY_VALUES)
-    vocabulary.setdefault(str(spec.target.positive_label).strip().lower(), 1)
+    vocabulary.setdefault(str(spec.positive_label).strip().lower(), 1)
     return vocabulary
 
 
 def binary_expected(spec: ModelSpec) -> str:
     expected = "0 or 1 (also 0.0/1.0 or true/false, any case"
-    positive = str(spec.target.positive_label).strip().lower()
+    positive = str(spec.positive_label).strip().lower()
     if positive not in BINARY_VALUES:
         expected += f", or the positive label {positive!r}"
     return expected + ")"
+
+
+def probabilistic_classifier_problem(estimator: Any, dotted: str) -> str | None:
+    """Why the estimator cannot serve a classification kind: not a classifier, or no predict_proba."""
+    from sklearn.base import is_classifier
+
+    if not is_classifier(estimator):
+        return f"{dotted} is not a classifier; a classification task needs a scikit-learn classifier"
+    if hasattr(estimator, "predict_proba"):
+        return None
+    return f"{dotted} has no predict_proba; nightshift needs a probabilistic classifier"
 
 
 class BinaryClassifier:
@@ -79,11 +90,11 @@ class BinaryClassifier:
         "f1": Metric(_f1),
         "log_loss": Metric(_log_loss, higher_is_better=False),
     }
+    prediction_drift = PredictionDrift("score", numeric=True)
+    extra_columns: tuple[str, ...] = ()
 
     def estimator_problem(self, estimator: Any, dotted: str) -> str | None:
-        if hasattr(estimator, "predict_proba"):
-            return None
-        return f"{dotted} has no predict_proba; nightshift needs a probabilistic classifier"
+        return probabilistic_classifier_problem(estimator, dotted)
 
     def training_target(self, labels: pd.Series, spec: ModelSpec) -> tuple[pd.Series, str | None]:
         target = labels.astype(int)
@@ -91,23 +102,23 @@ class BinaryClassifier:
             return target, f"the training rows hold only the label {target.iloc[0]!r}; both classes are needed"
         return target, None
 
-    def scores(self, model: Any, inputs: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
-        """Probability of the positive label for each row."""
+    def outputs(self, model: Any, inputs: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+        """Probability of the positive class (label 1: the spec's positive label parses to 1) for each row."""
         proba = model.predict_proba(inputs)
-        classes = list(getattr(model, "classes_", [0, 1]))
-        column = classes.index(spec.target.positive_label) if spec.target.positive_label in classes else -1
-        return np.asarray(proba[:, column], dtype="float64")
+        classes = [int(value) for value in getattr(model, "classes_", [0, 1])]
+        return np.asarray(proba[:, classes.index(1) if 1 in classes else -1], dtype="float64")
+
+    def prediction_columns(self, outputs: np.ndarray, spec: ModelSpec) -> dict[str, Any]:
+        return {"score": np.asarray(outputs, dtype="float64")}
 
     def signature_output(self, model: Any, inputs: pd.DataFrame) -> Any:
         return model.predict_proba(inputs)
 
-    def metric_labels(self, labels: pd.Series) -> np.ndarray:
+    def metric_labels(self, labels: pd.Series, spec: ModelSpec) -> np.ndarray:
         return labels.to_numpy(dtype=int)
 
     def parse_labels(self, raw: pd.Series, spec: ModelSpec) -> ParsedLabels:
         """0/1, 0.0/1.0, true/false (any case, trimmed) and the spec's positive label, as 0 or 1 (int8)."""
-        column = spec.target.column
-        expected = binary_expected(spec)
         vocabulary = binary_vocabulary(spec)
         trimmed = pc.utf8_trim_whitespace(strings(raw))
         found = pc.index_in(pc.utf8_lower(trimmed), value_set=pa.array(list(vocabulary), type=pa.string()))
@@ -115,12 +126,8 @@ class BinaryClassifier:
         failed = index < 0
         codes = np.asarray(list(vocabulary.values()), dtype=np.int8)
         values = np.where(failed, 0, codes[np.maximum(index, 0)]).astype(np.int8)
-        blank = np.asarray(pc.fill_null(pc.equal(pc.utf8_length(trimmed), 0), True).to_numpy(zero_copy_only=False))
-        given = raw.to_numpy(dtype=object)
-        reasons = [
-            f"{column}: the label is missing; expected {expected}"
-            if blank[position]
-            else f"{column}: {shown(str(given[position]))} is not a label; expected {expected}"
-            for position in np.flatnonzero(failed)
-        ]
-        return ParsedLabels(values=values, failed=failed, reasons=np.asarray(reasons, dtype=object))
+        reasons = rejection_reasons(raw, failed, spec.target.column, binary_expected(spec))
+        return ParsedLabels(values=values, failed=failed, reasons=reasons)
+
+    def output_statistics(self, sample: pd.DataFrame) -> dict[str, Any]:
+        return {"score": numeric_statistics(sample["score"])}

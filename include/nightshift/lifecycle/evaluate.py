@@ -26,13 +26,16 @@ def metric_value(name: str, labels: np.ndarray, scores: np.ndarray, kind: ModelK
 
 
 def evaluate_scores(spec: ModelSpec, holdout: pd.DataFrame, scores: np.ndarray) -> dict[str, Any]:
-    """The gate's metric overall and per slice value, plus the row counts behind them."""
+    """The gate's metric overall and per slice value, every metric of the kind overall, and the row counts (`scores`: the model's
+    outputs on the holdout, see `nightshift.kinds.outputs`)."""
     gate, kind = spec.promotion, kind_of(spec)
-    labels = kind.metric_labels(holdout[spec.target.column])
+    metric = spec.gate_metric
+    labels = kind.metric_labels(holdout[spec.target.column], spec)
     result: dict[str, Any] = {
-        "metric": gate.metric,
-        "value": metric_value(gate.metric, labels, scores, kind),
+        "metric": metric,
+        "value": metric_value(metric, labels, scores, kind),
         "rows": len(labels),
+        "metrics": {name: metric_value(name, labels, scores, kind) for name in kind.metrics},
         "slices": {},
     }
     for slice_ in gate.slices:
@@ -40,7 +43,7 @@ def evaluate_scores(spec: ModelSpec, holdout: pd.DataFrame, scores: np.ndarray) 
         for level in sorted(set(values)):
             mask = values == level
             result["slices"][f"{slice_.column}={level}"] = {
-                "value": metric_value(gate.metric, labels[mask], scores[mask], kind),
+                "value": metric_value(metric, labels[mask], scores[mask], kind),
                 "rows": int(mask.sum()),
             }
     return result
@@ -58,15 +61,17 @@ class GateDecision:
 def decide(spec: ModelSpec, candidate: dict[str, Any], champion: dict[str, Any] | None) -> GateDecision:
     """Promote only when the candidate clears the floor, beats the champion by the margin and no slice regresses."""
     gate = spec.promotion
-    metric = gate.metric
-    better = _metric(metric, kind_of(spec)).improvement
+    metric = spec.gate_metric
+    measure = _metric(metric, kind_of(spec))
+    better = measure.improvement
+    bound = "floor" if measure.higher_is_better else "ceiling (lower is better)"
     reasons: list[str] = []
     value = candidate["value"]
     if value is None:
         return GateDecision(False, [f"{metric} is undefined on the holdout ({candidate['rows']} rows)"])
     floor_ok = better(value, gate.floor) >= 0
     reasons.append(
-        f"{metric} {value:.4f} {'meets' if floor_ok else 'misses'} the floor {gate.floor:.4f} (promotion.floor)"
+        f"{metric} {value:.4f} {'meets' if floor_ok else 'misses'} the {bound} {gate.floor:.4f} (promotion.floor)"
     )
     if champion is None or champion.get("value") is None:
         reasons.append("no champion to compare with: the candidate becomes the first champion if it meets the floor")

@@ -78,16 +78,9 @@ def resolve_request(model: str, events: list[dict[str, Any]], params: dict[str, 
 
 def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any], run: RunInfo) -> dict[str, Any]:
     """Train on the window ending as_of, log the candidate with its reference sample and mark it `challenger`."""
-    from nightshift.kinds import kind_of
+    from nightshift.kinds import kind_of, model_inputs, outputs
     from nightshift.lifecycle.evaluate import evaluate_scores
-    from nightshift.lifecycle.train import (
-        build_training_set,
-        fit_candidate,
-        model_inputs,
-        positive_scores,
-        reference_sample,
-        reference_statistics,
-    )
+    from nightshift.lifecycle.train import build_training_set, fit_candidate, reference_sample, reference_statistics
     from nightshift.stores import registry
 
     config = settings()
@@ -95,11 +88,11 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
     store = open_store(config.store_uri)
     as_of = dt.date.fromisoformat(request["as_of"])
     training = build_training_set(store, spec, as_of)
-    estimator = params.get("estimator") or spec.training.estimator
+    estimator = params.get("estimator") or spec.estimator
     estimator_params = _estimator_params(params, spec, estimator)
     pipeline = fit_candidate(spec, training, estimator, estimator_params)
-    holdout_metrics = evaluate_scores(spec, training.holdout, positive_scores(pipeline, training.holdout, spec))
-    train_scores = positive_scores(pipeline, training.train, spec)
+    holdout_metrics = evaluate_scores(spec, training.holdout, outputs(pipeline, training.holdout, spec))
+    train_scores = outputs(pipeline, training.train, spec)
     reference = reference_sample(training.train, spec, train_scores, spec.training.seed)
     described = training.describe()
     tags = _candidate_tags(request, described, run, estimator)
@@ -110,7 +103,7 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
         input_example=model_inputs(training.train.head(50), spec),
         params={"estimator": estimator, **estimator_params, **{f"data.{k}": v for k, v in described.items()}},
         metrics={
-            f"holdout_{spec.promotion.metric}": holdout_metrics["value"] or 0.0,
+            **{f"holdout_{name}": value for name, value in holdout_metrics["metrics"].items() if value is not None},
             "train_rows": float(described["train_rows"]),
             "holdout_rows": float(described["holdout_rows"]),
         },
@@ -134,7 +127,7 @@ def _estimator_params(params: dict[str, Any], spec: ModelSpec, estimator: str) -
     """The run's estimator_params, else the spec's params when it trains the spec's estimator, else none."""
     if params.get("estimator_params") is not None:
         return dict(params["estimator_params"])
-    if estimator == spec.training.estimator:
+    if estimator == spec.estimator:
         return dict(spec.training.params)
     return {}
 
@@ -156,8 +149,9 @@ def _candidate_tags(request: dict[str, Any], described: dict[str, Any], run: Run
 
 def evaluate_candidate(model: str, candidate: dict[str, Any]) -> dict[str, Any]:
     """Score the candidate and the current champion on the same holdout."""
+    from nightshift.kinds import outputs
     from nightshift.lifecycle.evaluate import evaluate_scores
-    from nightshift.lifecycle.train import build_training_set, positive_scores
+    from nightshift.lifecycle.train import build_training_set
     from nightshift.stores import registry
 
     config = settings()
@@ -171,7 +165,7 @@ def evaluate_candidate(model: str, candidate: dict[str, Any]) -> dict[str, Any]:
         "as_of": candidate["as_of"],
         "holdout_dates": [day.isoformat() for day in training.holdout_dates],
         "candidate_version": candidate_version.version,
-        "candidate": evaluate_scores(spec, holdout, positive_scores(candidate_model, holdout, spec)),
+        "candidate": evaluate_scores(spec, holdout, outputs(candidate_model, holdout, spec)),
         "champion_version": None,
         "champion": None,
     }
@@ -179,7 +173,7 @@ def evaluate_candidate(model: str, candidate: dict[str, Any]) -> dict[str, Any]:
     if champion is not None:
         champion_model = registry.load_model(config, champion)
         result["champion_version"] = champion.version
-        result["champion"] = evaluate_scores(spec, holdout, positive_scores(champion_model, holdout, spec))
+        result["champion"] = evaluate_scores(spec, holdout, outputs(champion_model, holdout, spec))
     return result
 
 
@@ -258,7 +252,7 @@ def promote_or_refuse(
         "as_of": dt.date.fromisoformat(evaluation["as_of"]),
         "candidate_version": evaluation["candidate_version"],
         "previous_version": evaluation["champion_version"],
-        "metric": spec.promotion.metric,
+        "metric": spec.gate_metric,
         "candidate_score": evaluation["candidate"]["value"],
         "champion_score": (evaluation["champion"] or {}).get("value"),
         "details": {"evaluation": evaluation, "request": request},

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from nightshift.config import ModelSpec
-from nightshift.kinds import BINARY, ModelKind, kind_of
+from nightshift.kinds import BINARY, ModelKind, kind_of, model_inputs
 from nightshift.stores.objects import ObjectStore, partition_files, partition_key
 
 DATE_COLUMN = "_dt"
@@ -126,20 +126,6 @@ def build_training_set(store: ObjectStore, spec: ModelSpec, as_of: dt.date) -> T
     )
 
 
-def model_inputs(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
-    """Feature columns in the types the pipeline expects: floats for numbers, strings for categories."""
-    columns = {}
-    for name, feature in spec.features.items():
-        values = frame[name]
-        if feature.type == "category":
-            columns[name] = values.astype(object).where(values.notna(), None)
-        elif pd.api.types.is_numeric_dtype(values.dtype):
-            columns[name] = values.to_numpy(dtype="float64", na_value=np.nan)
-        else:
-            columns[name] = pd.to_numeric(values, errors="coerce").astype("float64")
-    return pd.DataFrame(columns, index=frame.index)
-
-
 def resolve_estimator(
     dotted: str, params: dict[str, Any], context: str, kind: ModelKind | None = None
 ) -> BaseEstimator:
@@ -150,8 +136,8 @@ def resolve_estimator(
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError):
         raise TrainingDataError(
-            f"{context}: estimator {dotted!r} not found; give the dotted path of a scikit-learn classifier, "
-            "e.g. 'sklearn.ensemble.HistGradientBoostingClassifier'"
+            f"{context}: estimator {dotted!r} not found; give the dotted path of a scikit-learn estimator, "
+            "e.g. 'sklearn.ensemble.HistGradientBoostingClassifier' or 'sklearn.linear_model.Ridge'"
         ) from None
     try:
         estimator = cls(**params)
@@ -189,7 +175,7 @@ def fit_candidate(
     spec: ModelSpec, training: TrainingSet, estimator: str | None = None, params: dict[str, Any] | None = None
 ) -> Pipeline:
     """Fit the spec's recipe (or an override) on the training rows."""
-    dotted = estimator or spec.training.estimator
+    dotted = estimator or spec.estimator
     chosen = params if params is not None else spec.training.params
     kind = kind_of(spec)
     pipeline = build_pipeline(spec, resolve_estimator(dotted, chosen, f"model {spec.name} training recipe", kind))
@@ -200,14 +186,11 @@ def fit_candidate(
     return pipeline
 
 
-def positive_scores(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
-    """Each row's score as the model's kind defines it (binary: the probability of the positive label)."""
-    return kind_of(spec).scores(model, model_inputs(frame, spec), spec)
-
-
-def reference_sample(frame: pd.DataFrame, spec: ModelSpec, scores: np.ndarray, seed: int) -> pd.DataFrame:
-    """A seeded sample of training rows with the model's own scores: what drift is measured against."""
-    sample = frame[list(spec.features)].assign(score=scores)
+def reference_sample(frame: pd.DataFrame, spec: ModelSpec, outputs: np.ndarray, seed: int) -> pd.DataFrame:
+    """A seeded sample of training rows with the model's own predictions (the kind's prediction columns): what
+    drift is measured against."""
+    columns = kind_of(spec).prediction_columns(outputs, spec)
+    sample = frame[list(spec.features)].assign(**{name: np.asarray(values) for name, values in columns.items()})
     size = min(spec.training.reference_sample_size, len(sample))
     return sample.sample(n=size, random_state=seed).reset_index(drop=True)
 
@@ -232,5 +215,5 @@ def reference_statistics(sample: pd.DataFrame, spec: ModelSpec) -> dict[str, Any
                 "max": float(numeric.max()),
                 "null_share": float(numeric.isna().mean()),
             }
-    stats["score"] = {"mean": float(sample["score"].mean()), "std": float(sample["score"].std())}
+    stats.update(kind_of(spec).output_statistics(sample))
     return stats

@@ -20,6 +20,7 @@ from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
 from nightshift.config import ModelSpec
+from nightshift.kinds import kind_of
 from nightshift.pages.index import index_page
 from nightshift.pages.report import empty_report, with_header
 from nightshift.stores.objects import REVISION_DIR
@@ -47,7 +48,8 @@ def compute_drift(
     prediction_column: str | None = "score",
     current_rows: int | None = None,
 ) -> DriftResult:
-    """Compare `current` with `reference` on the spec's features, plus the prediction column when both sides have it.
+    """Compare `current` with `reference` on the spec's features, plus the prediction column when both sides have it
+    (numeric unless it is the kind's categorical prediction column, e.g. the multiclass `predicted_label`).
 
     `current_rows` says `current` is already a seeded sample (see `sample_positions`) of a night of that many rows.
     """
@@ -109,7 +111,8 @@ def _plan_columns(
     both = prediction_column is not None and prediction_column in reference and prediction_column in current
     pred = prediction_column if both else None
     numeric = [f for f in features if spec.features[f].type in NUMERIC_TYPES]
-    if pred:
+    pred_numeric = _numeric_prediction(spec, prediction_column)
+    if pred and pred_numeric:
         numeric.append(pred)
 
     methods = {f: drift.method_for(f) for f in features}
@@ -119,7 +122,7 @@ def _plan_columns(
     pred_method = drift.prediction.method or drift.method
     pred_threshold = float(drift.prediction.threshold or drift.threshold)
     if pred:
-        _check_method(pred, pred_method, numerical=True)
+        _check_method(pred, pred_method, numerical=pred_numeric)
     return _ColumnPlan(features, pred, numeric, methods, thresholds, pred_method, pred_threshold)
 
 
@@ -196,6 +199,12 @@ def _verdict_summary(
     }
 
 
+def _numeric_prediction(spec: ModelSpec, prediction_column: str | None) -> bool:
+    """Whether the prediction column holds numbers: all but the kind's categorical prediction column do."""
+    kind = kind_of(spec).prediction_drift
+    return kind.numeric or prediction_column != kind.column
+
+
 def _check_frames(
     reference: pd.DataFrame, current: pd.DataFrame, spec: ModelSpec, prediction_column: str | None
 ) -> None:
@@ -215,6 +224,7 @@ def _check_frames(
         ]
         if (
             prediction_column is not None
+            and _numeric_prediction(spec, prediction_column)
             and prediction_column in frame
             and not pd.api.types.is_numeric_dtype(frame[prediction_column])
         ):

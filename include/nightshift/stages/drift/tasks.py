@@ -48,6 +48,7 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     the night's report (the earlier ones stay) and its summary's `measurements` lists every run that measured the
     night, oldest first (see `_measurements`).
     """
+    from nightshift.kinds import kind_of
     from nightshift.stages.backlog import NO_CHAMPION, command
     from nightshift.stages.drift.measure import compute_drift
     from nightshift.stores import registry, warehouse
@@ -70,6 +71,7 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         model=model,
         dt=current.dt,
         model_version=champion.version,
+        prediction_column=kind_of(current.spec).prediction_drift.column,
         current_rows=total,
     )
     prefix = f"{report_prefix(model)}/dt={current.dt}"
@@ -241,7 +243,7 @@ def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:
     """The drift sample of the night's curated rows (spec.drift sample_size and seed) and the night's row count.
 
     Reads the partition in batches and keeps only the sampled rows, so memory does not grow with the night. The
-    champion's scores of the same rows come along as `score`: from the same positions of the part's predictions
+    champion's predictions of the same rows come along (the kind's drift column, e.g. `score`): from the same positions of the part's predictions
     file (scoring keeps the curated order), or, if a part's file does not line up, joined by entity id.
     """
     import numpy as np
@@ -249,10 +251,12 @@ def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from nightshift.kinds import kind_of
     from nightshift.stages.drift.measure import sample_positions
     from nightshift.stages.score.predict import champion_scores, curated_keys
 
     spec, store = current.spec, current.store
+    predicted = kind_of(spec).prediction_drift.column
     columns = [spec.entity_id, *spec.feature_names]
     keys = curated_keys(store, spec, current.dt)
     predictions = current.key("predictions")
@@ -274,9 +278,9 @@ def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:
             if aligned and score_key is not None:
                 scores = pq.ParquetFile(store.get_file(score_key, Path(tmp) / f"scores-{index}.parquet"))
                 if scores.metadata.num_rows == rows:
-                    picked = _take_rows(scores, local, ["entity_id", "score"], batch_rows)
+                    picked = _take_rows(scores, local, ["entity_id", predicted], batch_rows)
                     if picked.column("entity_id").equals(taken.column(spec.entity_id).cast(pa.string())):
-                        taken = taken.append_column("score", picked.column("score"))
+                        taken = taken.append_column(predicted, picked.column(predicted))
                         parts.append(taken)
                         continue
             aligned = False
@@ -286,7 +290,7 @@ def night_sample(current: Night, batch_rows: int = 200_000) -> tuple[Any, int]:
     if aligned:
         return pa.concat_tables(parts).to_pandas(), total
     sample = pa.concat_tables([part.select(columns) for part in parts]).to_pandas()
-    joined = champion_scores(store, spec, current.dt, sample[spec.entity_id])
+    joined = champion_scores(store, spec, current.dt, sample[spec.entity_id], predicted)
     if len(joined):
         sample = sample.merge(joined.rename(columns={"entity_id": spec.entity_id}), on=spec.entity_id, how="left")
     return sample, total

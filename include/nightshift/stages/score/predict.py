@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nightshift.config import ModelSpec
-from nightshift.lifecycle.train import positive_scores
+from nightshift.kinds import kind_of, outputs
 from nightshift.stores.objects import ObjectStore, partition_files, partition_key, partition_writer
 
 PREDICTION_SCHEMA = pa.schema(
@@ -31,6 +31,18 @@ PREDICTION_SCHEMA = pa.schema(
         ("run_id", pa.string()),
     ]
 )
+"""What every kind's prediction file holds; a kind with more columns (see `prediction_schema`) appends them."""
+KIND_COLUMNS = {"predicted_label": pa.string(), "class_probabilities": pa.string()}
+"""The optional prediction columns a kind may add (multiclass: the predicted class and a JSON object of the
+per-class probabilities), in the order they are written."""
+
+
+def prediction_schema(spec: ModelSpec) -> pa.Schema:
+    """The prediction files' schema for the spec's kind: PREDICTION_SCHEMA plus the kind's own columns."""
+    schema = PREDICTION_SCHEMA
+    for name in kind_of(spec).extra_columns:
+        schema = schema.append(pa.field(name, KIND_COLUMNS[name]))
+    return schema
 
 
 @dataclass(frozen=True)
@@ -126,21 +138,24 @@ def score_batches(
     themselves. At most two batches are in flight, so memory stays flat.
     """
     counts = {scorer.alias: 0 for scorer in scorers}
-    writers = {scorer.alias: pq.ParquetWriter(paths[scorer.alias], PREDICTION_SCHEMA) for scorer in scorers}
+    schema, kind = prediction_schema(spec), kind_of(spec)
+    writers = {scorer.alias: pq.ParquetWriter(paths[scorer.alias], schema) for scorer in scorers}
 
     def write(scorer: Scorer, entity_ids: pd.Series, scores: np.ndarray) -> None:
         rows = len(entity_ids)
+        columns = kind.prediction_columns(scores, spec)
         table = pa.table(
             {
                 "prediction_id": prediction_ids(spec.name, dt, scorer.alias, entity_ids),
                 "entity_id": pa.array(entity_ids.to_numpy(dtype=object), type=pa.string()),
-                "score": np.asarray(scores, dtype="float64"),
+                "score": np.asarray(columns.pop("score"), dtype="float64"),
                 "model": pa.repeat(spec.name, rows),
                 "model_version": pa.repeat(scorer.version, rows),
                 "alias": pa.repeat(scorer.alias, rows),
                 "run_id": pa.repeat(run_id, rows),
+                **columns,
             },
-            schema=PREDICTION_SCHEMA,
+            schema=schema,
         )
         writers[scorer.alias].write_table(table)
         counts[scorer.alias] += rows
@@ -154,7 +169,7 @@ def score_batches(
                 upcoming = reader.submit(next, batches, None)
                 entity_ids = chunk[spec.entity_id].astype(str)
                 for scorer in scorers:
-                    scores = positive_scores(scorer.model, chunk, spec)
+                    scores = outputs(scorer.model, chunk, spec)
                     written.append(writer.submit(write, scorer, entity_ids, scores))
                 while len(written) > len(scorers):
                     written.pop(0).result()
@@ -171,13 +186,16 @@ def iter_predictions(store: ObjectStore, spec: ModelSpec, dt: str, chunk_rows: i
     return iter_parquet(store, partition_files(store, prefix, suffix=".parquet"), chunk_rows)
 
 
-def champion_scores(store: ObjectStore, spec: ModelSpec, dt: str, entity_ids: pd.Series | None = None) -> pd.DataFrame:
-    """Entity id and champion score of a night's predictions (only for `entity_ids`, when given)."""
+def champion_scores(
+    store: ObjectStore, spec: ModelSpec, dt: str, entity_ids: pd.Series | None = None, column: str = "score"
+) -> pd.DataFrame:
+    """Entity id and one prediction column (the score by default) of a night's champion predictions (only for
+    `entity_ids`, when given)."""
     wanted = None if entity_ids is None else pd.Index(entity_ids.astype(str))
     prefix = partition_key("predictions", spec.name, dt)
     keys = [key for key in partition_files(store, prefix, ".parquet") if Path(key).name.startswith("champion")]
     frames = []
-    for chunk in iter_parquet(store, keys, 500_000, columns=["entity_id", "score", "alias"]):
-        chunk = chunk.loc[chunk["alias"] == "champion", ["entity_id", "score"]]
+    for chunk in iter_parquet(store, keys, 500_000, columns=["entity_id", column, "alias"]):
+        chunk = chunk.loc[chunk["alias"] == "champion", ["entity_id", column]]
         frames.append(chunk if wanted is None else chunk[chunk["entity_id"].isin(wanted)])
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["entity_id", "score"])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["entity_id", column])
