@@ -460,3 +460,10 @@ def test_the_re_measured_mark_is_escaped() -> None:
     page = render_index([night("2026-10-01", model_version="2", measurements=history)], "credit_risk")
     assert "<script>" not in page and 'onclick="x' not in page
     assert "first measured against v&lt;script&gt;" in page
+
+
+def test_index_shows_the_kind_and_the_champion_holdout_metrics_gate_first() -> None:
+    holdout = {"gate_metric": "rmse", "metrics": {"mae": 31.5, "r2": 0.412, "rmse": 40.25}}
+    page = render_index([night("2026-10-01", task="regression", champion_holdout=holdout)], "diabetes_progression")
+    assert "A regression model" in page
+    assert "<strong>rmse 40.250</strong> · mae 31.500 · r2 0.412" in page

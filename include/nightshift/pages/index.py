@@ -14,9 +14,11 @@ def index_page(model: str, nights: list[dict[str, Any]], unscored: list[dict[str
     `first_report` is the first measurement's report relative to the index; `unscored` lists the nights without
     predictions (date, reason, command, when) oldest first.
     """
+    tasks = [night["summary"].get("task") for night in nights if night["summary"].get("task")]
     return render(
         "index.html.j2",
         title=f"Drift history: {model}",
+        task=tasks[-1] if tasks else None,
         nights=len(nights),
         flagged=sum(1 for night in nights if night["flagged"]),
         unscored=_unscored_note(unscored),
@@ -66,8 +68,19 @@ def _row(
         "skipped": summary.get("skipped") or None,
         "features": [{"name": name, "critical": name in critical} for name in drifted],
         "prediction": _prediction(summary.get("prediction")),
+        "holdout": _holdout(summary.get("champion_holdout")),
         "links": links,
     }
+
+
+def _holdout(holdout: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The scoring champion's metrics on its own training holdout, the gate's metric first."""
+    if not holdout:
+        return []
+    gate = holdout.get("gate_metric")
+    metrics = holdout.get("metrics") or {}
+    names = sorted(metrics, key=lambda name: (name != gate, name))
+    return [{"name": name, "value": f"{float(metrics[name]):.3f}", "gate": name == gate} for name in names]
 
 
 def _prediction(prediction: dict[str, Any] | None) -> str | None:

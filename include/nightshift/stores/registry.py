@@ -136,6 +136,16 @@ def get_version(settings: Settings, model: str, version: str) -> VersionInfo:
     return VersionInfo(model, str(found.version), str(found.run_id), dict(found.tags or {}))
 
 
+def holdout_metrics(settings: Settings, version: VersionInfo) -> dict[str, float]:
+    """The version's metrics on its training holdout (`holdout_<metric>` on its MLflow run), by metric name."""
+    try:
+        logged = client(settings).get_run(version.run_id).data.metrics
+    except MlflowException as exc:
+        raise _unreachable(settings, exc) from None
+    prefix = "holdout_"
+    return {name[len(prefix) :]: float(value) for name, value in sorted(logged.items()) if name.startswith(prefix)}
+
+
 def log_candidate(
     settings: Settings,
     model: str,

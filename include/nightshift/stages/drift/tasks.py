@@ -74,6 +74,11 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         prediction_column=kind_of(current.spec).prediction_drift.column,
         current_rows=total,
     )
+    result.summary["task"] = current.spec.task
+    result.summary["champion_holdout"] = {
+        "gate_metric": current.spec.gate_metric,
+        "metrics": registry.holdout_metrics(current.settings, champion),
+    }
     prefix = f"{report_prefix(model)}/dt={current.dt}"
     summary = _publish_report(current, prefix, run, result, champion.version, pending)
     report_uri = partition_url(current.store, prefix, "report.html")
