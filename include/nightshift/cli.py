@@ -233,6 +233,27 @@ def cmd_score_backlog(args: argparse.Namespace) -> int:
     return 1 if outcome["waiting"] else 0
 
 
+def cmd_examples_land(args: argparse.Namespace) -> int:
+    """Land an example model's nights (a data set bundled with scikit-learn) into the configured store."""
+    from nightshift.stores.objects import open_store
+    from nightshift_dev.examples import example_specs_dir, land_example
+
+    store_uri = settings().store_uri
+    spec = get_spec(args.model, args.models_dir or example_specs_dir())
+    try:
+        totals = land_example(
+            open_store(store_uri), spec, args.start, args.nights, args.rows, args.shift_from, args.seed
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {totals['nights']} drops of {args.model} ({totals['rows']} rows) and their labels, "
+        f"{totals['files']} files, to {store_uri}"
+    )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from nightshift_dev.bench import run_from_args
 
@@ -379,6 +400,24 @@ def _add_report_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     _optional_date_option(backlog, "--through", "only nights up to this date (YYYY-MM-DD)")
 
 
+def _add_examples_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """examples land: the example models' data, from data sets bundled with scikit-learn."""
+    examples = commands.add_parser(
+        "examples", help="land the example models' nights (include/examples/models) into the landing area"
+    )
+    actions = examples.add_subparsers(dest="action", required=True)
+    land = _command(actions, "land", cmd_examples_land, "write an example model's daily drops and delayed labels")
+    land.add_argument("--model", required=True, help="breast_cancer, wine_cultivar or diabetes_progression")
+    land.add_argument("--start", type=_date, required=True)
+    land.add_argument("--nights", type=int, required=True)
+    land.add_argument("--rows", type=int, default=1000, help="rows per night")
+    _optional_date_option(land, "--shift-from", "first night whose shifted features drift (YYYY-MM-DD)")
+    land.add_argument("--seed", type=int, default=42)
+    land.add_argument(
+        "--models-dir", default=None, help="where the example specs are (default include/examples/models)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nightshift_dev.bench import add_arguments as add_bench_arguments
 
@@ -387,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_season_commands(commands)
     _add_environment_commands(commands)
     _add_report_commands(commands)
+    _add_examples_commands(commands)
     bench = _command(
         commands,
         "bench",

@@ -41,7 +41,8 @@ class SimulationPlan:
         return [self.start + dt.timedelta(days=offset) for offset in range(self.days)]
 
 
-def _day_seed(seed: int, day: dt.date, chunk: int) -> int:
+def day_seed(seed: int, day: dt.date, chunk: int | str) -> int:
+    """A 64-bit seed for one chunk (or a named stream) of one day, stable across runs and platforms."""
     digest = hashlib.sha256(f"{seed}:{day.isoformat()}:{chunk}".encode()).digest()
     return int.from_bytes(digest[:8], "little")
 
@@ -119,7 +120,7 @@ def corrupt_rows(frame: pd.DataFrame, share: float, rng: np.random.Generator) ->
     return frame
 
 
-def _split(rows: int, parts: int) -> list[int]:
+def split_rows(rows: int, parts: int) -> list[int]:
     """`rows` split into `parts` near-equal file sizes (at least one row each when there are enough rows)."""
     parts = max(1, min(parts, rows)) if rows else 1
     base, extra = divmod(rows, parts)
@@ -142,13 +143,13 @@ def simulate(store: ObjectStore, spec: ModelSpec, plan: SimulationPlan) -> dict[
             with flat_partition_writer(store, drop_prefix, manifest) as folder:
                 written = 0
                 chunk = 0
-                for part, part_rows in enumerate(_split(plan.rows_per_day, plan.files_per_day)):
+                for part, part_rows in enumerate(split_rows(plan.rows_per_day, plan.files_per_day)):
                     drop_path = folder / f"part-{part:05d}.csv"
                     part_end = written + part_rows
                     first_in_part = True
                     while written < part_end:
                         rows = min(plan.chunk_rows, part_end - written)
-                        rng = np.random.default_rng(_day_seed(plan.seed, day, chunk))
+                        rng = np.random.default_rng(day_seed(plan.seed, day, chunk))
                         frame = generate_chunk(day, written, rows, shifted, rng)
                         labels = frame[[spec.entity_id, spec.target.column]]
                         drop = corrupt_rows(frame[feature_columns], share, rng)

@@ -9,8 +9,9 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[2]
 PRODUCT = PROJECT / "include" / "nightshift"
 TOOLING = PROJECT / "include" / "nightshift_dev"
-CLI_DISPATCH = {"cmd_simulate", "cmd_demo", "cmd_bench", "build_parser"}
-"""The CLI functions that may import the tooling (inside themselves), to run `simulate`, `demo` and `bench`."""
+CLI_DISPATCH = {"cmd_simulate", "cmd_demo", "cmd_examples_land", "cmd_bench", "build_parser"}
+"""The CLI functions that may import the tooling (inside themselves), to run `simulate`, `demo`, `examples land`
+and `bench`."""
 
 
 def imported_modules(node: ast.AST) -> Iterator[tuple[ast.stmt, str]]:
