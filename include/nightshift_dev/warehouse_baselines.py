@@ -18,7 +18,7 @@ from nightshift.stores import warehouse
 
 def insert_predictions_rowwise(engine: Engine, model: str, day: dt.date, frame: Any) -> int:
     """The benchmark's baseline: remove the night, then one INSERT per row (DB-API `executemany`) into the same table."""
-    columns = tuple(column.name for column in warehouse.predictions.columns)
+    columns = tuple(column.name for column in warehouse.predictions.columns if column.name in {"dt", *frame.columns})
     names = [name for name in columns if name != "dt"]
     values = [frame[name].tolist() for name in names]
     params = [(*row[:2], day, *row[2:]) for row in zip(*values, strict=True)]

@@ -72,9 +72,21 @@ def predictions(model: str, day: dt.date, ids: Any, version: str = "1", alias: s
     ]
 
 
-def stored(engine: sa.Engine, model: str, day: dt.date | None = None) -> list[dict]:
+def stored(engine: sa.Engine, model: str | None, day: dt.date | None = None, classes: bool = False) -> list[dict]:
+    """The model's rows (every model's for None) in the columns the schema has; unless `classes`, without the
+    multiclass columns (migration 0006), which must then be NULL."""
+    t = warehouse.predictions
+    present = {column["name"] for column in sa.inspect(engine).get_columns("predictions")}
     where = {"model": model} if day is None else {"model": model, "dt": day}
-    return sorted(warehouse.fetch_all(engine, warehouse.predictions, **where), key=lambda row: row["prediction_id"])
+    query = sa.select(*[c for c in t.c if c.name in present]).where(
+        *(t.c[key] == value for key, value in where.items() if value is not None)
+    )
+    with engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+    if not classes:
+        for row in rows:
+            assert (row.pop("predicted_label", None), row.pop("class_probabilities", None)) == (None, None)
+    return sorted(rows, key=lambda row: row["prediction_id"])
 
 
 def index_names(engine: sa.Engine, table: str) -> set[str | None]:
@@ -223,9 +235,11 @@ def write_every_table(engine: sa.Engine, model: str, old_schema: bool = False) -
 
 
 def every_row(engine: sa.Engine) -> dict[str, list[dict]]:
-    return {
-        name: sorted(warehouse.fetch_all(engine, warehouse.metadata.tables[name]), key=repr) for name in sorted(TABLES)
-    }
+    """The rows of the tables of version 0001, in that version's columns."""
+    found = {"predictions": stored(engine, None)}
+    for name in sorted(TABLES - {"predictions"}):
+        found[name] = sorted(warehouse.fetch_all(engine, warehouse.metadata.tables[name]), key=repr)
+    return found
 
 
 # Migrations
@@ -802,5 +816,132 @@ def test_night_runs_keep_every_run_of_a_night_beside_the_current_rows(empty_url:
     engine = warehouse.connect(empty_url)
     try:
         check_night_runs(engine)
+    finally:
+        engine.dispose()
+
+
+# Multiclass predictions: predicted_label and class_probabilities (JSONB), sent by COPY only when the frames hold them
+
+
+def multiclass(model: str, ids: Any, version: str = "1", alias: str = "champion") -> pd.DataFrame:
+    """A multiclass model's frame, `class_probabilities` as JSON text (as the scoring stage writes it)."""
+    import json
+
+    probabilities = [{"setosa": (i % 4) / 10, "versicolor": 0.3, "virginica": 0.7 - (i % 4) / 10} for i in ids]
+    labels = [max(p, key=p.__getitem__) for p in probabilities]
+    return frame(model, ids, version, alias).assign(
+        score=[p[label] for p, label in zip(probabilities, labels, strict=True)],
+        predicted_label=labels,
+        class_probabilities=[json.dumps(p) for p in probabilities],
+    )
+
+
+def as_multiclass_rows(*frames: pd.DataFrame) -> list[dict]:
+    import json
+
+    return [{**row, "class_probabilities": json.loads(row["class_probabilities"])} for row in as_rows(*frames)]
+
+
+def test_a_multiclass_night_survives_copy_exactly_as_jsonb(
+    engine: sa.Engine, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prediction_frames, "LOAD_SLICE_ROWS", 40)
+    same = multiclass(model, range(0, 80)).assign(predicted_label="virginica", class_probabilities='{"virginica": 1}')
+    varied = multiclass(model, range(80, 200), version="2")
+    varied.loc[5, "run_id"] = "another run"
+    awkward = [
+        ' { "a" : 0.30000000000000004 ,\n "b": 1e-300, "c": 1 } ',
+        '{"quote\\"d": 0.5, "back\\\\slash": 0.25, "tab\\tnew\\nline": 0.25}',
+        '{"ünïcødé ✓": 1.0, "\\u00e9": 0.0, "": -0.0}',
+    ]
+    varied.loc[:2, "class_probabilities"] = awkward
+    varied.loc[:2, "predicted_label"] = ["a", 'quote"d', "ünïcødé ✓" + "x" * 191]
+    challenger = multiclass(model, range(50), alias="challenger")
+    frames = [same, varied, challenger]
+    assert warehouse.load_predictions(engine, model, DAY, frames) == 250
+    assert stored(engine, model, classes=True) == as_multiclass_rows(*frames)
+
+    with engine.connect() as connection:
+        kinds = connection.exec_driver_sql(
+            "SELECT DISTINCT pg_typeof(class_probabilities)::text, pg_typeof(predicted_label)::text FROM predictions"
+            " WHERE model = %(m)s",
+            {"m": model},
+        ).all()
+        shares = connection.exec_driver_sql(README_CLASS_SHARES, {"m": model, "since": DAY}).all()
+    assert kinds == [("jsonb", "character varying")]
+    expected = warehouse.class_shares(engine, model, DAY)
+    assert [(day, label) for day, label, _, _ in shares] == [(DAY, label) for label in expected]
+    assert [share for *_, share, _ in shares] == pytest.approx(list(expected.values()))
+    assert sum(share for *_, share, _ in shares) == pytest.approx(1.0)
+
+    assert warehouse.load_predictions(engine, model, DAY, [frame(model, range(30))]) == 30
+    assert stored(engine, model) == as_rows(frame(model, range(30)))
+    assert warehouse.class_shares(engine, model, DAY) == {}
+
+
+README_CLASS_SHARES = """
+SELECT dt, predicted_label,
+       count(*)::float / sum(count(*)) OVER (PARTITION BY dt) AS share,
+       avg((class_probabilities ->> predicted_label)::float) AS mean_probability
+FROM predictions
+WHERE model = %(m)s AND alias = 'champion' AND dt >= %(since)s
+GROUP BY dt, predicted_label
+ORDER BY dt, predicted_label
+"""
+"""The README's example query for a multiclass model (class shares per night), run as the README shows it."""
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("class_probabilities", '{"a": NaN}', "is not JSON text (NaN is not a number JSON allows)"),
+        ("class_probabilities", '{"a\\u0000": 1}', "has a class name 'a\\x00' Postgres refuses"),
+        ("predicted_label", "é" * 201, "is 201 characters long; the warehouse holds at most 200"),
+    ],
+    ids=["nan", "nul-class", "long-label"],
+)
+def test_a_bad_multiclass_value_midway_names_frame_row_and_column_and_keeps_the_night(
+    engine: sa.Engine, model: str, column: str, value: str, message: str
+) -> None:
+    good = multiclass(model, range(100))
+    warehouse.load_predictions(engine, model, DAY, [good])
+    broken = multiclass(model, range(300, 400), version="2")
+    broken.loc[42, column] = value
+    with pytest.raises(warehouse.BadPredictions) as caught:
+        warehouse.load_predictions(engine, model, DAY, [multiclass(model, range(100, 300), "2"), broken])
+    assert f"frame 1, row 42 (index 42; row 242 of the load): {column} " in str(caught.value)
+    assert message in str(caught.value)
+    assert stored(engine, model, classes=True) == as_multiclass_rows(good)
+
+
+def test_the_multiclass_migration_goes_down_and_up_with_nights_in_place(empty_url: str) -> None:
+    from alembic import command
+
+    engine = warehouse.connect(empty_url)
+    try:
+        warehouse.load_predictions(engine, "b", DAY, [frame("b", range(20))])
+        warehouse.load_predictions(engine, "k", DAY, [multiclass("k", range(10))])
+        before = stored(engine, "b")
+        kept = [
+            {key: value for key, value in row.items() if key not in warehouse.CLASS_COLUMNS}
+            for row in stored(engine, "k", classes=True)
+        ]
+        with engine.connect() as connection:
+            command.downgrade(warehouse.alembic_config(connection), "0005")
+            connection.commit()
+        assert warehouse.schema_version(engine) == "0005"
+        with engine.connect() as connection:
+            columns = connection.exec_driver_sql(
+                "SELECT DISTINCT column_name FROM information_schema.columns WHERE table_name IN (%(b)s, %(k)s)",
+                {"b": warehouse.night_partition("b", DAY), "k": warehouse.night_partition("k", DAY)},
+            ).scalars()
+            assert set(columns) == {*warehouse.PREDICTION_COLUMNS, "dt"}
+        assert (stored(engine, "b"), stored(engine, "k")) == (before, kept)
+
+        assert warehouse.migrate(empty_url) == HEAD
+        assert schema_differences(engine) == []
+        assert (stored(engine, "b"), stored(engine, "k")) == (before, kept)
+        assert warehouse.load_predictions(engine, "k", DAY, [multiclass("k", range(5, 15), "2")]) == 10
+        assert stored(engine, "k", classes=True) == as_multiclass_rows(multiclass("k", range(5, 15), "2"))
     finally:
         engine.dispose()

@@ -184,6 +184,17 @@ def write_every_table(engine, old_schema=False):
     )
 
 
+def version_1_rows(engine):
+    """Every row of the tables of version 0001, in the columns that version had (multiclass columns came in 0006)."""
+    found = {}
+    with engine.connect() as connection:
+        for name in TABLES:
+            table = warehouse.metadata.tables[name]
+            kept = [column for column in table.c if column.name not in warehouse.CLASS_COLUMNS]
+            found[name] = sorted((dict(row._mapping) for row in connection.execute(sa.select(*kept))), key=repr)
+    return found
+
+
 def table_counts(engine):
     return {name: warehouse.count_rows(engine, warehouse.metadata.tables[name]) for name in sorted(TABLES)}
 
@@ -211,10 +222,13 @@ def test_upgrading_from_version_1_keeps_the_rows_and_adds_the_new_indexes(tmp_pa
     engine = sa.create_engine(url)
     assert "ux_predictions_night_entity" not in index_names(engine, "predictions")
     write_every_table(engine, old_schema=True)
-    before = {name: warehouse.fetch_all(engine, warehouse.metadata.tables[name]) for name in TABLES}
+    before = version_1_rows(engine)
 
     assert warehouse.migrate(url) == HEAD
-    assert {name: warehouse.fetch_all(engine, warehouse.metadata.tables[name]) for name in TABLES} == before
+    assert version_1_rows(engine) == before
+    assert {(row["predicted_label"], row["class_probabilities"]) for row in stored(engine, classes=True)} == {
+        (None, None)
+    }
     assert index_names(engine, "predictions") == set()
     assert sa.inspect(engine).get_pk_constraint("predictions")["constrained_columns"] == [
         "model",
@@ -229,6 +243,41 @@ def test_upgrading_from_version_1_keeps_the_rows_and_adds_the_new_indexes(tmp_pa
     assert schema_differences(engine) == []
     assert warehouse.load_predictions(engine, "m", DAY, [frame(3, version="2")]) == 3
     assert [row["model_version"] for row in warehouse.fetch_all(engine, warehouse.predictions)] == ["2"] * 3
+
+
+def downgrade(url, revision):
+    """Alembic's downgrade (nightshift itself never goes down): the way back an operator has."""
+    from alembic import command
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            command.downgrade(warehouse.alembic_config(connection), revision)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+def test_the_multiclass_columns_migration_goes_down_and_up_keeping_the_other_rows(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = warehouse.connect(url)
+    warehouse.load_predictions(engine, "m", DAY, [frame(5)])
+    warehouse.load_predictions(engine, "k", DAY, [multiclass(4, model="k")])
+    before = version_1_rows(engine)
+
+    downgrade(url, "0005")
+    assert warehouse.schema_version(engine) == "0005"
+    assert not {"predicted_label", "class_probabilities"} & {
+        c["name"] for c in sa.inspect(engine).get_columns("predictions")
+    }
+    assert version_1_rows(engine) == before
+
+    assert warehouse.migrate(url) == HEAD
+    assert schema_differences(engine) == []
+    assert version_1_rows(engine) == before
+    assert {row["predicted_label"] for row in stored(engine, model="k", classes=True)} == {None}
+    assert warehouse.load_predictions(engine, "k", DAY, [multiclass(4, model="k")]) == 4
+    assert stored(engine, model="k", classes=True) == expected_multiclass(multiclass(4, model="k"))
 
 
 def test_a_warehouse_made_before_migrations_existed_is_adopted_with_its_rows(tmp_path):
@@ -340,11 +389,17 @@ def frame(n, start=0, alias="champion", version="1", model="m"):
     )
 
 
-def stored(engine, model="m", day=DAY):
-    return sorted(
+def stored(engine, model="m", day=DAY, classes=False):
+    """The night's rows; unless `classes`, without the multiclass columns, which must then be NULL."""
+    found = sorted(
         warehouse.fetch_all(engine, warehouse.predictions, model=model, dt=day),
         key=lambda row: (row["alias"], row["entity_id"]),
     )
+    if classes:
+        return found
+    for row in found:
+        assert (row.pop("predicted_label"), row.pop("class_probabilities")) == (None, None)
+    return found
 
 
 def expected(*frames, day=DAY):
@@ -431,6 +486,120 @@ def test_frames_with_the_wrong_columns_are_refused_by_name(engine):
     assert stored(engine) == []
 
 
+def multiclass(n, start=0, alias="champion", version="1", model="m"):
+    """A multiclass model's frame: three classes, `class_probabilities` as JSON text, as the scoring stage writes it."""
+    import json
+
+    probabilities = [
+        {"class_0": (i % 5) / 10, "class_1": 0.1 + (i % 3) / 10, "class_2": 0.9 - (i % 5) / 10 - (i % 3) / 10}
+        for i in range(start, start + n)
+    ]
+    labels = [max(p, key=p.__getitem__) for p in probabilities]
+    return frame(n, start, alias, version, model).assign(
+        score=[p[label] for p, label in zip(probabilities, labels, strict=True)],
+        predicted_label=labels,
+        class_probabilities=[json.dumps(p) for p in probabilities],
+    )
+
+
+def expected_multiclass(*frames):
+    import json
+
+    return [{**row, "class_probabilities": json.loads(row["class_probabilities"])} for row in expected(*frames)]
+
+
+def test_a_multiclass_night_loads_and_reads_back_exactly(engine, monkeypatch):
+    monkeypatch.setattr(prediction_frames, "LOAD_SLICE_ROWS", 7)
+    frames = [multiclass(20), multiclass(10, start=20), multiclass(5, alias="challenger", version="2")]
+    frames[1].loc[3, "class_probabilities"] = '{"class_0": 0.30000000000000004, "class_1": 1e-300, "class_2": 1}'
+    frames[1].loc[3, "predicted_label"] = "ünïcødé ✓ " + "x" * 190
+    assert warehouse.load_predictions(engine, "m", DAY, frames) == 35
+    loaded = stored(engine, classes=True)
+    assert loaded == expected_multiclass(*frames)
+    [awkward] = [row for row in loaded if row["entity_id"] == "e23"]
+    assert awkward["class_probabilities"] == {"class_0": 0.30000000000000004, "class_1": 1e-300, "class_2": 1}
+    assert awkward["predicted_label"] == "ünïcødé ✓ " + "x" * 190
+
+    champion = warehouse.night_predictions(engine, "m", DAY)
+    assert [row["entity_id"] for row in champion] == sorted(f"e{i}" for i in range(30))
+    assert all(isinstance(row["class_probabilities"], dict) for row in champion)
+    labels = [row["predicted_label"] for row in champion]
+    assert warehouse.class_shares(engine, "m", DAY) == {
+        label: labels.count(label) / 30 for label in sorted(set(labels))
+    }
+    assert warehouse.class_shares(engine, "m", DAY, alias="challenger") == {"class_0": 0.2, "class_2": 0.8}
+
+    assert warehouse.load_predictions(engine, "m", DAY, [frame(5)]) == 5
+    assert stored(engine) == expected(frame(5))
+    assert warehouse.class_shares(engine, "m", DAY) == {}
+
+
+def test_replace_predictions_takes_multiclass_rows_with_probabilities_as_dicts(engine):
+    import json
+
+    texts = multiclass(4).to_dict("records")
+    dicts = [{**row, "class_probabilities": json.loads(row["class_probabilities"]), "dt": DAY} for row in texts]
+    assert warehouse.replace_predictions(engine, "m", DAY, dicts[:2] + texts[2:]) == 4
+    assert stored(engine, classes=True) == expected_multiclass(multiclass(4))
+    with pytest.raises(warehouse.BadPredictions, match=r"row 1 .*: predicted_label is missing"):
+        warehouse.replace_predictions(engine, "m", DAY, [texts[0], rows(1)[0]])
+
+
+BAD_CLASS_VALUES: list[tuple[dict[str, Any], str]] = [
+    ({"predicted_label": None}, "predicted_label is missing (None or NaN)"),
+    ({"predicted_label": 2}, "predicted_label 2 is not a string"),
+    ({"predicted_label": "x" * 201}, "is 201 characters long; the warehouse holds at most 200"),
+    ({"predicted_label": "a\x00b"}, "predicted_label contains a NUL character"),
+    ({"class_probabilities": None}, "class_probabilities is missing (None or NaN)"),
+    ({"class_probabilities": {"a": 1.0}}, "class_probabilities {'a': 1.0} is not a string"),
+    ({"class_probabilities": "{'a': 1}"}, "class_probabilities \"{'a': 1}\" is not JSON text (Expecting property"),
+    ({"class_probabilities": "[0.2, 0.8]"}, "'[0.2, 0.8]' is not a JSON object of class names and probabilities"),
+    ({"class_probabilities": "{}"}, "class_probabilities '{}' is not a JSON object"),
+    ({"class_probabilities": '{"a": NaN}'}, "is not JSON text (NaN is not a number JSON allows)"),
+    ({"class_probabilities": '{"a": 1e999}'}, "has inf for class 'a', not a finite number"),
+    ({"class_probabilities": '{"a": "0.5"}'}, "has '0.5' for class 'a', not a number"),
+    ({"class_probabilities": '{"a": true}'}, "has True for class 'a', not a number"),
+    ({"class_probabilities": '{"a": 0.5, "a": 0.5}'}, "is not JSON text (class 'a' appears twice)"),
+    ({"class_probabilities": '{"a\\u0000": 1}'}, "has a class name 'a\\x00' Postgres refuses"),
+    ({"class_probabilities": '{"\\ud800": 1}'}, "has a class name '\\ud800' Postgres refuses"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    BAD_CLASS_VALUES,
+    ids=[next(iter(change)) + str(i) for i, (change, _) in enumerate(BAD_CLASS_VALUES)],
+)
+def test_a_bad_multiclass_value_names_the_frame_row_and_column_and_keeps_the_night(engine, change, message):
+    warehouse.load_predictions(engine, "m", DAY, [multiclass(10)])
+    before = stored(engine, classes=True)
+    broken = multiclass(10, start=20)
+    column, value = next(iter(change.items()))
+    broken[column] = broken[column].astype(object)
+    broken.at[7, column] = value
+    with pytest.raises(warehouse.BadPredictions) as caught:
+        warehouse.load_predictions(engine, "m", DAY, [multiclass(10, start=100), broken])
+    assert "frame 1, row 7 (index 7; row 17 of the load): " in str(caught.value)
+    assert message in str(caught.value).split("row 17 of the load): ", 1)[1]
+    assert stored(engine, classes=True) == before
+
+
+def test_frames_of_another_kind_or_with_half_the_class_columns_are_refused(engine):
+    with pytest.raises(
+        warehouse.BadPredictions,
+        match=r"frame 0 has the wrong columns \(missing class_probabilities\); expected exactly prediction_id, .*"
+        r"run_id, or those and predicted_label, class_probabilities for a multiclass model",
+    ):
+        warehouse.load_predictions(engine, "m", DAY, [multiclass(3).drop(columns="class_probabilities")])
+    with pytest.raises(
+        warehouse.BadPredictions,
+        match=r"frame 2 holds no predicted_label or class_probabilities \(binary or regression\) but frame 1 "
+        r"holds predicted_label and class_probabilities \(multiclass\)",
+    ):
+        warehouse.load_predictions(engine, "m", DAY, [frame(0), multiclass(3), frame(3, start=3), multiclass(0)])
+    assert stored(engine) == []
+
+
 def test_two_rows_for_one_entity_and_alias_are_refused(engine):
     warehouse.load_predictions(engine, "m", DAY, [frame(10)])
     with pytest.raises(warehouse.BadPredictions, match="two rows have the same entity and alias"):
@@ -483,25 +652,38 @@ def decode_copy(data: bytes, columns) -> list[tuple]:
             at += 4
             cell = view[at : at + size]
             at += size
-            row.append(struct.unpack("!d", cell)[0] if name == "score" else cell.decode())
+            if name == "score":
+                row.append(struct.unpack("!d", cell)[0])
+            elif name == "class_probabilities":
+                assert cell[:1] == b"\x01", "JSONB's binary format starts with its version, 1"
+                row.append(cell[1:].decode())
+            else:
+                row.append(cell.decode())
         out.append(tuple(row))
     return out
 
 
-def copy_segments(data):
-    """What `_copy` would send for the frame `data`: per COPY, its group and its rows (group columns filled in)."""
+def copy_segments(data, sent=None):
+    """What `_copy` would send for the frame `data`: per COPY, its group and its rows as _COPY_COLUMNS and the class
+    columns the frame holds (group columns filled in); `sent` collects each COPY's columns."""
     import functools
 
     tables = prediction_frames._checked_tables([data], "m", DAY)
+    classes = tuple(name for name in binary_copy._CLASS_COLUMNS if name in data.columns)
     segments: list[tuple[Any, list[tuple]]] = []
     with binary_copy._CopyStream(tables) as stream:
         while (group := stream.next_segment()) is not binary_copy._END:
             encoded = b"".join(iter(functools.partial(stream.read, 7), b""))
+            rows = decode_copy(encoded, stream.columns)
+            if sent is not None:
+                sent.append(stream.columns)
             if group is None:
-                segments.append((None, decode_copy(encoded, binary_copy._COPY_COLUMNS)))
+                assert stream.columns == (*binary_copy._COPY_COLUMNS, *classes)
+                segments.append((None, rows))
             else:
-                assert isinstance(group, tuple)
-                segments.append((group, [(*row, *group) for row in decode_copy(encoded, binary_copy._ROW_COLUMNS)]))
+                assert isinstance(group, tuple) and stream.columns == (*binary_copy._ROW_COLUMNS, *classes)
+                width = len(binary_copy._ROW_COLUMNS)
+                segments.append((group, [(*row[:width], *group, *row[width:]) for row in rows]))
     assert stream.rows == len(data)
     return segments
 
@@ -528,6 +710,24 @@ def test_the_copy_encoding_round_trips_awkward_values(monkeypatch):
     segments = copy_segments(two_groups)
     assert [group for group, _ in segments] == [("1", "champion", "run-1"), None, ("2", "challenger", "run-2")]
     assert [row for _, rows in segments for row in rows] == rows_of(two_groups)
+
+
+def test_multiclass_columns_are_sent_only_by_multiclass_slices_and_as_jsonb(monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setattr(prediction_frames, "LOAD_SLICE_ROWS", 4)
+    sent: list[tuple[str, ...]] = []
+    copy_segments(frame(10), sent)
+    assert set(sent) == {binary_copy._ROW_COLUMNS}
+
+    same = multiclass(8).assign(class_probabilities='{"a": 1.0}', predicted_label="a")
+    mixed = pd.concat([same, multiclass(8, start=8, alias="challenger", version="2")], ignore_index=True)
+    mixed.loc[15, "run_id"] = "another run"
+    columns = [*binary_copy._COPY_COLUMNS, *binary_copy._CLASS_COLUMNS]
+    segments = copy_segments(mixed, sent)
+    assert [group for group, _ in segments] == [("1", "champion", "run-1"), ("2", "challenger", "run-2"), None]
+    assert [len(rows) for _, rows in segments] == [8, 4, 4]
+    assert [row for _, rows in segments for row in rows] == list(mixed[columns].itertuples(index=False, name=None))
 
 
 def test_partition_names_fit_postgres_and_stay_distinct():

@@ -7,14 +7,15 @@ validation, drift and retrain-decision writers also append the run's row to `nig
 history of a rerun night keeps what every run found. A database failure is a WarehouseError naming the warehouse, the
 step and whether anything was committed.
 
-Predictions are the bulk: `load_predictions` takes a night's frames. On Postgres, `predictions` is partitioned by
-(model, dt); a night streams through binary COPY into a new table, gets its primary key once loaded, and is swapped in
-as the night's partition in one short step (see `load_predictions`).
+Predictions are the bulk: `load_predictions` takes a night's frames (a multiclass model's also hold CLASS_COLUMNS).
+On Postgres, `predictions` is partitioned by (model, dt); a night streams through binary COPY into a new table, gets
+its primary key once loaded, and is swapped in as the night's partition in one short step (see `load_predictions`).
 
 Import this package (`from nightshift.stores import warehouse`); its modules are: `tables`, `database` (engines,
 connections, errors), `schema` (migrations and their lock), `rows` (any table's rows), `prediction_frames` (checking
 frames), `binary_copy` (the COPY encoder and its thread), `partitions` (Postgres night partitions), `prediction_loads`,
-`nights` (validation, drift, decisions, `night_runs`), `promotions` (the ledger) and `unscored` (the scoring backlog).
+`prediction_reads` (a night's rows, a multiclass model's class shares), `nights` (validation, drift, decisions,
+`night_runs`), `promotions` (the ledger) and `unscored` (the scoring backlog).
 The loader's tuning constants (LOAD_SLICE_ROWS, COPY_BATCH_ROWS, INDEX_BUILD_MEMORY, SWAP_LOCK_TIMEOUT_MS,
 SWAP_WAIT_SECONDS) are read from their own modules and are not re-exported here.
 """
@@ -37,8 +38,9 @@ from nightshift.stores.warehouse.partitions import (
     night_partition,
     partition_schema,
 )
-from nightshift.stores.warehouse.prediction_frames import PREDICTION_COLUMNS, BadPredictions
+from nightshift.stores.warehouse.prediction_frames import CLASS_COLUMNS, PREDICTION_COLUMNS, BadPredictions
 from nightshift.stores.warehouse.prediction_loads import load_predictions, replace_predictions
+from nightshift.stores.warehouse.prediction_reads import class_shares, night_predictions
 from nightshift.stores.warehouse.promotions import append_ledger, ledger
 from nightshift.stores.warehouse.rows import count_rows, fetch_all
 from nightshift.stores.warehouse.schema import (
@@ -69,6 +71,7 @@ from nightshift.stores.warehouse.tables import (
 from nightshift.stores.warehouse.unscored import backlog, record_unscored, resolve_unscored
 
 __all__ = [
+    "CLASS_COLUMNS",
     "MIGRATIONS_DIR",
     "PARTITION_SCHEMA_SUFFIX",
     "POSTGRES_KEY",
@@ -83,6 +86,7 @@ __all__ = [
     "append_ledger",
     "append_night_run",
     "backlog",
+    "class_shares",
     "connect",
     "count_rows",
     "drift_history",
@@ -98,6 +102,7 @@ __all__ = [
     "migrate",
     "migrate_command",
     "night_partition",
+    "night_predictions",
     "night_runs",
     "night_runs_table",
     "open_engine",

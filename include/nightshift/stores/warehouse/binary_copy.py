@@ -24,6 +24,10 @@ _COPY_COLUMNS = ("prediction_id", "entity_id", "score", "model_version", "alias"
 _ROW_COLUMNS = _COPY_COLUMNS[:3]
 _GROUP_COLUMNS = _COPY_COLUMNS[3:]
 """Columns that hold one value through long runs of rows (one scorer's output): COPY leaves them to defaults then."""
+_CLASS_COLUMNS = ("predicted_label", "class_probabilities")
+"""Sent after the others only by slices that hold them (multiclass predictions); otherwise the rows get NULL."""
+_PREFIXES = {"class_probabilities": b"\x01"}
+"""What a value's bytes start with: JSONB's binary format is a version byte (1), then the JSON text."""
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _COPY_TRAILER = struct.pack("!h", -1)
 _COPY_READ_BYTES = 1 << 20
@@ -63,17 +67,23 @@ def _copy_rows(table: Any, columns: Sequence[str]) -> Any:
     constant = bytearray(struct.pack("!h", len(columns)))
     for name in columns:
         values = table[name].combine_chunks()
+        prefix = _PREFIXES.get(name, b"")
         if name == "score":
             cells = np.empty(rows, dtype=[("size", ">i4"), ("value", ">f8")])
             cells["size"] = 8
             cells["value"] = values.to_numpy()
             field = [fixed(cells.tobytes(), 12)]
         elif (value := _constant(values)) is not None:
-            encoded = value.encode()
+            encoded = prefix + value.encode()
             constant += struct.pack("!i", len(encoded)) + encoded
             continue
         else:
-            field = [fixed(np.diff(_string_offsets(values)).astype(">i4").tobytes(), 4), values.cast(pa.binary())]
+            sizes = np.diff(_string_offsets(values))
+            if prefix:
+                field = [fixed((sizes + len(prefix)).astype(">i4").tobytes(), 4), pa.scalar(prefix, pa.binary())]
+            else:
+                field = [fixed(sizes.astype(">i4").tobytes(), 4)]
+            field.append(values.cast(pa.binary()))
         if constant:
             parts.append(pa.scalar(bytes(constant), pa.binary()))
             constant = bytearray()
@@ -85,16 +95,21 @@ def _copy_rows(table: Any, columns: Sequence[str]) -> Any:
     return joined.buffers()[2][int(offsets[0]) : int(offsets[-1])]
 
 
-def _encoded(table: Any) -> tuple[tuple[str, ...] | None, int, Any]:
-    """A slice ready for COPY: its group (the values of _GROUP_COLUMNS when each holds one value), rows, bytes.
+def _encoded(table: Any) -> tuple[tuple[tuple[str, ...] | None, tuple[str, ...]], int, Any]:
+    """A slice ready for COPY: its segment key (group, columns sent), rows, bytes.
 
-    A slice of one group leaves those columns to the table's defaults and sends only _ROW_COLUMNS.
+    The group is the values of _GROUP_COLUMNS when each holds one value: such a slice leaves those columns to the
+    table's defaults and sends only _ROW_COLUMNS. The _CLASS_COLUMNS the slice holds are sent after the others.
     """
+    names = set(table.column_names)
+    extra = tuple(name for name in _CLASS_COLUMNS if name in names)
     values = [_constant(table[name].combine_chunks()) for name in _GROUP_COLUMNS]
     if all(value is not None for value in values):
         group = tuple(str(value) for value in values)
-        return group, table.num_rows, _copy_rows(table, _ROW_COLUMNS)
-    return None, table.num_rows, _copy_rows(table, _COPY_COLUMNS)
+        columns = (*_ROW_COLUMNS, *extra)
+        return (group, columns), table.num_rows, _copy_rows(table, columns)
+    columns = (*_COPY_COLUMNS, *extra)
+    return (None, columns), table.num_rows, _copy_rows(table, columns)
 
 
 _END = object()
@@ -104,8 +119,9 @@ class _CopyStream:
     """What psycopg2's `copy_expert` reads: binary COPY data that a worker thread encodes from the frames meanwhile.
 
     The worker checks and encodes the next slice while the server parses this one; at most two encoded slices wait.
-    The data comes in segments, one COPY each: a run of slices of one group (see `_encoded`), or of mixed slices.
-    `next_segment` starts the next one and returns its group; `read` gives its bytes, ending where it ends.
+    The data comes in segments, one COPY each: a run of slices of one group and the same columns (see `_encoded`),
+    or of mixed slices. `next_segment` starts the next one and returns its group (`columns` names what it sends);
+    `read` gives its bytes, ending where it ends.
     A problem in the frames stops the COPY and is kept in `error`, for the caller to raise instead of the driver's.
     """
 
@@ -116,7 +132,8 @@ class _CopyStream:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._stop = threading.Event()
         self._next: Any = None
-        self._group: tuple[str, ...] | None = None
+        self._key: Any = None
+        self.columns: tuple[str, ...] = _COPY_COLUMNS
         self._pending = memoryview(b"")
         self._ended = True
         self._worker = threading.Thread(target=self._encode, name="nightshift-copy", daemon=True)
@@ -159,18 +176,19 @@ class _CopyStream:
         item = self._take()
         if item is _END:
             return _END
-        self._group = item[0]
+        self._key = item[0]
+        group, self.columns = self._key
         self._next = item
         self._pending = memoryview(_COPY_HEADER)
         self._ended = False
-        return self._group
+        return group
 
     def read(self, size: int = -1) -> bytes:
         while not self._pending:
             if self._ended:
                 return b""
             item = self._take()
-            if item is _END or item[0] != self._group:
+            if item is _END or item[0] != self._key:
                 self._next = item
                 self._ended = True
                 self._pending = memoryview(_COPY_TRAILER)
@@ -190,14 +208,12 @@ def _copy(connection: Connection, table: str, tables: Iterator[Any]) -> int:
     with _CopyStream(tables) as stream, driver.cursor() as cursor:
         try:
             while (group := stream.next_segment()) is not _END:
-                columns: tuple[str, ...] = _COPY_COLUMNS
                 if isinstance(group, tuple):
-                    columns = _ROW_COLUMNS
                     defaults = ", ".join(f"ALTER {name} SET DEFAULT %({name})s" for name in _GROUP_COLUMNS)
                     connection.exec_driver_sql(
                         f"ALTER TABLE {table} {defaults}", dict(zip(_GROUP_COLUMNS, group, strict=True))
                     )
-                copy = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary, FREEZE)"
+                copy = f"COPY {table} ({', '.join(stream.columns)}) FROM STDIN WITH (FORMAT binary, FREEZE)"
                 cursor.copy_expert(copy, stream, size=_COPY_READ_BYTES)
         except engine.dialect.loaded_dbapi.Error as exc:
             if stream.error is not None:

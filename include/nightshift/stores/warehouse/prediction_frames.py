@@ -4,7 +4,9 @@ Arrow tables of at most LOAD_SLICE_ROWS rows; a bad value is a BadPredictions na
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -12,11 +14,18 @@ from nightshift.stores.warehouse.binary_copy import _string_offsets
 from nightshift.stores.warehouse.tables import predictions
 
 PREDICTION_COLUMNS = ("prediction_id", "entity_id", "score", "model", "model_version", "alias", "run_id")
-"""The columns of a frame given to `load_predictions`, exactly; the loader adds `dt`."""
+"""The columns of a frame given to `load_predictions` (every model kind); the loader adds `dt`."""
+CLASS_COLUMNS = ("predicted_label", "class_probabilities")
+"""The columns a multiclass frame holds besides PREDICTION_COLUMNS: the predicted class's name (a string) and
+`class_probabilities`, JSON text of an object mapping each class's name to its probability."""
 LOAD_SLICE_ROWS = 100_000
 """Rows checked and encoded at a time: bounds a load's memory whatever the size of the frames it is given."""
 _INSERT_COLUMNS = tuple(column.name for column in predictions.columns)
-_STRING_LIMITS = {name: int(predictions.c[name].type.length) for name in PREDICTION_COLUMNS if name != "score"}  # type: ignore[attr-defined]
+_STRING_LIMITS = {
+    name: int(predictions.c[name].type.length)  # type: ignore[attr-defined]
+    for name in (*PREDICTION_COLUMNS, "predicted_label")
+    if name != "score"
+}
 
 
 class BadPredictions(ValueError):
@@ -61,16 +70,18 @@ def _too_long(array: Any, limit: int) -> int | None:
     return _first(longer) if pc.any(longer).as_py() else None
 
 
-def _checked_table(part: Any, model: str, locate: Any) -> Any:
+def _checked_table(part: Any, model: str, locate: Any, columns: tuple[str, ...] = PREDICTION_COLUMNS) -> Any:
     """One slice of a frame as an Arrow table in COPY's column order, after checking every value the warehouse holds."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arrays: dict[str, Any] = {}
-    for name in PREDICTION_COLUMNS:
+    for name in columns:
         array = _column_array(part[name], name, locate)
         if name == "score":
             _check_scores(array, locate)
+        elif name == "class_probabilities":
+            _check_probabilities(array, locate)
         else:
             _check_text(array, name, locate)
         arrays[name] = array
@@ -80,7 +91,7 @@ def _checked_table(part: Any, model: str, locate: Any) -> Any:
         raise BadPredictions(
             f"{locate(bad)}: model {arrays['model'][bad].as_py()!r} is not the model being loaded ({model!r})"
         )
-    return pa.table({name: arrays[name] for name in _INSERT_COLUMNS if name != "dt"})
+    return pa.table({name: arrays[name] for name in _INSERT_COLUMNS if name in arrays})
 
 
 def _column_array(series: Any, name: str, locate: Any) -> Any:
@@ -134,29 +145,124 @@ def _check_text(array: Any, name: str, locate: Any) -> None:
         raise BadPredictions(f"{locate(bad)}: {name} contains a NUL character, which Postgres refuses")
 
 
+def _refuse_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        twice = next(key for key, _ in pairs if sum(other == key for other, _ in pairs) > 1)
+        raise ValueError(f"class {twice!r} appears twice")
+    return found
+
+
+def _storable(name: str) -> bool:
+    """Whether Postgres's JSONB takes `name` (a JSON escape can spell a NUL or half a surrogate pair; it takes neither)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in name
+
+
+def _probabilities_problem(text: str) -> str | None:
+    """What is wrong with one `class_probabilities` text, or None: it must be a JSON object of finite numbers."""
+    try:
+        found = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:
+        return f"is not JSON text ({exc})"
+    if not isinstance(found, dict) or not found:
+        return "is not a JSON object of class names and probabilities"
+    for key, value in found.items():
+        if not _storable(key):
+            return f"has a class name {key!r} Postgres refuses (a NUL character or a lone surrogate)"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"has {value!r} for class {key!r}, not a number"
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:
+            finite = False
+        if not finite:
+            return f"has {value!r} for class {key!r}, not a finite number"
+    return None
+
+
+_DECODE = json.JSONDecoder(parse_constant=_refuse_constant).decode
+_LARGEST = sys.float_info.max
+
+
+def _plainly_fine(text: str) -> bool:
+    """A quick yes for the usual text: an object of finite numbers without escapes, so its quotes (two per class
+    name) show whether a class appears twice. False sends the text to `_probabilities_problem`."""
+    try:
+        found = _DECODE(text)
+    except (ValueError, RecursionError):
+        return False
+    if type(found) is not dict or not found or "\\" in text or text.count('"') != 2 * len(found):
+        return False
+    for value in found.values():
+        if (type(value) is not float and type(value) is not int) or not -_LARGEST <= value <= _LARGEST:
+            return False
+    return True
+
+
+def _check_probabilities(array: Any, locate: Any) -> None:
+    """Each value a JSON object of class names to finite numbers (parsed one by one: multiclass frames only)."""
+    for pos, text in enumerate(array.to_pylist()):
+        if _plainly_fine(text):
+            continue
+        problem = _probabilities_problem(text)
+        if problem is not None:
+            shown = text if len(text) <= 80 else f"{text[:80]}…"
+            raise BadPredictions(f"{locate(pos)}: class_probabilities {shown!r} {problem}")
+
+
+def _kind(columns: tuple[str, ...]) -> str:
+    if len(columns) > len(PREDICTION_COLUMNS):
+        return f"holds {' and '.join(CLASS_COLUMNS)} (multiclass)"
+    return f"holds no {' or '.join(CLASS_COLUMNS)} (binary or regression)"
+
+
+def _frame_columns(frame: Any, number: int, where: str) -> tuple[str, ...]:
+    """The columns the frame's rows carry: PREDICTION_COLUMNS, plus CLASS_COLUMNS for a multiclass frame."""
+    columns = [str(column) for column in frame.columns]
+    classes = [name for name in CLASS_COLUMNS if name in columns]
+    expected = (*PREDICTION_COLUMNS, *CLASS_COLUMNS) if classes else PREDICTION_COLUMNS
+    missing = [name for name in expected if name not in columns]
+    extra = [name for name in columns if name not in expected]
+    twice = sorted({name for name in columns if columns.count(name) > 1})
+    if missing or extra or twice:
+        problems = [
+            *([f"missing {', '.join(missing)}"] if missing else []),
+            *([f"unexpected {', '.join(extra)}"] if extra else []),
+            *([f"repeated {', '.join(twice)}"] if twice else []),
+        ]
+        raise BadPredictions(
+            f"{where}: frame {number} has the wrong columns ({'; '.join(problems)}); expected exactly "
+            f"{', '.join(PREDICTION_COLUMNS)}, or those and {', '.join(CLASS_COLUMNS)} for a multiclass model "
+            "(the loader adds dt)"
+        )
+    return expected
+
+
 def _checked_tables(frames: Iterable[Any], model: str, day: dt.date) -> Iterator[Any]:
     """Every frame, checked and cut into Arrow tables of at most LOAD_SLICE_ROWS rows; one frame in memory at a time."""
     import pandas as pd
 
     where = f"predictions of model {model!r} for {day}"
-    expected = set(PREDICTION_COLUMNS)
     loaded = 0
+    leading: tuple[int, tuple[str, ...]] | None = None
     for number, frame in enumerate(frames):
         if not isinstance(frame, pd.DataFrame):
             raise BadPredictions(f"{where}: frame {number} is a {type(frame).__name__}, not a pandas DataFrame")
-        columns = [str(column) for column in frame.columns]
-        missing = [name for name in PREDICTION_COLUMNS if name not in columns]
-        extra = [name for name in columns if name not in expected]
-        twice = sorted({name for name in columns if columns.count(name) > 1})
-        if missing or extra or twice:
-            problems = [
-                *([f"missing {', '.join(missing)}"] if missing else []),
-                *([f"unexpected {', '.join(extra)}"] if extra else []),
-                *([f"repeated {', '.join(twice)}"] if twice else []),
-            ]
+        columns = _frame_columns(frame, number, where)
+        if len(frame) and leading is None:
+            leading = number, columns
+        elif len(frame) and leading is not None and columns != leading[1]:
             raise BadPredictions(
-                f"{where}: frame {number} has the wrong columns ({'; '.join(problems)}); expected exactly "
-                f"{', '.join(PREDICTION_COLUMNS)} (the loader adds dt)"
+                f"{where}: frame {number} {_kind(columns)} but frame {leading[0]} {_kind(leading[1])}; every frame of "
+                "one load holds the same kind of predictions"
             )
         for offset in range(0, len(frame), LOAD_SLICE_ROWS):
             part = frame.iloc[offset : offset + LOAD_SLICE_ROWS]
@@ -167,5 +273,5 @@ def _checked_tables(frames: Iterable[Any], model: str, day: dt.date) -> Iterator
                 row += pos
                 return f"{where}: frame {number}, row {row} (index {frame.index[row]!r}; row {first + row} of the load)"
 
-            yield _checked_table(part, model, locate)
+            yield _checked_table(part, model, locate, columns)
         loaded += len(frame)

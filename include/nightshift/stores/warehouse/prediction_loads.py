@@ -4,8 +4,9 @@ partition, elsewhere (SQLite) by delete and insert; one transaction either way, 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +23,12 @@ from nightshift.stores.warehouse.partitions import (
     _short,
     _swap_night,
 )
-from nightshift.stores.warehouse.prediction_frames import PREDICTION_COLUMNS, BadPredictions, _checked_tables
+from nightshift.stores.warehouse.prediction_frames import (
+    CLASS_COLUMNS,
+    PREDICTION_COLUMNS,
+    BadPredictions,
+    _checked_tables,
+)
 from nightshift.stores.warehouse.tables import POSTGRES_KEY, predictions
 
 COPY_BATCH_ROWS = 50_000
@@ -95,8 +101,11 @@ def _load_rows(engine: Engine, model: str, day: dt.date, tables: Iterator[Any]) 
             connection.execute(t.delete().where(t.c.model == model, t.c.dt == day))
             for table in tables:
                 rows = table.to_pylist()
+                parse = "class_probabilities" in table.column_names
                 for row in rows:
                     row["dt"] = day
+                    if parse:
+                        row["class_probabilities"] = json.loads(row["class_probabilities"])
                 if rows:
                     connection.execute(t.insert(), rows)
                 count += len(rows)
@@ -108,7 +117,10 @@ def _load_rows(engine: Engine, model: str, day: dt.date, tables: Iterator[Any]) 
 def load_predictions(engine: Engine, model: str, day: dt.date, frames: Iterable[Any]) -> int:
     """Replace one model's predictions for one night (every alias) with the rows of `frames`; return how many.
 
-    Each frame is a pandas DataFrame with exactly the columns PREDICTION_COLUMNS (the night's `dt` is added here).
+    Each frame is a pandas DataFrame with exactly the columns PREDICTION_COLUMNS (the night's `dt` is added here), or,
+    for a multiclass model, those and CLASS_COLUMNS: `predicted_label` (a string of at most 200 characters) and
+    `class_probabilities` (JSON text of an object mapping each class name to a finite number), neither missing. Every
+    frame with rows holds the same columns; binary and regression rows leave both NULL in the warehouse.
     Frames are read one at a time (on Postgres by a worker thread, while the server takes the previous ones), so
     memory stays bounded however many rows a night has. All or nothing: readers see
     the previous rows until the new ones are complete, a bad value anywhere (reported as BadPredictions naming the
@@ -129,10 +141,16 @@ def _frames_from_rows(rows: Iterable[dict[str, Any]], day: dt.date) -> Iterator[
     import pandas as pd
 
     def frame(batch: list[dict[str, Any]], first: int) -> Any:
+        classes = False
         for number, row in enumerate(batch):
             if "dt" in row and row["dt"] != day:
                 raise BadPredictions(f"row {first + number} is for dt {row['dt']}, not the night being loaded ({day})")
-        return pd.DataFrame.from_records(batch, columns=list(PREDICTION_COLUMNS))
+            if "predicted_label" in row or "class_probabilities" in row:
+                classes = True
+                if isinstance(row.get("class_probabilities"), Mapping):
+                    batch[number] = {**row, "class_probabilities": json.dumps(dict(row["class_probabilities"]))}
+        columns = [*PREDICTION_COLUMNS, *(CLASS_COLUMNS if classes else ())]
+        return pd.DataFrame.from_records(batch, columns=columns)
 
     batch: list[dict[str, Any]] = []
     first = 0
@@ -147,5 +165,8 @@ def _frames_from_rows(rows: Iterable[dict[str, Any]], day: dt.date) -> Iterator[
 
 
 def replace_predictions(engine: Engine, model: str, day: dt.date, rows: Iterable[dict[str, Any]]) -> int:
-    """`load_predictions` for rows given as dicts (the prediction columns, and optionally `dt`, which must be `day`)."""
+    """`load_predictions` for rows given as dicts (the prediction columns, and optionally `dt`, which must be `day`).
+
+    Rows of a multiclass model also carry CLASS_COLUMNS (`class_probabilities` as JSON text or as a dict).
+    """
     return load_predictions(engine, model, day, _frames_from_rows(rows, day))

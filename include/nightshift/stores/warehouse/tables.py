@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData()
 
@@ -11,6 +14,11 @@ metadata = sa.MetaData()
 def _key_text(length: int) -> sa.types.TypeEngine[str]:
     """A key column's type: on Postgres it compares bytewise (COLLATE "C"), so a night's key sorts fast in any locale."""
     return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+def _json_object() -> sa.types.TypeEngine[Any]:
+    """A JSON column: JSONB on Postgres, JSON text elsewhere; read back as Python objects, None stored as SQL NULL."""
+    return sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 
 predictions = sa.Table(
@@ -24,6 +32,8 @@ predictions = sa.Table(
     sa.Column("model_version", sa.String(32), nullable=False),
     sa.Column("alias", _key_text(32), nullable=False),
     sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("predicted_label", sa.String(200)),
+    sa.Column("class_probabilities", _json_object()),
     sa.PrimaryKeyConstraint("model", "dt", "entity_id", "alias", name="predictions_pkey"),
     postgresql_partition_by="RANGE (model, dt)",
 )
@@ -32,6 +42,10 @@ predictions = sa.Table(
 On Postgres each (model, night) is a partition of its own, and the key's columns are ordered POSTGRES_KEY: pruning
 already finds a night, so its index leads with the entity (it sorts twice as fast when a night's key is built, and
 serves an entity's predictions across nights). SQLite keeps model and dt first, for its night deletes.
+
+`score` is what every model kind predicts (binary: the positive class's probability; regression: the value;
+multiclass: the predicted class's probability). Multiclass rows also hold `predicted_label` and
+`class_probabilities` (class name -> probability, a JSON object); other kinds leave both NULL (migration 0006).
 """
 POSTGRES_KEY = ("entity_id", "alias", "model", "dt")
 
