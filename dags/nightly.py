@@ -218,6 +218,7 @@ def build_nightly(spec: ModelSpec):
     model = spec.name
 
     @dag(
+        is_paused_upon_creation=spec.schedule.paused_at_creation,
         dag_id=f"{model}_nightly",
         schedule=timetable,
         start_date=start_date,

@@ -115,6 +115,7 @@ def build_retrain(spec: ModelSpec):
     request_asset = Asset(name=retrain_asset_name(model), uri=retrain_asset_uri(model))
 
     @dag(
+        is_paused_upon_creation=spec.schedule.paused_at_creation,
         dag_id=f"{model}_retrain",
         schedule=_retrain_schedule(spec, request_asset),
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),

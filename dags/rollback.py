@@ -24,6 +24,7 @@ def build_rollback(spec: ModelSpec):
     model = spec.name
 
     @dag(
+        is_paused_upon_creation=spec.schedule.paused_at_creation,
         dag_id=f"{model}_rollback",
         schedule=None,
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),

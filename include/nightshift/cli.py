@@ -403,7 +403,7 @@ def _add_report_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 def _add_examples_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """examples land: the example models' data, from data sets bundled with scikit-learn."""
     examples = commands.add_parser(
-        "examples", help="land the example models' nights (include/examples/models) into the landing area"
+        "examples", help="land the example models' nights (include/models) into the landing area"
     )
     actions = examples.add_subparsers(dest="action", required=True)
     land = _command(actions, "land", cmd_examples_land, "write an example model's daily drops and delayed labels")
@@ -414,7 +414,7 @@ def _add_examples_commands(commands: argparse._SubParsersAction[argparse.Argumen
     _optional_date_option(land, "--shift-from", "first night whose shifted features drift (YYYY-MM-DD)")
     land.add_argument("--seed", type=int, default=42)
     land.add_argument(
-        "--models-dir", default=None, help="where the example specs are (default include/examples/models)"
+        "--models-dir", default=None, help="where the example specs are (default include/models)"
     )
 
 

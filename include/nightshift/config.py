@@ -322,6 +322,8 @@ class Schedule(_Strict):
     cron: str = "0 2 * * *"
     start_date: dt.date
     end_date: dt.date | None = None
+    paused_at_creation: bool = False
+    """Create the model's DAGs paused (unpaused in the Airflow UI once its drops flow), whatever Airflow's default."""
 
     @field_validator("cron")
     @classmethod

@@ -36,8 +36,8 @@ NUMERIC = ("int", "float")
 
 
 def example_specs_dir() -> Path:
-    """include/examples/models: the example specs (the demo scheduler loads include/models, not these)."""
-    return Path(__file__).resolve().parents[1] / "examples" / "models"
+    """include/models, where the example specs ship beside the demo's (their DAGs are created paused)."""
+    return Path(__file__).resolve().parents[1] / "models"
 
 
 @dataclass(frozen=True)

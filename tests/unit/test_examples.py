@@ -1,4 +1,4 @@
-"""The example models: their specs (include/examples/models) and the nights `land_example` writes for them."""
+"""The example models: their specs (include/models) and the nights `land_example` writes for them."""
 
 from __future__ import annotations
 
@@ -66,10 +66,12 @@ def spec_valid_today(raw: dict[str, Any]) -> dict[str, Any]:
     return stripped
 
 
-def test_the_example_specs_ship_in_their_own_folder() -> None:
+def test_the_example_specs_ship_beside_the_demo_and_are_created_paused() -> None:
     folder = example_specs_dir()
-    assert folder.parts[-3:] == ("include", "examples", "models")
-    assert sorted(path.stem for path in folder.glob("*.yaml")) == NAMES
+    assert folder.parts[-2:] == ("include", "models")
+    assert sorted(path.stem for path in folder.glob("*.yaml")) == sorted([*NAMES, "credit_risk"])
+    for name in NAMES:
+        assert read_example_yaml(name)["schedule"]["paused_at_creation"] is True
 
 
 @pytest.mark.parametrize("name", NAMES)
