@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -156,14 +156,39 @@ class Target(_Strict):
 
 
 class Source(_Strict):
-    """Where a daily drop lives, relative to the object store root (`{model}` and `{dt}` are filled in), and how
-    its text files are written: `encoding` (a Python codec name; a UTF-8 byte-order mark is accepted) and the
+    """Where a daily drop lives, relative to the object store root (`{model}` and `{dt}` are filled in), which file
+    formats it may hold (`format`: one of FORMATS or a list of them; each file is read by its name), and how its
+    text files are written: `encoding` (a Python codec name; a UTF-8 byte-order mark is accepted) and the
     one-character `delimiter`."""
 
+    FORMATS: ClassVar[tuple[str, ...]] = ("csv", "csv.gz", "parquet")
+
     path: str
-    format: Literal["csv"] = "csv"
+    format: Literal["csv", "csv.gz", "parquet"] | list[Literal["csv", "csv.gz", "parquet"]] = "csv"
     encoding: str = "utf-8"
     delimiter: str = ","
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The formats a drop may hold, in the order the spec lists them."""
+        return (self.format,) if isinstance(self.format, str) else tuple(self.format)
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _known_formats(cls, value: Any) -> Any:
+        given = value if isinstance(value, list) else [value]
+        valid = ", ".join(repr(name) for name in cls.FORMATS)
+        if not given:
+            raise ValueError(f"list at least one format: {valid}")
+        unknown = [name for name in given if name not in cls.FORMATS]
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]!r} is not a drop format; use one of {valid} or a list of them, e.g. [csv, parquet]"
+            )
+        repeated = sorted({name for name in given if given.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]!r} is listed twice; list each format once")
+        return value
 
     @field_validator("path")
     @classmethod

@@ -146,8 +146,29 @@ CASES = [
     Case(
         "gzip_file_beside_csv_files_fails_naming_it",
         {"part-00000.csv": good(), "part-00001.CSV": good(prefix="B"), "part-00002.csv.gz": gzip.compress(good())},
-        message=("part-00002.csv.gz is a gzip-compressed file", "reads files whose names end in .csv, in any case"),
+        message=(
+            "part-00002.csv.gz is a gzip-compressed file: set sources.drop.format to include 'csv.gz'",
+            "reads files whose names end in .csv, in any case",
+        ),
         absent=("part-00000.csv", "part-00001.CSV"),
+    ),
+    Case(
+        "gzip_file_beside_csv_files_is_read_when_the_format_allows_it",
+        {
+            "part-00000.csv": good(),
+            "part-00001.csv.gz": gzip.compress(
+                text(prefix="G", lines={5: ",".join(values(5, "G")) + ",surplus"}).encode()
+            ),
+        },
+        curated=2 * ROWS - 1,
+        quarantined={("part-00001.csv.gz", 5): "line 6: 13 fields where the header has 12"},
+        source={"format": ["csv", "csv.gz"]},
+    ),
+    Case(
+        "truncated_gzip_fails_naming_it",
+        {"part-00000.csv.gz": gzip.compress(good())[:-40]},
+        source={"format": "csv.gz"},
+        message=("part-00000.csv.gz: the gzip data ends early", "truncated"),
     ),
     Case(
         "text_file_in_the_drop_fails_naming_it",

@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 
 from nightshift.readers import Dialect
-from nightshift.stages.ingest import READ_KIND, READ_PROBLEM, DropError, frame_to_csv_bytes, read_csv_chunks, read_drop
+from nightshift.stages.ingest import (
+    READ_KIND,
+    READ_PROBLEM,
+    DropError,
+    frame_to_csv_bytes,
+    read_drop,
+    read_source_chunks,
+)
 from nightshift.stores.objects import flat_partition_writer, open_store
 
 
@@ -69,13 +76,13 @@ def test_a_row_the_reader_cannot_read_fails_naming_file_line_and_offset_unless_r
     key = "landing/credit_risk/labels/dt=2026-10-06"
     land(store, key, "application_id,defaulted\na1,0\na2,1,surplus\n", "labels.csv")
     with pytest.raises(DropError) as caught:
-        list(read_csv_chunks(store, f"{key}/labels.csv", ["application_id", "defaulted"]))
+        list(read_source_chunks(store, f"{key}/labels.csv", ["application_id", "defaulted"]))
     assert str(caught.value) == (
         f"{store.url_for(key)}/labels.csv: line 3 (from byte offset 30): 3 fields where the header has 2 "
         "(extra values 'surplus')"
     )
 
-    [frame] = list(read_csv_chunks(store, f"{key}/labels.csv", ["application_id", "defaulted"], row_problems=True))
+    [frame] = list(read_source_chunks(store, f"{key}/labels.csv", ["application_id", "defaulted"], row_problems=True))
     assert frame["application_id"].tolist() == ["a1", "a2"]
     assert frame[READ_PROBLEM].tolist() == [None, "line 3: 3 fields where the header has 2 (extra values 'surplus')"]
     assert frame[READ_KIND].tolist() == [None, "row with the wrong number of fields"]
@@ -85,7 +92,7 @@ def test_the_dialect_is_the_specs_encoding_and_delimiter(store):
     key = "landing/credit_risk/dt=2026-10-07"
     with flat_partition_writer(store, key, {}) as folder:
         (folder / "part.csv").write_bytes("id;name\n1;Zoë\n2;\n".encode("latin-1"))
-    [frame] = list(read_csv_chunks(store, f"{key}/part.csv", ["id", "name"], dialect=Dialect("latin-1", ";")))
+    [frame] = list(read_source_chunks(store, f"{key}/part.csv", ["id", "name"], dialect=Dialect("latin-1", ";")))
     assert frame.to_dict("list") == {"id": ["1", "2"], "name": ["Zoë", None]}
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from nightshift.config import Source
 
 READ_PROBLEM = "_read_problem"
-"""Column a reader adds when a row could not be read as written: the reason, naming the line (else missing)."""
+"""Column a reader adds when a row could not be read as written: the reason, naming the line or row (else missing)."""
 READ_KIND = "_read_kind"
 """Column beside READ_PROBLEM: the kind of problem, e.g. 'row with the wrong number of fields'."""
 
@@ -49,8 +49,9 @@ class Reader(Protocol):
         """Frames of `columns` as strings (missing where empty), in file order, `chunk_rows` rows at a time.
 
         With `row_problems`, a row that cannot be read as written (wrong number of fields, a NUL byte, bytes
-        not valid in the encoding) is kept, with READ_PROBLEM and READ_KIND saying why; without it such a row
-        raises DropError naming the file, line and byte offset. A file that cannot be read at all raises DropError.
+        not valid in the encoding, a Parquet cell that is not one value) is kept, with READ_PROBLEM and READ_KIND
+        saying why; without it such a row raises DropError naming the file and the line and byte offset (or the
+        row). A file that cannot be read at all raises DropError.
         """
         ...
 

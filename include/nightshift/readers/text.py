@@ -15,10 +15,18 @@ from nightshift.readers.base import Dialect, DropError
 HEAD_BYTES = 1 << 16
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
 _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
-    (b"\x1f\x8b", "gzip", "decompress it before it lands"),
+    (
+        b"\x1f\x8b",
+        "gzip",
+        "format 'csv.gz' reads gzip-compressed CSV: name the file .csv.gz and include 'csv.gz' in {setting}.format",
+    ),
     (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)", "export the sheet as CSV"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel .xls workbook", "export the sheet as CSV"),
-    (b"PAR1", "a Parquet file", "export it as CSV"),
+    (
+        b"PAR1",
+        "a Parquet file",
+        "format 'parquet' reads Parquet: name the file .parquet and include 'parquet' in {setting}.format",
+    ),
     (b"BZh", "bzip2", "decompress it before it lands"),
     (b"\xfd7zXZ\x00", "xz", "decompress it before it lands"),
     (b"\x28\xb5\x2f\xfd", "zstd", "decompress it before it lands"),
@@ -53,7 +61,7 @@ def sniff(head: bytes, label: str, dialect: Dialect) -> None:
             )
             raise DropError(
                 f"{label}: {where}: this looks like {what}, not {expected}. Format 'csv' ({dialect.setting}.format) "
-                f"reads uncompressed text files: {advice}"
+                f"reads uncompressed text files; {advice.replace('{setting}', dialect.setting)}"
             )
     for bom, name in _BOMS:
         if head.startswith(bom):

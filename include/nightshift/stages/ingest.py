@@ -1,7 +1,7 @@
 """Find and read the day's raw drop, with errors that name the file and what is expected.
 
-Every file under the drop's prefix is data, except the `_SUCCESS` marker: each is read by the reader of the
-spec's format, or the night fails naming it. Nothing is skipped for its name.
+Every file under the drop's prefix is data, except the `_SUCCESS` marker: each is read by the reader, among the
+spec's formats, that reads its name, or the night fails naming it. Nothing is skipped for its name.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from nightshift.config import ModelSpec
-from nightshift.readers import READ_KIND, READ_PROBLEM, Dialect, DropError, check_columns, reader_for
+from nightshift.readers import READ_KIND, READ_PROBLEM, READERS, Dialect, DropError, check_columns, reader_for_file
 from nightshift.stores.objects import MARKER, ObjectStore, is_complete
 
 __all__ = [
@@ -28,22 +28,28 @@ __all__ = [
     "drop_prefix",
     "frame_to_csv_bytes",
     "neutralise_formulas",
-    "read_csv_chunks",
     "read_drop",
     "read_drop_chunks",
+    "read_source_chunks",
     "source_files",
     "write_csv",
 ]
 
 CHUNK_ROWS = 250_000
-_KNOWN_KINDS = (
-    ((".gz", ".gzip"), "a gzip-compressed file, which nightshift does not read yet: land it decompressed"),
-    ((".zip", ".bz2", ".xz", ".zst", ".7z"), "a compressed archive: land its CSV files uncompressed"),
-    ((".parquet", ".pq"), "a Parquet file, which format 'csv' does not read"),
-    ((".xlsx", ".xls"), "an Excel workbook: export the sheet as CSV"),
-    ((".tsv", ".txt", ".psv", ".dat"), "a text file named otherwise: name it .csv (and set the delimiter)"),
-    ((".json", ".jsonl", ".ndjson"), "a JSON file, which format 'csv' does not read"),
-    ((".crc",), "a checksum file from the exporting job: land the drop without it"),
+_KNOWN_KINDS: tuple[tuple[tuple[str, ...], str, str | None], ...] = (
+    ((".csv",), "a CSV file", "csv"),
+    ((".gz",), "a gzip-compressed file", "csv.gz"),
+    (
+        (".gzip",),
+        "a gzip-compressed file named .gzip: name it .csv.gz (format 'csv.gz' reads names ending in .gz)",
+        None,
+    ),
+    ((".zip", ".bz2", ".xz", ".zst", ".7z"), "a compressed archive: land its CSV files uncompressed or gzipped", None),
+    ((".parquet", ".pq"), "a Parquet file", "parquet"),
+    ((".xlsx", ".xls"), "an Excel workbook: export the sheet as CSV", None),
+    ((".tsv", ".txt", ".psv", ".dat"), "a text file named otherwise: name it .csv (and set the delimiter)", None),
+    ((".json", ".jsonl", ".ndjson"), "a JSON file, which nightshift does not read", None),
+    ((".crc",), "a checksum file from the exporting job: land the drop without it", None),
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 _LINE_END = "\r\n"
@@ -61,14 +67,13 @@ def drop_is_ready(store: ObjectStore, spec: ModelSpec, dt: str) -> bool:
 
 
 def drop_files(store: ObjectStore, spec: ModelSpec, dt: str) -> list[str]:
-    """Every data file of the day's drop, in name order; DropError naming any file the spec's format cannot read."""
-    return source_files(store, drop_prefix(spec, dt), spec.sources.drop.format, "sources.drop")
+    """Every data file of the day's drop, in name order; DropError naming any file the spec's formats cannot read."""
+    return source_files(store, drop_prefix(spec, dt), spec.sources.drop.formats, "sources.drop")
 
 
-def source_files(store: ObjectStore, prefix: str, file_format: str, setting: str) -> list[str]:
+def source_files(store: ObjectStore, prefix: str, formats: tuple[str, ...], setting: str) -> list[str]:
     """Data files under `prefix` (all but the `_SUCCESS` marker); DropError when one is unreadable or none is there."""
     url = store.url_for(prefix)
-    reader = reader_for(file_format)
     keys = [key for key in store.list(prefix) if Path(key).name != MARKER]
     if not is_complete(store, prefix):
         present = f"{len(keys)} file(s) are there so far" if keys else "nothing is there yet"
@@ -76,35 +81,46 @@ def source_files(store: ObjectStore, prefix: str, file_format: str, setting: str
             f"{url}: the drop has no {MARKER} marker, so it is not complete ({present}); the exporting job writes "
             f"{MARKER} last, once every file has landed"
         )
-    unreadable = [key for key in keys if not reader.reads(Path(key).name)]
+    unreadable = [key for key in keys if reader_for_file(Path(key).name, formats) is None]
     if unreadable:
-        listed = "; ".join(f"{key.removeprefix(prefix + '/')} is {_kind_of(Path(key).name)}" for key in unreadable)
+        listed = "; ".join(
+            f"{key.removeprefix(prefix + '/')} is {_kind_of(Path(key).name, setting)}" for key in unreadable
+        )
         raise DropError(
-            f"{url}: {_plural(len(unreadable), 'file')} of the drop cannot be read: {listed}. Format "
-            f"{file_format!r} ({setting}.format) reads {reader.description}. Every file of a drop is read or "
-            "the night fails, so that no rows are skipped unseen: remove or convert the file(s), then rerun"
+            f"{url}: {_plural(len(unreadable), 'file')} of the drop cannot be read: {listed}. "
+            f"{_allowed(formats, setting)}. Every file of a drop is read or the night fails, so that no rows are "
+            "skipped unseen: remove or convert the file(s), then rerun"
         )
     if not keys:
         raise DropError(
-            f"{url}: the drop is marked complete ({MARKER}) but holds no data file; expected one or more "
-            f"{file_format.upper()} files ({reader.description}) with a header row"
+            f"{url}: the drop is marked complete ({MARKER}) but holds no data file; expected one or more data "
+            f"files. {_allowed(formats, setting)}"
         )
     return keys
 
 
-def _kind_of(name: str) -> str:
+def _allowed(formats: tuple[str, ...], setting: str) -> str:
+    """What the spec's formats read, e.g. "Format 'csv' (sources.drop.format) reads files whose names end in .csv"."""
+    reads = " and ".join(
+        f"{READERS[name].description}" + (f" ({name})" if len(formats) > 1 else "") for name in formats
+    )
+    named = repr(formats[0]) if len(formats) == 1 else "[" + ", ".join(formats) + "]"
+    return f"Format {named} ({setting}.format) reads {reads}"
+
+
+def _kind_of(name: str, setting: str) -> str:
     lowered = name.lower()
-    for suffixes, kind in _KNOWN_KINDS:
+    for suffixes, kind, file_format in _KNOWN_KINDS:
         if lowered.endswith(suffixes):
-            return kind
-    return "not a file of this format" + (" (it has no extension)" if "." not in name.lstrip("._") else "")
+            return kind + (f": set {setting}.format to include {file_format!r}" if file_format else "")
+    return "not a file of these formats" + (" (it has no extension)" if "." not in name.lstrip("._") else "")
 
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def read_csv_chunks(
+def read_source_chunks(
     store: ObjectStore,
     key: str,
     columns: list[str],
@@ -112,20 +128,22 @@ def read_csv_chunks(
     *,
     dialect: Dialect | None = None,
     row_problems: bool = False,
-    file_format: str = "csv",
+    formats: tuple[str, ...] = ("csv",),
 ) -> Iterator[pd.DataFrame]:
     """Yield the file's rows as strings (empty cells as missing), only `columns`, in order, `chunk_rows` at a time.
 
-    With `row_problems`, rows that cannot be read as written are yielded too, with READ_PROBLEM and READ_KIND
-    columns saying why (the validation quarantines them); without it the first such row raises DropError naming
-    the file, line and byte offset.
+    The file is read by the reader of `formats` that reads its name. With `row_problems`, rows that cannot be
+    read as written are yielded too, with READ_PROBLEM and READ_KIND columns saying why (the validation
+    quarantines them); without it the first such row raises DropError naming the file and the line or row.
     """
     label = store.url_for(key)
+    dialect = dialect or Dialect()
+    reader = reader_for_file(Path(key).name, formats)
+    if reader is None:
+        raise DropError(f"{label}: {_allowed(formats, dialect.setting)}, which this file's name does not match")
     with tempfile.TemporaryDirectory() as tmp:
         path = store.get_file(key, Path(tmp) / Path(key).name)
-        yield from reader_for(file_format).chunks(
-            path, label, columns, dialect or Dialect(), chunk_rows=chunk_rows, row_problems=row_problems
-        )
+        yield from reader.chunks(path, label, columns, dialect, chunk_rows=chunk_rows, row_problems=row_problems)
 
 
 def read_drop_chunks(
@@ -133,14 +151,14 @@ def read_drop_chunks(
 ) -> Iterator[pd.DataFrame]:
     """One file of the day's drop as the spec describes it, rows that cannot be read kept with their reasons."""
     source = spec.sources.drop
-    yield from read_csv_chunks(
+    yield from read_source_chunks(
         store,
         key,
         spec.raw_columns,
         chunk_rows,
         dialect=Dialect.of(source, "sources.drop"),
         row_problems=True,
-        file_format=source.format,
+        formats=source.formats,
     )
 
 

@@ -17,7 +17,7 @@ from nightshift.kinds import parse_labels
 from nightshift.kinds.base import shown, strings
 from nightshift.readers import READ_KIND, READ_PROBLEM, Dialect
 from nightshift.reasons import join_reasons
-from nightshift.stages.ingest import read_csv_chunks, source_files
+from nightshift.stages.ingest import read_source_chunks, source_files
 from nightshift.stores import warehouse
 from nightshift.stores.objects import ObjectStore, is_complete, partition_files, partition_key, read_manifest
 
@@ -75,9 +75,9 @@ def read_labels(store: ObjectStore, spec: ModelSpec, dt: str) -> JudgedLabels | 
     source = spec.sources.labels
     dialect = Dialect.of(source, "sources.labels")
     files = []
-    for key in source_files(store, prefix, source.format, "sources.labels"):
+    for key in source_files(store, prefix, source.formats, "sources.labels"):
         chunks = list(
-            read_csv_chunks(store, key, columns, dialect=dialect, row_problems=True, file_format=source.format)
+            read_source_chunks(store, key, columns, dialect=dialect, row_problems=True, formats=source.formats)
         )
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns)
         files.append(frame.assign(**{ROW_NUMBER: np.arange(1, len(frame) + 1), SOURCE_FILE: store.url_for(key)}))
