@@ -413,9 +413,7 @@ def _add_examples_commands(commands: argparse._SubParsersAction[argparse.Argumen
     land.add_argument("--rows", type=int, default=1000, help="rows per night")
     _optional_date_option(land, "--shift-from", "first night whose shifted features drift (YYYY-MM-DD)")
     land.add_argument("--seed", type=int, default=42)
-    land.add_argument(
-        "--models-dir", default=None, help="where the example specs are (default include/models)"
-    )
+    land.add_argument("--models-dir", default=None, help="where the example specs are (default include/models)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -136,6 +136,8 @@ class Target(_Strict):
     label_delay_days: int = Field(ge=0, le=365)
     positive_label: int | str | None = None
     """Binary only: the label that means the positive class, besides 1/true (default 1)."""
+    negative_label: int | str | None = None
+    """Binary only: the label that means the negative class, besides 0/false (e.g. 'benign')."""
     classes: list[str] | None = None
     """Multiclass only: every class a label may name, in the order the per-class probabilities are written."""
 
@@ -411,8 +413,14 @@ class ModelSpec(_Strict):
             raise ValueError("target.classes: a multiclass model lists every class its labels may name")
         if self.task != "multiclass" and target.classes is not None:
             raise ValueError(f"target.classes: only multiclass models list classes, not {self.task} ones")
-        if self.task != "binary" and target.positive_label is not None:
-            raise ValueError(f"target.positive_label: only binary models have a positive label, not {self.task} ones")
+        for field in ("positive_label", "negative_label"):
+            if self.task != "binary" and getattr(target, field) is not None:
+                raise ValueError(f"target.{field}: only binary models have one, not {self.task} ones")
+        if (
+            target.negative_label is not None
+            and str(target.negative_label).strip().lower() == str(self.positive_label).strip().lower()
+        ):
+            raise ValueError("target.negative_label: must differ from target.positive_label")
         return self
 
     @property

@@ -74,7 +74,9 @@ def test_every_night_and_retrain_succeeds_and_a_champion_is_promoted(loop):
     assert promoted, ledger
     spec = loop["spec"]
     assert promoted[0]["metric"] == spec.gate_metric
-    evaluation = json.loads(promoted[0]["details"]) if isinstance(promoted[0]["details"], str) else promoted[0]["details"]
+    evaluation = (
+        json.loads(promoted[0]["details"]) if isinstance(promoted[0]["details"], str) else promoted[0]["details"]
+    )
     from nightshift.config import TASKS
 
     assert set(evaluation["evaluation"]["candidate"]["metrics"]) == set(TASKS[spec.task].metrics)

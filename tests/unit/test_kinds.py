@@ -73,7 +73,7 @@ def test_kind_fields_belong_to_their_kind(tmp_path):
     with pytest.raises(SpecError, match=r"- target\.classes: a multiclass model lists every class"):
         load_spec(no_classes)
     positive = write_spec(tmp_path, "positive", lambda raw: _regression(raw)["target"].update(positive_label=1))
-    with pytest.raises(SpecError, match=r"- target\.positive_label: only binary models have a positive label"):
+    with pytest.raises(SpecError, match=r"- target\.positive_label: only binary models have one, not regression"):
         load_spec(positive)
     repeated = write_spec(tmp_path, "repeated", lambda raw: _multiclass(raw)["target"].update(classes=["a", "a"]))
     with pytest.raises(SpecError, match=r"target\.classes: .*at least two distinct"):
@@ -273,3 +273,11 @@ def test_a_regressor_trains_and_its_predictions_are_the_values(regression_spec):
     assert REGRESSION.prediction_columns(predicted, regression_spec)["score"].tolist() == predicted.tolist()
     with pytest.raises(TrainingDataError, match=r"LogisticRegression is not a regressor"):
         fit_candidate(regression_spec, training, "sklearn.linear_model.LogisticRegression")
+
+
+def test_binary_text_labels_name_both_classes(demo_spec):
+    target = demo_spec.target.model_copy(update={"positive_label": "malignant", "negative_label": "benign"})
+    spec = demo_spec.model_copy(update={"target": target})
+    parsed = kind_of(spec).parse_labels(pd.Series(["Malignant", " benign", "1", "unknown"], dtype=object), spec)
+    assert parsed.values[:3].tolist() == [1, 0, 1] and parsed.failed.tolist() == [False, False, False, True]
+    assert parsed.reasons[0].endswith("or the positive label 'malignant', or the negative label 'benign')")

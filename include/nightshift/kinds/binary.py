@@ -56,9 +56,11 @@ def _f1(labels: np.ndarray, scores: np.ndarray) -> float | None:
 
 
 def binary_vocabulary(spec: ModelSpec) -> dict[str, int]:
-    """Accepted spellings (trimmed, lower-cased) -> 0 or 1, including the spec's positive label."""
+    """Accepted spellings (trimmed, lower-cased) -> 0 or 1, including the spec's positive and negative labels."""
     vocabulary = dict(BINARY_VALUES)
     vocabulary.setdefault(str(spec.positive_label).strip().lower(), 1)
+    if spec.target.negative_label is not None:
+        vocabulary.setdefault(str(spec.target.negative_label).strip().lower(), 0)
     return vocabulary
 
 
@@ -67,6 +69,9 @@ def binary_expected(spec: ModelSpec) -> str:
     positive = str(spec.positive_label).strip().lower()
     if positive not in BINARY_VALUES:
         expected += f", or the positive label {positive!r}"
+    negative = spec.target.negative_label
+    if negative is not None and str(negative).strip().lower() not in BINARY_VALUES:
+        expected += f", or the negative label {str(negative).strip().lower()!r}"
     return expected + ")"
 
 
