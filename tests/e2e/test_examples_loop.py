@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ ROWS = 600
 
 
 @pytest.fixture(scope="module", params=sorted(EXAMPLES))
-def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Land the example's nights (shifted on the last one), run each night and every retrain it requests."""
     from nightshift.config import get_spec, retrain_asset_name, settings
     from nightshift.stores.objects import open_store

@@ -106,7 +106,7 @@ class Case:
     """Phrases the failure message must hold (it always names a file or the drop)."""
     absent: tuple[str, ...] = ()
     """Phrases the failure message must not hold."""
-    source: dict[str, str] = field(default_factory=dict)
+    source: dict[str, str | list[str]] = field(default_factory=dict)
     """Overrides of sources.drop (encoding, delimiter)."""
     marker: bool = True
     chunk_rows: int = validate_tasks.CHUNK_ROWS
