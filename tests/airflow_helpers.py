@@ -23,6 +23,13 @@ def migrate_airflow_db() -> None:
     _MIGRATED.add(url)
 
 
+def use_local_stores(patch: Any, home: Path) -> None:
+    """dag.test() runs every task in this process: the stores under `home`, the warehouse and MLflow in SQLite files."""
+    patch.setenv("NIGHTSHIFT_HOME", str(home))
+    patch.setenv("NIGHTSHIFT_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse.db'}")
+    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+
+
 def load_dag(dag_id: str, models_dir: Path | None = None) -> Any:
     """Import the DAG files fresh (they read the model specs at import) and return one DAG."""
     from airflow.dag_processing.dagbag import DagBag

@@ -14,7 +14,7 @@ import pytest
 
 from nightshift.stores.objects import partition_files, read_partition_json
 from nightshift_dev.examples import EXAMPLES
-from tests.airflow_helpers import asset_events, load_dag, migrate_airflow_db, night_at, task_states
+from tests.airflow_helpers import asset_events, load_dag, migrate_airflow_db, night_at, task_states, use_local_stores
 
 pytestmark = pytest.mark.e2e
 
@@ -35,9 +35,7 @@ def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     model = request.param
     home = tmp_path_factory.mktemp(model)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NIGHTSHIFT_HOME", str(home))
-        patch.setenv("NIGHTSHIFT_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse.db'}")
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        use_local_stores(patch, home)
         config = settings()
         store = open_store(config.store_uri)
         spec = get_spec(model)

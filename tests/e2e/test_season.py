@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from nightshift.stores.objects import flat_partition_writer, partition_file, partition_files
-from tests.airflow_helpers import asset_events, load_dag, migrate_airflow_db, night_at, task_states
+from tests.airflow_helpers import asset_events, load_dag, migrate_airflow_db, night_at, task_states, use_local_stores
 
 pytestmark = pytest.mark.e2e
 
@@ -39,10 +39,7 @@ def season(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("season")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NIGHTSHIFT_HOME", str(home))
-        # dag.test() runs every task in this process: the warehouse and MLflow in SQLite files, no server.
-        patch.setenv("NIGHTSHIFT_WAREHOUSE_URL", f"sqlite:///{home / 'warehouse.db'}")
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        use_local_stores(patch, home)
         config = settings()
         store = open_store(config.store_uri)
         from nightshift.config import get_spec

@@ -28,24 +28,10 @@ from nightshift.stages.night import Night
 from nightshift.stages.validate import tasks as validate_tasks
 from nightshift.stages.validate.checks import validate_frame
 from nightshift.stores.objects import ObjectStore, flat_partition_writer, open_store, partition_files
+from tests.unit.test_drop_corpus import COLUMNS, HEADER
 
 MODEL = "credit_risk"
 DAY = dt.date(2026, 10, 1)
-COLUMNS = [
-    "application_id",
-    "application_ts",
-    "age",
-    "annual_income",
-    "loan_amount",
-    "loan_term_months",
-    "credit_score",
-    "debt_to_income",
-    "employment_years",
-    "open_accounts",
-    "home_ownership",
-    "purpose",
-]
-HEADER = ",".join(COLUMNS)
 LABEL = "file:///drop/part.csv.gz"
 NOT_UTF8 = "row with bytes that are not valid utf-8"
 
