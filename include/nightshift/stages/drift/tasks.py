@@ -75,9 +75,10 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         current_rows=total,
     )
     result.summary["task"] = current.spec.task
+    logged = registry.holdout_metrics(current.settings, champion)
     result.summary["champion_holdout"] = {
         "gate_metric": current.spec.gate_metric,
-        "metrics": registry.holdout_metrics(current.settings, champion),
+        "metrics": {name: value for name, value in logged.items() if name in kind_of(current.spec).metrics},
     }
     prefix = f"{report_prefix(model)}/dt={current.dt}"
     summary = _publish_report(current, prefix, run, result, champion.version, pending)
