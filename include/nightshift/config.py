@@ -45,6 +45,10 @@ class TaskRules:
     default_metric: str
     default_estimator: str
     estimator_word: str
+    live_metrics: tuple[str, ...] = ()
+    """What realized performance reports on a night's labelled predictions (`performance.metric` names one)."""
+    estimable: bool = False
+    """Whether performance is estimated before labels arrive (CBPE, from calibrated class probabilities)."""
 
     def estimator_problem(self, dotted: str) -> str | None:
         """Why the class named by `dotted` is plainly of another kind (from scikit-learn's naming), else None."""
@@ -61,15 +65,26 @@ TASKS: dict[str, TaskRules] = {
         "roc_auc",
         "sklearn.ensemble.HistGradientBoostingClassifier",
         "classifier",
+        ("roc_auc", "average_precision", "precision", "recall", "f1", "accuracy", "log_loss", "calibration_error"),
+        estimable=True,
     ),
     "multiclass": TaskRules(
         ("log_loss", "accuracy", "macro_f1", "roc_auc_ovr"),
         "accuracy",
         "sklearn.ensemble.HistGradientBoostingClassifier",
         "classifier",
+        ("accuracy", "macro_f1", "log_loss", "roc_auc_ovr"),
+        estimable=True,
     ),
-    "regression": TaskRules(("rmse", "mae", "r2"), "r2", "sklearn.ensemble.HistGradientBoostingRegressor", "regressor"),
+    "regression": TaskRules(
+        ("rmse", "mae", "r2"),
+        "r2",
+        "sklearn.ensemble.HistGradientBoostingRegressor",
+        "regressor",
+        ("rmse", "mae", "r2"),
+    ),
 }
+LOWER_IS_BETTER = frozenset({"log_loss", "calibration_error", "rmse", "mae"})
 _CLASSIFIER_NAMES = frozenset(
     {"LogisticRegression", "LogisticRegressionCV", "SVC", "NuSVC", "LinearSVC", "Perceptron", "GaussianNB"}
     | {"BernoulliNB", "MultinomialNB", "ComplementNB", "CategoricalNB", "LinearDiscriminantAnalysis"}
@@ -269,6 +284,17 @@ class FeatureDrift(_Strict):
     critical: bool = False
 
 
+class DataQuality(_Strict):
+    """When a night's feature is flagged for data quality, against the reference of the champion that scored it."""
+
+    missing_share_increase: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Flag a feature whose share of missing values exceeds the reference's by more than this (0.10 -> 0.16 at 0.05)."""
+    out_of_range_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Flag a numeric feature when more than this share of its values lies outside the reference's [min, max]."""
+    unseen_category_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Flag a category feature when more than this share of its values never occurs in the reference."""
+
+
 class Drift(_Strict):
     method: DriftMethod = "psi"
     threshold: float = Field(default=0.1, gt=0)
@@ -280,6 +306,7 @@ class Drift(_Strict):
     window_nights: int = Field(default=3, ge=1, le=60)
     min_drifted_nights: int = Field(default=2, ge=1, le=60)
     cooldown_days: int = Field(default=5, ge=0, le=365)
+    data_quality: DataQuality = DataQuality()
 
     @model_validator(mode="after")
     def _window(self) -> Drift:
@@ -345,6 +372,40 @@ class Promotion(_Strict):
     slices: list[Slice] = Field(default_factory=list)
 
 
+class Performance(_Strict):
+    """Live performance: realized once labels arrive, estimated (CBPE) before, and the retrain rule on either."""
+
+    metric: str | None = None
+    """The metric the performance rule judges, one of the task's live metrics (TASKS); by default the gate's."""
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    """Binary only: the score at or above which a row counts as positive (precision, recall, F1, accuracy)."""
+    tolerance: float = Field(default=0.05, ge=0.0)
+    """A night is degraded when its metric is worse than the scoring champion's holdout figure by more than this."""
+    min_label_coverage: float = Field(default=0.5, gt=0.0, le=1.0)
+    """The share of a night's predictions that must have a label before its realized figure is judged."""
+    min_labelled_rows: int = Field(default=100, ge=1)
+    estimated: bool = True
+    """Judge a night without enough labels by its estimated figure (classification kinds)."""
+    window_nights: int = Field(default=3, ge=1, le=60)
+    min_degraded_nights: int = Field(default=2, ge=1, le=60)
+    late_label_days: int = Field(default=7, ge=0, le=365)
+    """How long after its label delay a night's realized figure is recomputed as late labels arrive."""
+    simulations: int = Field(default=200, ge=20, le=10_000)
+    """Label draws behind an estimate and its 95% band."""
+    sample_size: int = Field(default=50_000, ge=100)
+    """At most this many of a night's predictions are used for its estimate (seeded sample)."""
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _window(self) -> Performance:
+        if self.min_degraded_nights > self.window_nights:
+            raise ValueError(
+                f"'min_degraded_nights' ({self.min_degraded_nights}) must not exceed "
+                f"'window_nights' ({self.window_nights})"
+            )
+        return self
+
+
 class Schedule(_Strict):
     cron: str = "0 2 * * *"
     start_date: dt.date
@@ -378,6 +439,7 @@ class ModelSpec(_Strict):
     drift: Drift = Drift()
     training: Training = Training()
     promotion: Promotion
+    performance: Performance = Performance()
 
     @model_validator(mode="after")
     def _columns_known(self) -> ModelSpec:
@@ -406,6 +468,13 @@ class ModelSpec(_Strict):
             raise ValueError(
                 f"promotion.metric: {metric!r} is not a {self.task} metric; valid: {', '.join(rules.metrics)}"
             )
+        watched = self.performance.metric or self.gate_metric
+        if watched not in rules.live_metrics:
+            field = "performance.metric" if self.performance.metric else "promotion.metric"
+            raise ValueError(
+                f"{field}: {watched!r} is not a live {self.task} metric the performance rule can judge; "
+                f"valid: {', '.join(rules.live_metrics)} (set performance.metric)"
+            )
         if self.training.estimator is not None and (problem := rules.estimator_problem(self.training.estimator)):
             raise ValueError(f"training.estimator: {problem} (task: {self.task})")
         target = self.target
@@ -427,6 +496,11 @@ class ModelSpec(_Strict):
     def gate_metric(self) -> str:
         """The promotion gate's metric: the spec's, or the task's default."""
         return self.promotion.metric or TASKS[self.task].default_metric
+
+    @property
+    def performance_metric(self) -> str:
+        """The metric the performance rule judges: the spec's, or the gate's."""
+        return self.performance.metric or self.gate_metric
 
     @property
     def estimator(self) -> str:

@@ -15,7 +15,7 @@ Import this package (`from nightshift.stores import warehouse`); its modules are
 connections, errors), `schema` (migrations and their lock), `rows` (any table's rows), `prediction_frames` (checking
 frames), `binary_copy` (the COPY encoder and its thread), `partitions` (Postgres night partitions), `prediction_loads`,
 `prediction_reads` (a night's rows, a multiclass model's class shares), `nights` (validation, drift, decisions,
-`night_runs`), `promotions` (the ledger) and `unscored` (the scoring backlog).
+`night_runs`), `performance` (live performance and data quality per night), `promotions` (the ledger) and `unscored` (the scoring backlog).
 The loader's tuning constants (LOAD_SLICE_ROWS, COPY_BATCH_ROWS, INDEX_BUILD_MEMORY, SWAP_LOCK_TIMEOUT_MS,
 SWAP_WAIT_SECONDS) are read from their own modules and are not re-exported here.
 """
@@ -41,6 +41,12 @@ from nightshift.stores.warehouse.partitions import (
 from nightshift.stores.warehouse.prediction_frames import CLASS_COLUMNS, PREDICTION_COLUMNS, BadPredictions
 from nightshift.stores.warehouse.prediction_loads import load_predictions, replace_predictions
 from nightshift.stores.warehouse.prediction_reads import class_shares, night_predictions
+from nightshift.stores.warehouse.performance import (
+    night_performance_metrics,
+    performance_history,
+    record_data_quality,
+    record_performance,
+)
 from nightshift.stores.warehouse.promotions import append_ledger, ledger
 from nightshift.stores.warehouse.rows import count_rows, fetch_all
 from nightshift.stores.warehouse.schema import (
@@ -54,14 +60,19 @@ from nightshift.stores.warehouse.schema import (
     schema_version,
 )
 from nightshift.stores.warehouse.tables import (
+    ESTIMATED,
     POSTGRES_KEY,
+    REALIZED,
     SCORED,
     STAGES,
     UNSCORED,
+    data_quality,
     drift_metrics,
     drift_nights,
     metadata,
     night_runs_table,
+    performance_metrics,
+    performance_nights,
     predictions,
     promotion_ledger,
     retrain_decisions,
@@ -72,6 +83,15 @@ from nightshift.stores.warehouse.unscored import backlog, record_unscored, resol
 
 __all__ = [
     "CLASS_COLUMNS",
+    "ESTIMATED",
+    "REALIZED",
+    "data_quality",
+    "night_performance_metrics",
+    "performance_history",
+    "performance_metrics",
+    "performance_nights",
+    "record_data_quality",
+    "record_performance",
     "MIGRATIONS_DIR",
     "PARTITION_SCHEMA_SUFFIX",
     "POSTGRES_KEY",

@@ -173,3 +173,73 @@ night_runs_table = sa.Table(
 )
 """Append-only: one row each time a run records a night's validation, drift or retrain decision (`STAGES`), beside
 the night's current row that the rerun replaced; `details` is the row that stage wrote, as JSON."""
+
+performance_nights = sa.Table(
+    "performance_nights",
+    metadata,
+    sa.Column("model", sa.String(64), primary_key=True),
+    sa.Column("dt", sa.Date, primary_key=True),
+    sa.Column("alias", sa.String(32), primary_key=True),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled_rows", sa.Integer, nullable=False),
+    sa.Column("coverage", sa.Float, nullable=False),
+    sa.Column("labels_through", sa.Date, nullable=False),
+    sa.Column("metric", sa.String(32), nullable=False),
+    sa.Column("reference", sa.Float),
+    sa.Column("realized", sa.Float),
+    sa.Column("estimated", sa.Float),
+    sa.Column("estimated_lower", sa.Float),
+    sa.Column("estimated_upper", sa.Float),
+    sa.Column("basis", sa.String(16)),
+    sa.Column("degraded", sa.Boolean, nullable=False),
+    sa.Column("concept_drift", sa.Boolean, nullable=False),
+    sa.Column("page_uri", sa.Text),
+    sa.Column("run_id", sa.String(250), nullable=False),
+)
+"""One row per model, scored night and alias: the performance rule's metric realized (once labels arrived, with their
+coverage) and estimated (CBPE, with its 95% band), the scoring version's holdout figure it is judged against, which of
+the two judged the night (`basis`: realized, estimated or NULL when neither could) and the verdicts."""
+
+performance_metrics = sa.Table(
+    "performance_metrics",
+    metadata,
+    sa.Column("model", sa.String(64), primary_key=True),
+    sa.Column("dt", sa.Date, primary_key=True),
+    sa.Column("alias", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("slice", sa.String(300), primary_key=True),
+    sa.Column("metric", sa.String(32), primary_key=True),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("lower", sa.Float),
+    sa.Column("upper", sa.Float),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled_rows", sa.Integer, nullable=False),
+    sa.Column("coverage", sa.Float, nullable=False),
+    sa.Column("labels_through", sa.Date, nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Index("ix_performance_metrics_trend", "model", "metric", "dt"),
+)
+"""Every metric of the model's kind per night, alias, `kind` (realized or estimated) and `slice` ('' for all rows,
+else 'column=value' of a spec slice): its value (NULL where undefined, e.g. AUC on one class), the estimate's band."""
+REALIZED, ESTIMATED = "realized", "estimated"
+
+data_quality = sa.Table(
+    "data_quality",
+    metadata,
+    sa.Column("model", sa.String(64), primary_key=True),
+    sa.Column("dt", sa.Date, primary_key=True),
+    sa.Column("feature", sa.String(128), primary_key=True),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("missing_share", sa.Float, nullable=False),
+    sa.Column("reference_missing_share", sa.Float),
+    sa.Column("out_of_range_share", sa.Float),
+    sa.Column("unseen_category_share", sa.Float),
+    sa.Column("flagged", sa.Boolean, nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+)
+"""One row per model, night and feature: missing values, values outside the reference's range (numeric features) and
+categories the reference never saw (category features), as shares of the night's drift sample; `reasons` (JSON list)
+says which threshold of `drift.data_quality` each flag crossed."""
