@@ -38,15 +38,15 @@ from nightshift.stores.warehouse.partitions import (
     night_partition,
     partition_schema,
 )
-from nightshift.stores.warehouse.prediction_frames import CLASS_COLUMNS, PREDICTION_COLUMNS, BadPredictions
-from nightshift.stores.warehouse.prediction_loads import load_predictions, replace_predictions
-from nightshift.stores.warehouse.prediction_reads import class_shares, night_predictions
 from nightshift.stores.warehouse.performance import (
     night_performance_metrics,
     performance_history,
     record_data_quality,
     record_performance,
 )
+from nightshift.stores.warehouse.prediction_frames import CLASS_COLUMNS, PREDICTION_COLUMNS, BadPredictions
+from nightshift.stores.warehouse.prediction_loads import load_predictions, replace_predictions
+from nightshift.stores.warehouse.prediction_reads import class_shares, night_predictions
 from nightshift.stores.warehouse.promotions import append_ledger, ledger
 from nightshift.stores.warehouse.rows import count_rows, fetch_all
 from nightshift.stores.warehouse.schema import (
@@ -84,18 +84,11 @@ from nightshift.stores.warehouse.unscored import backlog, record_unscored, resol
 __all__ = [
     "CLASS_COLUMNS",
     "ESTIMATED",
-    "REALIZED",
-    "data_quality",
-    "night_performance_metrics",
-    "performance_history",
-    "performance_metrics",
-    "performance_nights",
-    "record_data_quality",
-    "record_performance",
     "MIGRATIONS_DIR",
     "PARTITION_SCHEMA_SUFFIX",
     "POSTGRES_KEY",
     "PREDICTION_COLUMNS",
+    "REALIZED",
     "SCORED",
     "STAGES",
     "UNSCORED",
@@ -109,6 +102,7 @@ __all__ = [
     "class_shares",
     "connect",
     "count_rows",
+    "data_quality",
     "drift_history",
     "drift_metrics",
     "drift_nights",
@@ -122,14 +116,20 @@ __all__ = [
     "migrate",
     "migrate_command",
     "night_partition",
+    "night_performance_metrics",
     "night_predictions",
     "night_runs",
     "night_runs_table",
     "open_engine",
     "partition_schema",
+    "performance_history",
+    "performance_metrics",
+    "performance_nights",
     "predictions",
     "promotion_ledger",
+    "record_data_quality",
     "record_drift",
+    "record_performance",
     "record_retrain_decision",
     "record_unscored",
     "record_validation",
