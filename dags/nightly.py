@@ -1,4 +1,5 @@
-"""Nightly DAG per model: wait for the drop → validate and score each drop file (mapped) → labels → drift → decide."""
+"""Nightly DAG per model: wait for the drop → validate and score each drop file (mapped) → labels → drift →
+performance → decide."""
 
 from __future__ import annotations
 
@@ -42,10 +43,13 @@ Runs once a day for the date of its **logical date** (a backfill replays the sam
 4. `ingest_labels` curates the label drop that landed on the date.
 5. `drift` writes `reports/drift/{name}/dt=<date>/` (measured against the champion that scored the night; an unscored
    night's summary says why and how to score it) and refreshes `index.html`.
-6. `score_backlog`: once a champion exists, scores every unscored night up to the date with it (same code as a
+6. `performance`: realized performance of each earlier night whose labels arrived (recomputed while late labels come,
+   `performance.late_label_days`), the estimate (CBPE) of tonight's, per alias, slice and metric, into the warehouse and
+   `reports/performance/{name}/dt=<date>/performance.html`.
+7. `score_backlog`: once a champion exists, scores every unscored night up to the date with it (same code as a
    normal night), re-measures their drift and marks them scored; a no-op otherwise.
-7. `decide` applies the drift policy; `request_retrain` emits the `{asset}` asset event (skipped otherwise,
-   and always skipped for backfill runs).
+8. `decide` applies the drift rule and the performance rule; `request_retrain` emits the `{asset}` asset event naming
+   which rule fired with which figures (skipped otherwise, and always skipped for backfill runs).
 
 Owner: {owner}. Spec: `include/models/{name}.yaml`.
 """
@@ -166,7 +170,7 @@ def _scoring_tasks(model: str):
 
 
 def _measuring_tasks(model: str):
-    """Labels, drift, the backlog and the retrain decision."""
+    """Labels, drift, live performance, the backlog and the retrain decision."""
 
     @task
     def ingest_labels(**context) -> dict:
@@ -181,6 +185,12 @@ def _measuring_tasks(model: str):
         return drift_stage.drift(model, scored["dt"], run_info(context))
 
     @task
+    def performance(drift_result: dict, labels: dict, **context) -> dict:
+        from nightshift.stages.performance import tasks as performance_stage
+
+        return performance_stage.performance(model, run_date(context), run_info(context))
+
+    @task
     def score_backlog(drift_result: dict, **context) -> dict:
         from nightshift.stages import backlog
 
@@ -189,12 +199,12 @@ def _measuring_tasks(model: str):
         return outcome
 
     @task
-    def decide(drift_result: dict, labels: dict, **context) -> dict:
+    def decide(drift_result: dict, performance_result: dict, **context) -> dict:
         from nightshift.stages import decision
 
         return decision.decide(model, drift_result["dt"], run_info(context), drift_result)
 
-    return ingest_labels, drift, score_backlog, decide
+    return ingest_labels, drift, performance, score_backlog, decide
 
 
 def _request_task(retrain_request: Asset):
@@ -234,7 +244,7 @@ def build_nightly(spec: ModelSpec):
         wait_for_drop = _wait_task(model, start, end)
         plan_parts, validate_part, commit_validation = _validation_tasks(model)
         scoring_plan, score_part, commit_scores = _scoring_tasks(model)
-        ingest_labels, drift, score_backlog, decide = _measuring_tasks(model)
+        ingest_labels, drift, performance, score_backlog, decide = _measuring_tasks(model)
         request_retrain = _request_task(retrain_request)
 
         waited = wait_for_drop()
@@ -244,7 +254,7 @@ def build_nightly(spec: ModelSpec):
         validated = commit_validation(validate_part.expand(part=parts))
         scored = commit_scores(score_part.expand(part=scoring_plan(validated)))
         measured = drift(scored)
-        decided = decide(measured, labels)
+        decided = decide(measured, performance(measured, labels))
         score_backlog(measured) >> decided
         request_retrain(decided)
 

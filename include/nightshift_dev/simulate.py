@@ -1,7 +1,7 @@
 """Deterministic daily drops and delayed labels for the demo credit-risk model.
 
 A stable period, then from `shift_date` on a population shift (covariate drift) and a change in how
-the features drive defaults (concept drift). Rows are generated and written in chunks, so a day of
+the features drive defaults (concept drift); with `concept_only`, only the change in how features drive defaults. Rows are generated and written in chunks, so a day of
 millions of rows never sits in memory whole.
 """
 
@@ -35,6 +35,8 @@ class SimulationPlan:
     chunk_rows: int = 250_000
     files_per_day: int = 1
     bad_dates: dict[dt.date, float] = field(default_factory=dict)
+    concept_only: bool = False
+    """From `shift_date` on, change only how the features drive defaults: the population stays as it was."""
 
     @property
     def dates(self) -> list[dt.date]:
@@ -47,8 +49,14 @@ def day_seed(seed: int, day: dt.date, chunk: int | str) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def generate_chunk(day: dt.date, start_row: int, rows: int, shifted: bool, rng: np.random.Generator) -> pd.DataFrame:
-    """One chunk of applications for `day`, with the true default flag in column `defaulted`."""
+def generate_chunk(
+    day: dt.date, start_row: int, rows: int, shifted: bool, rng: np.random.Generator, concept: bool | None = None
+) -> pd.DataFrame:
+    """One chunk of applications for `day`, with the true default flag in column `defaulted`.
+
+    `shifted` moves the population; `concept` (by default the same as `shifted`) changes how features drive defaults.
+    """
+    concept = shifted if concept is None else concept
     shift = 1.0 if shifted else 0.0
     age = rng.integers(21, 75, rows)
     income = np.round(rng.lognormal(mean=10.9 - 0.25 * shift, sigma=0.45, size=rows), 2)
@@ -66,7 +74,7 @@ def generate_chunk(day: dt.date, start_row: int, rows: int, shifted: bool, rng: 
     z_score = (credit_score - 690) / 55
     z_dti = (dti - 0.29) / 0.2
     z_emp = (np.where(employment_missing, 6.0, employment) - 6.0) / 6.0
-    if not shifted:
+    if not concept:
         logit = -2.0 - 1.1 * z_score + 0.7 * z_dti - 0.3 * z_emp + 0.4 * (purpose == "business")
     else:
         logit = (
@@ -150,7 +158,9 @@ def simulate(store: ObjectStore, spec: ModelSpec, plan: SimulationPlan) -> dict[
                     while written < part_end:
                         rows = min(plan.chunk_rows, part_end - written)
                         rng = np.random.default_rng(day_seed(plan.seed, day, chunk))
-                        frame = generate_chunk(day, written, rows, shifted, rng)
+                        frame = generate_chunk(
+                            day, written, rows, shifted and not plan.concept_only, rng, concept=shifted
+                        )
                         labels = frame[[spec.entity_id, spec.target.column]]
                         drop = corrupt_rows(frame[feature_columns], share, rng)
                         drop.to_csv(drop_path, mode="a", header=first_in_part, index=False)

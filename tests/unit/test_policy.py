@@ -43,7 +43,7 @@ def decide(spec, history, **kwargs):
 def test_quiet_nights_do_not_request(demo_spec):
     history = [night(DAY - dt.timedelta(days=i), False) for i in range(3)]
     decision = decide(demo_spec, history)
-    assert not decision.requested and decision.decision == "no_drift"
+    assert not decision.requested and decision.decision == "no_trigger"
 
 
 def test_two_of_three_drifted_nights_request_with_feature_scores(demo_spec):
@@ -142,3 +142,60 @@ def test_a_rejected_label_drop_is_not_a_labelled_day(home, demo_spec):
     assert labelled_day_count(store, demo_spec, label_day) == 0
     with pytest.raises(TrainingDataError, match=r"only 0 labelled day\(s\)"):
         build_training_set(store, demo_spec, label_day)
+
+
+def judged(day: dt.date, value: float, basis: str = "realized", reference: float = 0.40, degraded: bool | None = None):
+    """A performance_nights row of the champion, judged on log loss (the demo spec's rule metric, lower is better)."""
+    worse = value - reference > 0.05 if degraded is None else degraded
+    return {
+        "dt": day,
+        "basis": basis,
+        "realized": value if basis == "realized" else None,
+        "estimated": value if basis == "estimated" else None,
+        "reference": reference,
+        "coverage": 1.0 if basis == "realized" else 0.0,
+        "degraded": worse,
+        "concept_drift": worse and basis == "realized",
+    }
+
+
+def test_the_performance_rule_fires_on_two_degraded_nights_of_three_and_names_its_figures(demo_spec):
+    quiet = [night(DAY - dt.timedelta(days=i), False) for i in range(3)]
+    performance = [
+        judged(DAY - dt.timedelta(days=2), 0.41),
+        judged(DAY - dt.timedelta(days=1), 0.52),
+        judged(DAY, 0.50, basis="estimated"),
+    ]
+    decision = decide(demo_spec, quiet, performance=performance)
+    assert decision.requested and decision.fired == ["performance"]
+    rule = decision.as_dict()["rules"]["performance"]
+    assert rule["degraded_nights"] == [str(DAY - dt.timedelta(days=1)), str(DAY)]
+    assert [item["basis"] for item in rule["nights"]] == ["realized", "realized", "estimated"]
+    assert rule["nights"][1]["value"] == 0.52 and rule["nights"][1]["reference"] == 0.40
+    assert rule["concept_drift_nights"] == [str(DAY - dt.timedelta(days=1))]
+    assert any("2 of the last 3 night(s) degraded on log_loss" in reason for reason in decision.reasons)
+
+
+def test_one_degraded_night_or_nights_outside_the_window_do_not_fire(demo_spec):
+    quiet = [night(DAY - dt.timedelta(days=i), False) for i in range(3)]
+    old = [judged(DAY - dt.timedelta(days=5), 0.9), judged(DAY - dt.timedelta(days=4), 0.9)]
+    decision = decide(demo_spec, quiet, performance=[*old, judged(DAY, 0.6), judged(DAY - dt.timedelta(days=1), 0.41)])
+    assert not decision.requested and decision.decision == "no_trigger"
+    assert decision.rules["performance"]["degraded_nights"] == [str(DAY)]
+
+
+def test_unjudged_nights_do_not_count_and_both_rules_can_fire_together_under_one_cooldown(demo_spec):
+    unjudged = {**judged(DAY - dt.timedelta(days=2), 0.9), "basis": None}
+    performance = [unjudged, judged(DAY - dt.timedelta(days=1), 0.7), judged(DAY, 0.7)]
+    drifted = [night(DAY, True), night(DAY - dt.timedelta(days=1), True)]
+    both = decide(demo_spec, drifted, performance=performance)
+    assert both.requested and both.fired == ["drift", "performance"]
+    assert len(both.rules["performance"]["nights"]) == 2
+    held = decide(demo_spec, drifted, performance=performance, last_request=DAY - dt.timedelta(days=2))
+    assert not held.requested and held.decision == "cooldown" and held.fired == ["drift", "performance"]
+
+
+def test_a_backfill_never_requests_even_when_performance_degraded(demo_spec):
+    performance = [judged(DAY - dt.timedelta(days=1), 0.7), judged(DAY, 0.7)]
+    decision = decide(demo_spec, [], performance=performance, is_backfill=True)
+    assert not decision.requested and decision.decision == "backfill"

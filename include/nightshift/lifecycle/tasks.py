@@ -81,6 +81,7 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
     from nightshift.kinds import kind_of, model_inputs, outputs
     from nightshift.lifecycle.evaluate import evaluate_scores
     from nightshift.lifecycle.train import build_training_set, fit_candidate, reference_sample, reference_statistics
+    from nightshift.stages.performance.estimate import calibration_frame
     from nightshift.stores import registry
 
     config = settings()
@@ -91,7 +92,9 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
     estimator = params.get("estimator") or spec.estimator
     estimator_params = _estimator_params(params, spec, estimator)
     pipeline = fit_candidate(spec, training, estimator, estimator_params)
-    holdout_metrics = evaluate_scores(spec, training.holdout, outputs(pipeline, training.holdout, spec))
+    holdout_outputs = outputs(pipeline, training.holdout, spec)
+    holdout_metrics = evaluate_scores(spec, training.holdout, holdout_outputs)
+    holdout_labels = kind_of(spec).metric_labels(training.holdout[spec.target.column], spec)
     train_scores = outputs(pipeline, training.train, spec)
     reference = reference_sample(training.train, spec, train_scores, spec.training.seed)
     described = training.describe()
@@ -112,6 +115,7 @@ def train_candidate(model: str, request: dict[str, Any], params: dict[str, Any],
         reference_stats=reference_statistics(reference, spec),
         run_name=f"{model}-{request['as_of']}-{run.run_id}"[:250],
         kind=kind_of(spec),
+        calibration=calibration_frame(holdout_outputs, holdout_labels),
     )
     return {
         "model": model,

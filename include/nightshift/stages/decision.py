@@ -33,6 +33,8 @@ def decide(model: str, day: str, run: RunInfo, drift_result: dict[str, Any] | No
         {**row, "critical_drifted": json.loads(row["critical_drifted"])}
         for row in warehouse.drift_history(engine, model, window_start, current.day)
     ]
+    performance_start = current.day - dt.timedelta(days=spec.performance.window_nights - 1)
+    performance = warehouse.performance_history(engine, model, performance_start, current.day, alias="champion")
     tonight = None
     if drift_result and "summary_key" in drift_result:
         tonight = read_json(current.store, drift_result["summary_key"])
@@ -45,6 +47,7 @@ def decide(model: str, day: str, run: RunInfo, drift_result: dict[str, Any] | No
         tonight=tonight,
         last_request=warehouse.last_requested(engine, model, current.day),
         is_backfill=run.is_backfill,
+        performance=performance,
     )
     report = (drift_result or {}).get("report")
     warehouse.record_retrain_decision(
@@ -55,6 +58,7 @@ def decide(model: str, day: str, run: RunInfo, drift_result: dict[str, Any] | No
             "requested": decision.requested,
             "decision": decision.decision,
             "reasons": json.dumps(decision.reasons),
+            "rules": json.dumps(decision.rules, default=str) if decision.rules else None,
             "report_uri": report,
             "run_id": run.run_id,
             "run_type": run.run_type,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from nightshift.config import Settings
-from nightshift.lifecycle.policy import night_drifted
+from nightshift.stages.drift.verdict import night_drifted
 from nightshift.stores import warehouse
 from nightshift.stores.objects import open_store
 
@@ -47,11 +48,42 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
             {"dt": str(row["dt"]), "decision": row["decision"]} for row in decisions if row["run_type"] == "backfill"
         ],
         "retrain_requests": [
-            {"dt": str(row["dt"]), "decision": row["decision"]} for row in decisions if row["requested"]
+            {"dt": str(row["dt"]), "decision": row["decision"], "fired": _fired(row)}
+            for row in decisions
+            if row["requested"]
         ],
+        "performance": _performance_nights(by_date(warehouse.performance_nights)),
         "ledger": [_ledger_entry(row) for row in ledger],
         "drift_index": store.url_for(f"reports/drift/{model}/index.html"),
     }
+
+
+def _fired(decision: dict[str, Any]) -> list[str]:
+    """The rules that fired for a retrain request (the first training fires none)."""
+    rules = json.loads(decision["rules"]) if decision.get("rules") else {}
+    return [name for name, rule in rules.items() if rule.get("fired")]
+
+
+def _performance_nights(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The champion's performance per night: the rule's metric estimated (with its band) and realized (coverage)."""
+    return [
+        {
+            "dt": str(row["dt"]),
+            "version": row["model_version"],
+            "metric": row["metric"],
+            "reference": row["reference"],
+            "estimated": row["estimated"],
+            "lower": row["estimated_lower"],
+            "upper": row["estimated_upper"],
+            "realized": row["realized"],
+            "coverage": row["coverage"],
+            "basis": row["basis"],
+            "degraded": row["degraded"],
+            "concept_drift": row["concept_drift"],
+        }
+        for row in rows
+        if row["alias"] == "champion"
+    ]
 
 
 def _scored_by_alias(engine: sa.Engine, model: str) -> Sequence[sa.Row[str, int, int]]:
@@ -122,7 +154,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         *_backlog_lines(summary),
         f"  drift reports:           {summary['nights_with_drift_report']} nights",
         f"  nights with drift:       {len(summary['nights_drifted'])} ({', '.join(summary['nights_drifted']) or 'none'})",
-        f"  retrain requests:        {len(summary['retrain_requests'])} ({', '.join(r['dt'] for r in summary['retrain_requests']) or 'none'})",
+        f"  retrain requests:        {len(summary['retrain_requests'])} ({_requests(summary['retrain_requests'])})",
+        *_performance_lines(summary.get("performance") or []),
     ]
     if summary["backfill_nights"]:
         lines.append(
@@ -144,6 +177,38 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"             - {reason}")
     lines.append(f"  drift index:             {summary['drift_index']}")
     return "\n".join(lines)
+
+
+def _requests(requests: list[dict[str, Any]]) -> str:
+    """Each request's date and the rules that fired it (none: the first training)."""
+    return (
+        ", ".join(f"{row['dt']} {'+'.join(row.get('fired') or []) or 'first training'}" for row in requests) or "none"
+    )
+
+
+def _performance_lines(nights: list[dict[str, Any]]) -> list[str]:
+    """One line per scored night: the rule's metric estimated [band] and realized (label coverage), and the verdict."""
+    if not nights:
+        return []
+
+    def figure(value: float | None) -> str:
+        return "  -  " if value is None else f"{value:.3f}"
+
+    metric = nights[-1]["metric"]
+    lines = [f"  performance ({metric}; est [95% band] before labels, real once labelled; holdout of the version):"]
+    for night in nights:
+        band = f"[{figure(night['lower'])}-{figure(night['upper'])}]" if night["lower"] is not None else " " * 13
+        coverage = f"({night['coverage']:.0%})" if night["realized"] is not None else ""
+        marks = [
+            f"DEGRADED ({night['basis']})" if night["degraded"] else "",
+            "concept drift" if night["concept_drift"] else "",
+        ]
+        lines.append(
+            f"    {night['dt']} v{night['version']:<3} est {figure(night['estimated'])} {band}  "
+            f"real {figure(night['realized'])} {coverage:<6} holdout {figure(night['reference'])}  "
+            + " ".join(mark for mark in marks if mark)
+        )
+    return [line.rstrip() for line in lines]
 
 
 def _backlog_lines(summary: dict[str, Any]) -> list[str]:

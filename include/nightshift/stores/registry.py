@@ -20,6 +20,7 @@ from nightshift.kinds import BINARY, ModelKind
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 REFERENCE_PATH = "reference"
+CALIBRATION_FILE = "calibration.parquet"
 
 
 class RegistryError(RuntimeError):
@@ -159,8 +160,10 @@ def log_candidate(
     reference_stats: dict[str, Any],
     run_name: str,
     kind: ModelKind = BINARY,
+    calibration: pd.DataFrame | None = None,
 ) -> VersionInfo:
-    """Log the fitted pipeline, its reference sample and statistics; register it and point `challenger` at it."""
+    """Log the fitted pipeline, its reference sample and statistics (and the holdout's outputs and labels that
+    calibrate its performance estimates, when given); register it and point `challenger` at it."""
     from mlflow.models import infer_signature
 
     client(settings)
@@ -175,6 +178,8 @@ def log_candidate(
             folder = Path(tmp)
             reference.to_parquet(folder / "reference.parquet", index=False)
             (folder / "statistics.json").write_text(json.dumps(reference_stats, indent=2, sort_keys=True))
+            if calibration is not None:
+                calibration.to_parquet(folder / CALIBRATION_FILE, index=False)
             mlflow.log_artifacts(str(folder), artifact_path=REFERENCE_PATH)
         info = mlflow.sklearn.log_model(
             pipeline,
@@ -321,19 +326,35 @@ def load_model(settings: Settings, version: VersionInfo) -> Any:
             ) from None
 
 
-def load_reference(settings: Settings, version: VersionInfo) -> pd.DataFrame:
-    """The reference sample the version was trained on, cached by version on local disk."""
+def _reference_file(settings: Settings, version: VersionInfo, name: str) -> Path:
+    """One file of the version's reference artifacts, cached by version on local disk (FileNotFoundError if absent)."""
     cache = settings.home / "cache" / "reference" / version.name / version.version
-    path = cache / "reference.parquet"
+    path = cache / name
     if not path.exists():
-        client(settings)
+        listed = {Path(item.path).name for item in client(settings).list_artifacts(version.run_id, REFERENCE_PATH)}
+        if name not in listed:
+            raise FileNotFoundError(f"version {version.version} of {version.name} has no {REFERENCE_PATH}/{name}")
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             downloaded = mlflow.artifacts.download_artifacts(
-                run_id=version.run_id, artifact_path=f"{REFERENCE_PATH}/reference.parquet", dst_path=tmp
+                run_id=version.run_id, artifact_path=f"{REFERENCE_PATH}/{name}", dst_path=tmp
             )
             Path(downloaded).replace(path)
-    return pd.read_parquet(path)
+    return path
+
+
+def load_reference(settings: Settings, version: VersionInfo) -> pd.DataFrame:
+    """The reference sample the version was trained on, cached by version on local disk."""
+    return pd.read_parquet(_reference_file(settings, version, "reference.parquet"))
+
+
+def load_calibration(settings: Settings, version: VersionInfo) -> pd.DataFrame | None:
+    """The version's holdout outputs and labels that calibrate its performance estimates; None for a version logged
+    without them (before nightshift estimated performance)."""
+    try:
+        return pd.read_parquet(_reference_file(settings, version, CALIBRATION_FILE))
+    except FileNotFoundError:
+        return None
 
 
 def move_champion(settings: Settings, model: str, version: str) -> None:

@@ -20,7 +20,7 @@ from nightshift.stores.warehouse.tables import (
     validation_runs,
 )
 
-_JSON_TEXT_COLUMNS = frozenset({"drifted_features", "critical_drifted", "reasons"})
+_JSON_TEXT_COLUMNS = frozenset({"drifted_features", "critical_drifted", "reasons", "rules"})
 _NIGHT_RUN_KEYS = frozenset({"model", "dt", "run_id", "run_type", "model_version", "report_uri", "result_uri"})
 
 

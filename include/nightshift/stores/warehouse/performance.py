@@ -40,11 +40,7 @@ def performance_history(
 def night_performance_metrics(engine: Engine, model: str, day: dt.date) -> list[dict[str, Any]]:
     """Every `performance_metrics` row of one night."""
     t = performance_metrics
-    query = (
-        sa.select(t)
-        .where(t.c.model == model, t.c.dt == day)
-        .order_by(t.c.alias, t.c.kind, t.c.slice, t.c.metric)
-    )
+    query = sa.select(t).where(t.c.model == model, t.c.dt == day).order_by(t.c.alias, t.c.kind, t.c.slice, t.c.metric)
     with _reading(engine, f"reading the performance metrics of {model} {day}") as connection:
         return [dict(row._mapping) for row in connection.execute(query)]
 

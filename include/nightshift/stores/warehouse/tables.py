@@ -106,7 +106,10 @@ retrain_decisions = sa.Table(
     sa.Column("report_uri", sa.Text),
     sa.Column("run_id", sa.String(250), nullable=False),
     sa.Column("run_type", sa.String(32), nullable=False),
+    sa.Column("rules", sa.Text),
 )
+"""`rules` (JSON, migration 0007): each rule's verdict and figures (drift, performance); NULL before 0007 and for nights
+decided before a rule applied (backfill, no champion yet)."""
 _requested = retrain_decisions.c.requested.is_(True)
 sa.Index(
     "ix_retrain_decisions_requested",

@@ -1,7 +1,9 @@
-"""Live performance and data quality: `performance_nights`, `performance_metrics` and `data_quality`.
+"""Live performance and data quality: `performance_nights`, `performance_metrics`, `data_quality`, and the rules
+behind a retrain decision.
 
 Three new tables, written by the nightly DAG's performance and drift tasks (see `nightshift.stores.warehouse.tables`
-for what each column holds). Downgrading drops them and what they held.
+for what each column holds), and a nullable `rules` column on `retrain_decisions` (each rule's verdict and figures, as
+JSON text; existing rows stay NULL). Downgrading drops them and what they held.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("retrain_decisions", sa.Column("rules", sa.Text))
     op.create_table(
         "performance_nights",
         sa.Column("model", sa.String(64), primary_key=True),
@@ -78,3 +81,5 @@ def downgrade() -> None:
     op.drop_index("ix_performance_metrics_trend", table_name="performance_metrics")
     op.drop_table("performance_metrics")
     op.drop_table("performance_nights")
+    with op.batch_alter_table("retrain_decisions") as batch:
+        batch.drop_column("rules")

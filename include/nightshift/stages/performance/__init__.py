@@ -1,0 +1,1 @@
+"""Live performance: realized once labels arrive (`realized`), estimated before (`estimate`, CBPE), judged (`judge`)."""
