@@ -385,6 +385,7 @@ def test_latest_pointer_without_nights() -> None:
         "nights": 0,
         "unscored": [],
         "re_measured": [],
+        "data_quality_flagged": None,
     }
 
 

@@ -171,6 +171,46 @@ def test_a_night_measured_twice_by_one_champion_says_so(season):
     assert [row["address"] for row in decisions][1] is None
     [current] = warehouse.fetch_all(engine, warehouse.retrain_decisions, model=MODEL, dt=NIGHT)
     assert current["run_id"] == again.run_id
+    night_data_quality_is_in_the_summary_the_warehouse_and_latest_json(store, engine, summary, version)
+
+
+def night_data_quality_is_in_the_summary_the_warehouse_and_latest_json(store, engine, summary, version) -> None:
+    """The missing share of the whole curated night and of the champion's reference, read here on their own."""
+    import pandas as pd
+
+    from nightshift.config import get_spec
+    from nightshift.stores import registry
+    from nightshift.stores.objects import partition_files
+
+    keys = partition_files(store, f"curated/{MODEL}/dt={NIGHT}", ".parquet")
+    curated = pd.concat([pd.read_parquet(store.local_path(key)) for key in keys], ignore_index=True)
+    champion = registry.get_version(settings(), MODEL, version)
+    reference = registry.load_reference(settings(), champion)
+    quality = summary["data_quality"]
+    assert quality["rows"] == len(curated)
+    features = {item["feature"]: item for item in quality["features"]}
+    assert list(features) == get_spec(MODEL, settings().models_dir).feature_names
+    employment = features["employment_years"]
+    assert employment["missing_share"] == pytest.approx(curated["employment_years"].isna().mean())
+    assert employment["reference_missing_share"] == pytest.approx(reference["employment_years"].isna().mean())
+    assert 0 < employment["missing_share"] < 0.1
+
+    rows = warehouse.fetch_all(engine, warehouse.data_quality, model=MODEL, dt=NIGHT)
+    assert sorted(row["feature"] for row in rows) == sorted(features)
+    for row in rows:
+        item = features[row["feature"]]
+        assert (row["model_version"], row["rows"], row["flagged"]) == (version, len(curated), item["flagged"])
+        assert row["missing_share"] == pytest.approx(item["missing_share"])
+        assert json.loads(row["reasons"]) == item["reasons"]
+    assert [row["unseen_category_share"] is None for row in sorted(rows, key=lambda r: r["feature"])] == [
+        features[name]["type"] != "category" for name in sorted(features)
+    ]
+    latest = json.loads(store.read_bytes(f"{REPORTS}/latest.json"))
+    assert latest["data_quality_flagged"] == [
+        {"feature": name, "reasons": item["reasons"]} for name, item in features.items() if item["flagged"]
+    ]
+    statistics = registry.load_reference_statistics(settings(), champion)
+    assert statistics is not None and set(statistics["features"]) == set(features)
 
 
 def test_a_summary_written_before_measurements_existed_becomes_the_first_entry(tmp_path):

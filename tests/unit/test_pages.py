@@ -121,6 +121,31 @@ def test_hostile_values_are_escaped_in_the_drift_report_header() -> None:
         assert f"drifted features: {FEATURE_ESCAPED}, &lt;script&gt;" in page
 
 
+def test_hostile_values_are_escaped_in_the_data_quality_table_and_column() -> None:
+    quality = {
+        "rows": 10,
+        "thresholds": {"missing_share_increase": 0.05, "out_of_range_share": 0.01, "unseen_category_share": 0.01},
+        "flagged": [SCRIPT],
+        "features": [
+            {
+                "feature": SCRIPT,
+                "missing_share": 0.5,
+                "reference_missing_share": 0.0,
+                "out_of_range_share": None,
+                "unseen_category_share": 0.5,
+                "flagged": True,
+                "reasons": [f"{SCRIPT}: 50.0% are categories the reference never saw ('\"><img src=x>')"],
+            }
+        ],
+    }
+    report = with_header(EVIDENTLY_PAGE, drift_summary(data_quality=quality))
+    index = render_index([index_night(data_quality=quality)], "credit_risk")
+    for page in (report, index):
+        assert "<script>" not in page and "<img" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;: 50.0% are categories" in page
+    assert 'title="&lt;script&gt;alert(1)&lt;/script&gt;: 50.0% are categories' in index
+
+
 def test_every_page_embeds_the_one_stylesheet_once() -> None:
     css = pages.stylesheet()
     assert css.strip() and "#nightshift-banner" in css
@@ -166,13 +191,14 @@ def test_a_missing_attribute_fails_loudly() -> None:
             task=None,
             nights=1,
             flagged=0,
+            quality_flagged=0,
             rows=[],
             unscored={"count": 1, "dates": "2026-10-01", "reasons": "r", "commands": ["c"]},
         )
 
 
 def test_values_are_escaped_and_markup_from_templates_is_not() -> None:
-    assert pages.render("report_banner.html.j2", banner=SCRIPT) == (
+    assert pages.render("report_banner.html.j2", banner=SCRIPT, quality=None) == (
         '<div id="nightshift-banner">&lt;script&gt;alert(1)&lt;/script&gt;</div>\n'
     )
 

@@ -12,7 +12,9 @@ def index_page(model: str, nights: list[dict[str, Any]], unscored: list[dict[str
     """The index of `nights` in the order given; each holds a `summary`, `flagged` and its `first` scored measurement.
 
     `first_report` is the first measurement's report relative to the index; `unscored` lists the nights without
-    predictions (date, reason, command, when) oldest first.
+    predictions (date, reason, command, when) oldest first. `flagged` counts drifted nights only (what the drift rule
+    of the retrain decision counts); nights with a data-quality flag are counted apart, as `quality_flagged`, since a
+    data problem wants fixing at its source, not a model trained on it.
     """
     tasks = [night["summary"].get("task") for night in nights if night["summary"].get("task")]
     return render(
@@ -21,6 +23,7 @@ def index_page(model: str, nights: list[dict[str, Any]], unscored: list[dict[str
         task=tasks[-1] if tasks else None,
         nights=len(nights),
         flagged=sum(1 for night in nights if night["flagged"]),
+        quality_flagged=sum(1 for night in nights if _quality(night["summary"])),
         unscored=_unscored_note(unscored),
         rows=[_row(**night) for night in nights],
     )
@@ -42,7 +45,8 @@ def _unscored_note(unscored: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _row(
     summary: dict[str, Any], flagged: bool, first: dict[str, Any] | None, first_report: str | None
 ) -> dict[str, Any]:
-    """One night's row: date with its marks, version, drift share, features, prediction drift and report links."""
+    """One night's row: date with its marks, version, drift share, features, prediction drift, data quality and
+    report links."""
     critical = set(summary.get("critical_drifted") or [])
     drifted = summary.get("drifted_features") or []
     share = summary.get("drift_share")
@@ -68,9 +72,23 @@ def _row(
         "skipped": summary.get("skipped") or None,
         "features": [{"name": name, "critical": name in critical} for name in drifted],
         "prediction": _prediction(summary.get("prediction")),
+        "quality": _quality(summary),
         "holdout": _holdout(summary.get("champion_holdout")),
         "links": links,
     }
+
+
+def _quality(summary: dict[str, Any]) -> list[dict[str, str]] | None:
+    """The night's flagged data-quality features, each with its reasons; None when the night has no such measure
+    (not scored, or measured before nightshift measured data quality)."""
+    quality = summary.get("data_quality")
+    if not quality:
+        return None
+    return [
+        {"name": str(item.get("feature")), "reasons": "\n".join(str(reason) for reason in item.get("reasons") or [])}
+        for item in quality.get("features") or []
+        if item.get("flagged")
+    ]
 
 
 def _holdout(holdout: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -357,6 +357,26 @@ def load_calibration(settings: Settings, version: VersionInfo) -> pd.DataFrame |
         return None
 
 
+def load_reference_statistics(settings: Settings, version: VersionInfo) -> dict[str, Any] | None:
+    """The statistics.json logged beside the version's reference sample, cached by version on local disk; None when
+    the version has none (one registered outside nightshift's retrain)."""
+    cache = settings.home / "cache" / "reference" / version.name / version.version
+    path = cache / "statistics.json"
+    if not path.exists():
+        client(settings)
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            try:
+                downloaded = mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id, artifact_path=f"{REFERENCE_PATH}/statistics.json", dst_path=tmp
+                )
+            except (MlflowException, OSError):
+                return None
+            Path(downloaded).replace(path)
+    loaded = json.loads(path.read_text())
+    return loaded if isinstance(loaded, dict) else None
+
+
 def move_champion(settings: Settings, model: str, version: str) -> None:
     """Point `champion` at `version` in one call (never delete, then set); drop `challenger` if it marked it."""
     mlflow_client = client(settings)

@@ -47,11 +47,13 @@ def compute_drift(
     model_version: str | None,
     prediction_column: str | None = "score",
     current_rows: int | None = None,
+    data_quality: dict[str, Any] | None = None,
 ) -> DriftResult:
     """Compare `current` with `reference` on the spec's features, plus the prediction column when both sides have it
     (numeric unless it is the kind's categorical prediction column, e.g. the multiclass `predicted_label`).
 
     `current_rows` says `current` is already a seeded sample (see `sample_positions`) of a night of that many rows.
+    `data_quality` (see `quality.data_quality`) goes into the summary and the report's banner when given.
     """
     drift = spec.drift
     _check_frames(reference, current, spec, prediction_column)
@@ -78,6 +80,8 @@ def compute_drift(
         **_verdict_summary(plan, verdicts, ref, cur, empty, spec),
         "evidently_version": evidently.__version__,
     }
+    if data_quality is not None:
+        summary["data_quality"] = data_quality
     return DriftResult(
         summary=summary,
         html=with_header(page, summary) if page is not None else empty_report(summary),
@@ -334,7 +338,11 @@ def _number(value: Any) -> float | None:
 
 
 def latest_pointer(summaries: list[dict[str, Any]], model: str) -> dict[str, Any]:
-    """Content of latest.json: the newest night (the last given wins a tie) and how many nights exist."""
+    """Content of latest.json: the newest night (the last given wins a tie) and how many nights exist.
+
+    `data_quality_flagged` lists the newest night's flagged features with their reasons ([] when none is flagged); it
+    is None when that night has no data-quality measure (not scored, or measured before nightshift measured it).
+    """
     newest = _newest(summaries)
     return {
         "model": model,
@@ -344,7 +352,19 @@ def latest_pointer(summaries: list[dict[str, Any]], model: str) -> dict[str, Any
         "nights": len(summaries),
         "unscored": _unscored(summaries),
         "re_measured": _re_measured(summaries),
+        "data_quality_flagged": _quality_flagged(newest),
     }
+
+
+def _quality_flagged(summary: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    quality = (summary or {}).get("data_quality")
+    if not quality:
+        return None
+    return [
+        {"feature": item["feature"], "reasons": list(item.get("reasons") or [])}
+        for item in quality.get("features") or []
+        if item.get("flagged")
+    ]
 
 
 def _unscored(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -46,12 +46,11 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     warehouse's scoring backlog). Measuring a night of the backlog marks its row scored. A night scored outside the
     DAG, with no version in its manifest, is measured against the serving champion. A rerun publishes a new revision of
     the night's report (the earlier ones stay) and its summary's `measurements` lists every run that measured the
-    night, oldest first (see `_measurements`).
+    night, oldest first (see `_measurements`). The summary's `data_quality` (see `quality.data_quality`) goes into
+    the warehouse's `data_quality` table too.
     """
-    from nightshift.kinds import kind_of
     from nightshift.stages.backlog import NO_CHAMPION, command
-    from nightshift.stages.drift.measure import compute_drift
-    from nightshift.stores import registry, warehouse
+    from nightshift.stores import warehouse
 
     current = night(model, day)
     engine = open_warehouse(current.settings)
@@ -62,29 +61,13 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     champion = _measuring_champion(current, version)
     if champion is None:
         return _not_measured(current, run, NO_CHAMPION, command(model))
-    reference = registry.load_reference(current.settings, champion)
-    features, total = night_sample(current)
-    result = compute_drift(
-        reference,
-        features,
-        current.spec,
-        model=model,
-        dt=current.dt,
-        model_version=champion.version,
-        prediction_column=kind_of(current.spec).prediction_drift.column,
-        current_rows=total,
-    )
-    result.summary["task"] = current.spec.task
-    logged = registry.holdout_metrics(current.settings, champion)
-    result.summary["champion_holdout"] = {
-        "gate_metric": current.spec.gate_metric,
-        "metrics": {name: value for name, value in logged.items() if name in kind_of(current.spec).metrics},
-    }
+    result = _measure(current, champion)
     prefix = f"{report_prefix(model)}/dt={current.dt}"
     summary = _publish_report(current, prefix, run, result, champion.version, pending)
     report_uri = partition_url(current.store, prefix, "report.html")
     summary_key = partition_file(current.store, prefix, "summary.json")
     _record_drift(engine, current, summary, report_uri, run)
+    _record_data_quality(engine, current, summary)
     if pending is not None:
         warehouse.resolve_unscored(engine, model, current.day, champion.version, run.run_id)
     return {
@@ -96,7 +79,38 @@ def drift(model: str, day: str, run: RunInfo) -> dict[str, Any]:
         "drift_share": summary["drift_share"],
         "dataset_drift": summary["dataset_drift"],
         "drifted_features": summary["drifted_features"],
+        "data_quality_flagged": summary["data_quality"]["flagged"],
     }
+
+
+def _measure(current: Night, champion: VersionInfo) -> DriftResult:
+    """The night's drift and data quality against the champion's reference, with its task and holdout metrics."""
+    from nightshift.kinds import kind_of
+    from nightshift.stages.drift.measure import compute_drift
+    from nightshift.stages.drift.quality import data_quality
+    from nightshift.stores import registry
+
+    reference = registry.load_reference(current.settings, champion)
+    statistics = registry.load_reference_statistics(current.settings, champion)
+    features, total = night_sample(current)
+    result = compute_drift(
+        reference,
+        features,
+        current.spec,
+        model=current.spec.name,
+        dt=current.dt,
+        model_version=champion.version,
+        prediction_column=kind_of(current.spec).prediction_drift.column,
+        current_rows=total,
+        data_quality=data_quality(features, reference, statistics, current.spec),
+    )
+    result.summary["task"] = current.spec.task
+    logged = registry.holdout_metrics(current.settings, champion)
+    result.summary["champion_holdout"] = {
+        "gate_metric": current.spec.gate_metric,
+        "metrics": {name: value for name, value in logged.items() if name in kind_of(current.spec).metrics},
+    }
+    return result
 
 
 def _measuring_champion(current: Night, version: str | None) -> VersionInfo | None:
@@ -242,6 +256,34 @@ def _record_drift(engine: Any, current: Night, summary: dict[str, Any], report_u
             for item in summary["features"]
         ],
         run_type=run.run_type,
+    )
+
+
+def _record_data_quality(engine: Any, current: Night, summary: dict[str, Any]) -> None:
+    """The night's data quality per feature, into the warehouse (replacing the night's earlier rows)."""
+    from nightshift.stores import warehouse
+
+    quality = summary["data_quality"]
+    warehouse.record_data_quality(
+        engine,
+        current.spec.name,
+        current.day,
+        [
+            {
+                "model": current.spec.name,
+                "dt": current.day,
+                "feature": item["feature"],
+                "model_version": summary["model_version"],
+                "rows": int(quality["rows"]),
+                "missing_share": float(item["missing_share"]),
+                "reference_missing_share": item["reference_missing_share"],
+                "out_of_range_share": item["out_of_range_share"],
+                "unseen_category_share": item["unseen_category_share"],
+                "flagged": bool(item["flagged"]),
+                "reasons": json.dumps(item["reasons"]),
+            }
+            for item in quality["features"]
+        ],
     )
 
 
