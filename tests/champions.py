@@ -23,13 +23,13 @@ def register_champion(
     from nightshift.config import get_spec, settings
     from nightshift.kinds import kind_of, model_inputs, outputs
     from nightshift.lifecycle.evaluate import evaluate_scores
-    from nightshift.stages.performance.estimate import calibration_frame
     from nightshift.lifecycle.train import (
         TrainingSet,
         fit_candidate,
         reference_sample,
         reference_statistics,
     )
+    from nightshift.stages.performance.estimate import calibration_frame
     from nightshift.stores import registry
     from nightshift_dev.simulate import generate_chunk
 

@@ -124,6 +124,17 @@ def test_summary_is_printed_with_the_drift_index(demo_run):
     assert index.exists() and "2026-10-10" in index.read_text()
 
 
+def test_the_summary_shows_live_performance_and_a_retrain_the_performance_rule_fired(demo_run):
+    summary = demo_run["summary"]
+    nights = {night["dt"]: night for night in summary["performance"]}
+    assert nights and all(night["estimated"] is not None for night in nights.values())
+    realized = [night for night in nights.values() if night["realized"] is not None]
+    assert realized and max(night["dt"] for night in realized) < max(nights)
+    assert any(night["degraded"] for night in realized if night["dt"] >= "2026-10-07")
+    assert any("performance" in request["fired"] for request in summary["retrain_requests"])
+    assert "  performance (log_loss;" in demo_run["stdout"]
+
+
 def test_backfill_rewrites_reports_but_never_requests_a_retrain(demo_run):
     backfills = [run for run in demo_run["runs"] if run[0] == "credit_risk_nightly" and run[1] == "backfill"]
     assert len(backfills) == 2 and {state for _, _, state in backfills} == {"success"}

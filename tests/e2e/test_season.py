@@ -266,3 +266,25 @@ def test_nights_before_the_first_champion_are_scored_once_it_exists(season):
     summary = season_summary(season["config"], MODEL)
     assert summary["nights_unscored"] == [] and len(summary["nights_scored_late"]) == len(backlog)
     assert summary["nights_with_drift_report"] >= NIGHTS
+
+
+def test_the_shift_is_caught_by_the_performance_rule_estimated_first_and_realized_after(season):
+    """After the shift the estimate of the rule's metric (log loss) moves on the night itself; its labels confirm it a
+    night later; a retrain request names the performance rule with those figures."""
+    performance = {row["dt"]: row for row in warehouse_rows(season, "performance_nights") if row["alias"] == "champion"}
+    shifted = performance[SHIFT]
+    assert shifted["basis"] == "realized" and shifted["degraded"], shifted
+    assert shifted["estimated"] - shifted["reference"] > 0.05, "the estimate moves with the population"
+    before = [row for when, row in performance.items() if when < SHIFT and row["basis"] == "realized"]
+    assert before and not any(row["degraded"] for row in before)
+    last = performance[day(NIGHTS - 1)]
+    assert last["realized"] is None and last["basis"] == "estimated" and last["coverage"] == 0
+    fired = [event for event in season["events"] if "performance" in event.get("fired", [])]
+    assert fired, season["events"]
+    rule = fired[0]["rules"]["performance"]
+    assert rule["metric"] == "log_loss" and str(SHIFT) in rule["degraded_nights"]
+    assert dt.date.fromisoformat(fired[0]["dt"]) >= SHIFT
+    page = season["store"].read_bytes(f"reports/performance/{MODEL}/dt={SHIFT}/performance.html").decode()
+    assert f"{shifted['realized']:.3f}" in page and f"{shifted['estimated']:.3f}" in page
+    index = season["store"].read_bytes(f"reports/drift/{MODEL}/index.html").decode()
+    assert f"performance/{MODEL}/dt={SHIFT}/performance.html" in index

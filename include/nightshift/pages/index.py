@@ -73,6 +73,7 @@ def _row(
         "features": [{"name": name, "critical": name in critical} for name in drifted],
         "prediction": _prediction(summary.get("prediction")),
         "quality": _quality(summary),
+        "performance": _performance(summary.get("performance")),
         "holdout": _holdout(summary.get("champion_holdout")),
         "links": links,
     }
@@ -89,6 +90,30 @@ def _quality(summary: dict[str, Any]) -> list[dict[str, str]] | None:
         for item in quality.get("features") or []
         if item.get("flagged")
     ]
+
+
+def _performance(performance: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The champion's rule metric on the night: estimated with its band, realized with its coverage, the verdict and
+    the link to the night's performance page; None before the night was measured."""
+    if not performance:
+        return None
+
+    def number(value: Any) -> str | None:
+        return f"{value:.3f}" if isinstance(value, int | float) else None
+
+    lower, upper = number(performance.get("estimated_lower")), number(performance.get("estimated_upper"))
+    coverage = performance.get("coverage")
+    return {
+        "metric": performance.get("metric"),
+        "estimated": number(performance.get("estimated")),
+        "band": f"{lower}–{upper}" if lower and upper else None,
+        "realized": number(performance.get("realized")),
+        "coverage": f"{coverage:.0%}" if isinstance(coverage, int | float) else None,
+        "basis": performance.get("basis"),
+        "degraded": bool(performance.get("degraded")),
+        "concept_drift": bool(performance.get("concept_drift")),
+        "href": _href(performance.get("page")),
+    }
 
 
 def _holdout(holdout: dict[str, Any] | None) -> list[dict[str, Any]]:

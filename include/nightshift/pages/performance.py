@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nightshift.config import LOWER_IS_BETTER
 from nightshift.pages import render
+from nightshift.task_rules import LOWER_IS_BETTER
 
 
 def performance_page(document: dict[str, Any]) -> str:

@@ -358,6 +358,32 @@ def _take_rows(file: Any, positions: Any, columns: list[str], batch_rows: int) -
     return pa.concat_tables(pieces)
 
 
+def _night_performance(store: ObjectStore, model: str, night_dir: str) -> dict[str, Any] | None:
+    """The champion's judged performance of a night for the index (its page linked relative to the index), or None."""
+    prefix = f"reports/performance/{model}/{night_dir}"
+    if read_manifest(store, prefix) is None:
+        return None
+    document = read_partition_json(store, prefix, "performance.json")
+    champion = (document.get("aliases") or {}).get("champion")
+    if not champion:
+        return None
+    metric = document.get("metric")
+    estimate = (champion.get("estimated") or {}).get(metric) or {}
+    judgement = champion.get("judgement") or {}
+    return {
+        "metric": metric,
+        "estimated": estimate.get("value"),
+        "estimated_lower": estimate.get("lower"),
+        "estimated_upper": estimate.get("upper"),
+        "realized": (champion.get("realized") or {}).get(metric),
+        "coverage": champion.get("coverage"),
+        "basis": judgement.get("basis"),
+        "degraded": judgement.get("degraded"),
+        "concept_drift": judgement.get("concept_drift"),
+        "page": f"../../performance/{model}/{night_dir}/performance.html",
+    }
+
+
 def refresh_index(store: ObjectStore, model: str) -> None:
     """Rebuild index.html and latest.json from every complete night's summary."""
     from nightshift.stages.drift.measure import latest_pointer, render_index
@@ -374,6 +400,7 @@ def refresh_index(store: ObjectStore, model: str) -> None:
         if not summary.get("skipped"):
             summary["report_html"] = f"{revision}/report.html"
             summary["report_json"] = f"{revision}/report.json"
+        summary["performance"] = _night_performance(store, model, night_dir)
         summaries.append(summary)
     summaries.sort(key=lambda item: item["dt"])
     store.write_bytes(f"{base}/index.html", render_index(summaries, model).encode())

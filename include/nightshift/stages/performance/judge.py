@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nightshift.config import LOWER_IS_BETTER, Performance
+from nightshift.config import Performance
+from nightshift.task_rules import LOWER_IS_BETTER
 
 REALIZED, ESTIMATED = "realized", "estimated"
 

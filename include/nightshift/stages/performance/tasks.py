@@ -152,20 +152,12 @@ def _measure_alias(
         {**drift_row, "critical_drifted": json.loads(drift_row["critical_drifted"])}
     )
     concept = alias == "champion" and is_concept_drift(judgement, drift_row, drifted)
+    through = labels.attrs["through"]
     return {
         "document": _alias_document(version, realized, estimated, reference, judgement, concept, headline),
         "night": {
-            "model": spec.name,
-            "dt": target.day,
-            "alias": alias,
-            "model_version": version,
-            "rows": int(headline["rows"]),
-            "labelled_rows": int(headline["labelled_rows"]),
-            "coverage": float(headline["coverage"]),
-            "labels_through": labels.attrs["through"],
-            "metric": metric,
+            **_night_row(target, alias, version, headline, through),
             "reference": reference.get(metric),
-            "realized": headline["value"],
             "estimated": guess.get("value"),
             "estimated_lower": guess.get("lower"),
             "estimated_upper": guess.get("upper"),
@@ -173,7 +165,23 @@ def _measure_alias(
             "degraded": judgement.degraded,
             "concept_drift": concept,
         },
-        "metrics": _metric_rows(target, alias, version, realized, estimated, headline, labels.attrs["through"]),
+        "metrics": _metric_rows(target, alias, version, realized, estimated, headline, through),
+    }
+
+
+def _night_row(target: Night, alias: str, version: str, headline: dict[str, Any], through: dt.date) -> dict[str, Any]:
+    """The `performance_nights` columns that say which night, alias and labels: the rest is the judgement's."""
+    return {
+        "model": target.spec.name,
+        "dt": target.day,
+        "alias": alias,
+        "model_version": version,
+        "rows": int(headline["rows"]),
+        "labelled_rows": int(headline["labelled_rows"]),
+        "coverage": float(headline["coverage"]),
+        "labels_through": through,
+        "metric": target.spec.performance_metric,
+        "realized": headline["value"],
     }
 
 
