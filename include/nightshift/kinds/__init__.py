@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nightshift.kinds.base import Metric, ModelKind, ParsedLabels, PredictionDrift
+from nightshift.kinds.base import Calibration, Metric, ModelKind, ParsedLabels, PredictionDrift
 from nightshift.kinds.binary import BinaryClassifier
 from nightshift.kinds.inputs import model_inputs
 from nightshift.kinds.multiclass import MulticlassClassifier
@@ -42,6 +42,7 @@ __all__ = [
     "KINDS",
     "MULTICLASS",
     "REGRESSION",
+    "Calibration",
     "Metric",
     "ModelKind",
     "ParsedLabels",

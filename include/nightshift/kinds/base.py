@@ -44,19 +44,60 @@ class ParsedLabels:
     """For each failed row, in row order: why, naming the column, the value and what is valid."""
 
 
+Draws = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""A metric of many label vectors at once: (draws, rows) labels and the rows' outputs -> one value per draw, NaN where
+undefined."""
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A gate metric: its value on labelled rows (None where undefined, e.g. AUC on one class) and its direction.
+    """A metric: its value on labelled rows (None where undefined, e.g. AUC on one class) and its direction.
 
-    `compute(labels, outputs)` takes the kind's metric labels and model outputs (see `ModelKind.outputs`).
+    `compute(labels, outputs)` takes the kind's metric labels and model outputs (see `ModelKind.outputs`); `draws`,
+    when the metric has it, computes many label vectors against the same outputs at once (see `batched`).
     """
 
     compute: Callable[[np.ndarray, np.ndarray], float | None]
     higher_is_better: bool = True
+    draws: Draws | None = None
 
     def improvement(self, candidate: float, baseline: float) -> float:
         """How much `candidate` improves on `baseline`, positive when better."""
         return candidate - baseline if self.higher_is_better else baseline - candidate
+
+    def of_draws(self, labels: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """The metric of each row of a (draws, rows) label matrix against the same outputs, NaN where undefined."""
+        if self.draws is not None:
+            return self.draws(labels, outputs)
+        values = (self.compute(row, outputs) for row in labels)
+        return np.asarray([np.nan if value is None else value for value in values], dtype="float64")
+
+
+def batched(draws: Draws, *, higher_is_better: bool = True) -> Metric:
+    """A metric written once, for many label vectors; one label vector is computed as a single draw."""
+
+    def compute(labels: np.ndarray, outputs: np.ndarray) -> float | None:
+        if len(labels) == 0:
+            return None
+        value = float(draws(np.asarray(labels)[np.newaxis, :], outputs)[0])
+        return None if np.isnan(value) else value
+
+    return Metric(compute, higher_is_better, draws)
+
+
+def defined(values: np.ndarray, undefined: np.ndarray) -> np.ndarray:
+    """The values as floats, NaN where `undefined` holds (computed without dividing by zero)."""
+    return np.where(undefined, np.nan, values).astype("float64")
+
+
+class Calibration(Protocol):
+    """What a kind fits on a reference (outputs and metric labels) to turn model outputs into label probabilities."""
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities: binary P(label 1) per row; multiclass one per class, each row summing to 1."""
+
+    def draw_labels(self, probabilities: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+        """`draws` metric-label vectors, one per row of the result, each label drawn from its row's probabilities."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +114,8 @@ class ModelKind(Protocol):
     prediction_drift: PredictionDrift
     extra_columns: tuple[str, ...]
     """The prediction columns the kind writes beside `score`, from `prediction_columns` (none for most kinds)."""
+    estimable: bool
+    """Whether performance can be estimated before labels arrive (CBPE): True for kinds that `calibrate`."""
 
     def estimator_problem(self, estimator: Any, dotted: str) -> str | None:
         """Why this estimator cannot serve the kind, or None when it can."""
@@ -97,6 +140,15 @@ class ModelKind(Protocol):
 
     def output_statistics(self, sample: pd.DataFrame) -> dict[str, Any]:
         """What the reference statistics record of the reference sample's prediction columns."""
+
+    def live_metrics(self, spec: ModelSpec) -> Mapping[str, Metric]:
+        """What realized and estimated performance report, keyed as `nightshift.config.TASKS[task].live_metrics`."""
+
+    def stored_outputs(self, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+        """The model outputs the metrics read, rebuilt from a predictions frame (the kind's prediction columns)."""
+
+    def calibrate(self, outputs: np.ndarray, labels: np.ndarray) -> Calibration:
+        """Fit on a reference's outputs and metric labels; only for estimable kinds (ValueError otherwise)."""
 
 
 def rejection_reasons(raw: pd.Series, failed: np.ndarray, column: str, expected: str) -> np.ndarray:

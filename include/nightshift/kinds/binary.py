@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,7 +11,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nightshift.kinds.base import Metric, ParsedLabels, PredictionDrift, numeric_statistics, rejection_reasons, strings
+from nightshift.kinds.base import (
+    Calibration,
+    Metric,
+    ParsedLabels,
+    PredictionDrift,
+    batched,
+    defined,
+    numeric_statistics,
+    rejection_reasons,
+    strings,
+)
+from nightshift.kinds.calibration import BinaryCalibration
 
 if TYPE_CHECKING:
     from nightshift.config import ModelSpec
@@ -18,41 +30,104 @@ if TYPE_CHECKING:
 BINARY_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
 """Binary label spellings after trimming and lower-casing: what pandas, spreadsheets and SQL exports write."""
 THRESHOLD = 0.5
-"""The score at or above which accuracy and F1 count a row as positive."""
+"""The score at or above which the gate's accuracy and F1 count a row as positive."""
 
 
-def _both_classes(labels: np.ndarray) -> bool:
-    return len(np.unique(labels)) >= 2
+EPSILON = 1e-7
+CALIBRATION_BINS = 10
 
 
-def _roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, scores)) if _both_classes(labels) else None
-
-
-def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    from sklearn.metrics import average_precision_score
-
-    return float(average_precision_score(labels, scores)) if _both_classes(labels) else None
+def _counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw: how many labels are 1 and how many 0."""
+    positives = labels.sum(axis=1).astype("float64")
+    return positives, labels.shape[1] - positives
 
 
-def _log_loss(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    from sklearn.metrics import log_loss
-
-    return float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
-
-
-def _accuracy(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    from sklearn.metrics import accuracy_score
-
-    return float(accuracy_score(labels, (scores >= THRESHOLD).astype(int)))
+def midranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, tied values sharing the mean of their ranks."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return np.asarray((ends - (counts - 1) / 2.0)[inverse.reshape(-1)], dtype="float64")
 
 
-def _f1(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    from sklearn.metrics import f1_score
+def roc_auc_draws(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ROC AUC per draw by the rank-sum (Mann-Whitney) identity, ties counting half; NaN with one class."""
+    positives, negatives = _counts(labels)
+    rank_sums = labels @ midranks(scores)
+    undefined = (positives == 0) | (negatives == 0)
+    return defined(
+        (rank_sums - positives * (positives + 1) / 2) / np.where(undefined, 1.0, positives * negatives), undefined
+    )
 
-    return float(f1_score(labels, (scores >= THRESHOLD).astype(int), zero_division=0))
+
+def _average_precision(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Average precision per draw: precision at each distinct score, weighted by the recall it adds; NaN with one class."""
+    positives, negatives = _counts(labels)
+    undefined = (positives == 0) | (negatives == 0)
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))
+    hits = np.cumsum(labels[:, order], axis=1, dtype=np.int64)[:, ends]
+    added_recall = np.diff(hits, axis=1, prepend=0) / np.where(undefined, 1.0, positives)[:, np.newaxis]
+    return defined(np.sum(added_recall * hits / (ends + 1), axis=1), undefined)
+
+
+def _log_loss(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    clipped = np.clip(scores, EPSILON, 1 - EPSILON)
+    if_one, if_zero = np.log(clipped), np.log1p(-clipped)
+    return -(labels @ (if_one - if_zero) + if_zero.sum()) / labels.shape[1]
+
+
+def _calibration_error(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Expected calibration error over 10 equal-width score bins: the row-weighted gap of label rate and mean score."""
+    bins = np.minimum((np.clip(scores, 0.0, 1.0) * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
+    members = np.eye(CALIBRATION_BINS)[bins]
+    score_sums = np.bincount(bins, weights=scores, minlength=CALIBRATION_BINS)
+    return np.abs(labels @ members - score_sums).sum(axis=1) / labels.shape[1]
+
+
+def _confusion(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
+    """Per draw: true positives, false positives, false negatives, true negatives (score >= threshold is positive)."""
+    predicted = (scores >= threshold).astype("float64")
+    positives, _ = _counts(labels)
+    true_positives = labels @ predicted
+    false_positives = predicted.sum() - true_positives
+    false_negatives = positives - true_positives
+    return true_positives, false_positives, false_negatives, labels.shape[1] - positives - false_positives
+
+
+def _accuracy(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    true_positives, _, _, true_negatives = _confusion(labels, scores, threshold)
+    return (true_positives + true_negatives) / labels.shape[1]
+
+
+def _precision(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """NaN where no row is predicted positive."""
+    true_positives, false_positives, _, _ = _confusion(labels, scores, threshold)
+    predicted = true_positives + false_positives
+    return defined(true_positives / np.where(predicted == 0, 1.0, predicted), predicted == 0)
+
+
+def _recall(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """NaN where no label is positive."""
+    true_positives, _, false_negatives, _ = _confusion(labels, scores, threshold)
+    actual = true_positives + false_negatives
+    return defined(true_positives / np.where(actual == 0, 1.0, actual), actual == 0)
+
+
+def _f1(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """0 where no row is positive or predicted positive (scikit-learn's zero_division=0)."""
+    true_positives, false_positives, false_negatives, _ = _confusion(labels, scores, threshold)
+    total = 2 * true_positives + false_positives + false_negatives
+    return 2 * true_positives / np.where(total == 0, 1.0, total)
+
+
+def threshold_metrics(threshold: float) -> dict[str, Metric]:
+    """Precision, recall, F1 and accuracy with rows at or above `threshold` counted positive."""
+    return {
+        name: batched(partial(draws, threshold=threshold))
+        for name, draws in (("precision", _precision), ("recall", _recall), ("f1", _f1), ("accuracy", _accuracy))
+    }
 
 
 def binary_vocabulary(spec: ModelSpec) -> dict[str, int]:
@@ -89,14 +164,32 @@ def probabilistic_classifier_problem(estimator: Any, dotted: str) -> str | None:
 class BinaryClassifier:
     name = "binary"
     metrics: Mapping[str, Metric] = {
-        "roc_auc": Metric(_roc_auc),
-        "average_precision": Metric(_average_precision),
-        "accuracy": Metric(_accuracy),
-        "f1": Metric(_f1),
-        "log_loss": Metric(_log_loss, higher_is_better=False),
+        "roc_auc": batched(roc_auc_draws),
+        "average_precision": batched(_average_precision),
+        "accuracy": threshold_metrics(THRESHOLD)["accuracy"],
+        "f1": threshold_metrics(THRESHOLD)["f1"],
+        "log_loss": batched(_log_loss, higher_is_better=False),
     }
     prediction_drift = PredictionDrift("score", numeric=True)
     extra_columns: tuple[str, ...] = ()
+    estimable = True
+
+    def live_metrics(self, spec: ModelSpec) -> Mapping[str, Metric]:
+        """The gate's ranking metrics, the thresholded ones at `performance.threshold`, log loss and calibration error."""
+        return {
+            "roc_auc": self.metrics["roc_auc"],
+            "average_precision": self.metrics["average_precision"],
+            **threshold_metrics(spec.performance.threshold),
+            "log_loss": self.metrics["log_loss"],
+            "calibration_error": batched(_calibration_error, higher_is_better=False),
+        }
+
+    def stored_outputs(self, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+        return frame["score"].to_numpy(dtype="float64")
+
+    def calibrate(self, outputs: np.ndarray, labels: np.ndarray) -> Calibration:
+        """Isotonic regression of the 0/1 label on the score."""
+        return BinaryCalibration.fit(outputs, labels)
 
     def estimator_problem(self, estimator: Any, dotted: str) -> str | None:
         return probabilistic_classifier_problem(estimator, dotted)

@@ -12,8 +12,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nightshift.kinds.base import Metric, ParsedLabels, PredictionDrift, numeric_statistics, rejection_reasons, strings
-from nightshift.kinds.binary import probabilistic_classifier_problem
+from nightshift.kinds.base import (
+    Calibration,
+    Metric,
+    ParsedLabels,
+    PredictionDrift,
+    batched,
+    defined,
+    numeric_statistics,
+    rejection_reasons,
+    strings,
+)
+from nightshift.kinds.binary import probabilistic_classifier_problem, roc_auc_draws
+from nightshift.kinds.calibration import OneVsRestCalibration
 
 if TYPE_CHECKING:
     from nightshift.config import ModelSpec
@@ -21,35 +32,45 @@ if TYPE_CHECKING:
 EPSILON = 1e-7
 
 
-def _present(labels: np.ndarray) -> np.ndarray:
-    return np.unique(labels)
-
-
-def _log_loss(labels: np.ndarray, proba: np.ndarray) -> float | None:
+def _log_loss(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
     clipped = np.clip(proba, EPSILON, 1.0)
-    picked = clipped[np.arange(len(labels)), labels] / clipped.sum(axis=1)
-    return float(-np.mean(np.log(picked)))
+    logs = np.log(clipped / clipped.sum(axis=1, keepdims=True))
+    return -np.mean(logs[np.arange(proba.shape[0])[np.newaxis, :], labels], axis=1)
 
 
-def _accuracy(labels: np.ndarray, proba: np.ndarray) -> float | None:
-    return float(np.mean(np.argmax(proba, axis=1) == labels))
+def _accuracy(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    return np.mean(labels == np.argmax(proba, axis=1)[np.newaxis, :], axis=1)
 
 
-def _macro_f1(labels: np.ndarray, proba: np.ndarray) -> float | None:
-    """F1 averaged over the classes that occur in the labels or the predictions."""
-    from sklearn.metrics import f1_score
+def _macro_f1(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """F1 averaged over the classes that occur in the labels or the predictions (scikit-learn's macro average)."""
+    predicted = np.argmax(proba, axis=1)
+    scores = np.full((labels.shape[0], proba.shape[1]), np.nan)
+    for code in range(proba.shape[1]):
+        actual = labels == code
+        predicted_here = predicted == code
+        occurring = actual.sum(axis=1) + predicted_here.sum()
+        hits = (actual & predicted_here[np.newaxis, :]).sum(axis=1)
+        scores[:, code] = defined(2 * hits / np.maximum(occurring, 1), occurring == 0)
+    return _mean_of_defined(scores, np.isfinite(scores).sum(axis=1) == 0)
 
-    return float(f1_score(labels, np.argmax(proba, axis=1), average="macro", zero_division=0))
+
+def _roc_auc_ovr(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """One-vs-rest ROC AUC averaged over the classes present in the labels (NaN with fewer than two)."""
+    present = np.zeros((labels.shape[0], proba.shape[1]), dtype=bool)
+    aucs = np.full(present.shape, np.nan)
+    for code in range(proba.shape[1]):
+        members = labels == code
+        present[:, code] = members.any(axis=1)
+        aucs[:, code] = roc_auc_draws(members.astype(np.int8), proba[:, code])
+    return _mean_of_defined(aucs, present.sum(axis=1) < 2)
 
 
-def _roc_auc_ovr(labels: np.ndarray, proba: np.ndarray) -> float | None:
-    """One-vs-rest ROC AUC averaged over the classes present in the labels (None with fewer than two)."""
-    from sklearn.metrics import roc_auc_score
-
-    present = _present(labels)
-    if len(present) < 2:
-        return None
-    return float(np.mean([roc_auc_score(labels == code, proba[:, code]) for code in present]))
+def _mean_of_defined(values: np.ndarray, undefined: np.ndarray) -> np.ndarray:
+    """Per row, the mean of its finite values; NaN where `undefined` holds."""
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0).sum(axis=1)
+    return defined(total / np.maximum(finite.sum(axis=1), 1), undefined)
 
 
 def _numeric(name: str) -> float | None:
@@ -74,13 +95,32 @@ def class_vocabulary(spec: ModelSpec) -> dict[str, int]:
 class MulticlassClassifier:
     name = "multiclass"
     metrics: Mapping[str, Metric] = {
-        "log_loss": Metric(_log_loss, higher_is_better=False),
-        "accuracy": Metric(_accuracy),
-        "macro_f1": Metric(_macro_f1),
-        "roc_auc_ovr": Metric(_roc_auc_ovr),
+        "log_loss": batched(_log_loss, higher_is_better=False),
+        "accuracy": batched(_accuracy),
+        "macro_f1": batched(_macro_f1),
+        "roc_auc_ovr": batched(_roc_auc_ovr),
     }
     prediction_drift = PredictionDrift("predicted_label", numeric=False)
     extra_columns: tuple[str, ...] = ("predicted_label", "class_probabilities")
+    estimable = True
+
+    def live_metrics(self, spec: ModelSpec) -> Mapping[str, Metric]:
+        return {name: self.metrics[name] for name in ("accuracy", "macro_f1", "log_loss", "roc_auc_ovr")}
+
+    def stored_outputs(self, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+        """The (rows, classes) probabilities in `target.classes` order from the `class_probabilities` JSON text
+        (0 for a class the object does not name)."""
+        texts = frame["class_probabilities"]
+        if texts.isna().any():
+            missing = frame.loc[texts.isna()].index[0]
+            raise ValueError(f"class_probabilities is missing at row {missing!r}; every prediction row holds one")
+        objects = json.loads("[" + ",".join(texts.astype(str)) + "]")
+        rows = [[float(probabilities.get(name, 0.0)) for name in spec.classes] for probabilities in objects]
+        return np.asarray(rows, dtype="float64").reshape(len(objects), len(spec.classes))
+
+    def calibrate(self, outputs: np.ndarray, labels: np.ndarray) -> Calibration:
+        """One-vs-rest isotonic regression per class, rows renormalised to sum to 1."""
+        return OneVsRestCalibration.fit(outputs, labels)
 
     def estimator_problem(self, estimator: Any, dotted: str) -> str | None:
         return probabilistic_classifier_problem(estimator, dotted)

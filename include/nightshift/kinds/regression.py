@@ -10,7 +10,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nightshift.kinds.base import Metric, ParsedLabels, PredictionDrift, numeric_statistics, rejection_reasons, strings
+from nightshift.kinds.base import (
+    Calibration,
+    Metric,
+    ParsedLabels,
+    PredictionDrift,
+    numeric_statistics,
+    rejection_reasons,
+    strings,
+)
 
 if TYPE_CHECKING:
     from nightshift.config import ModelSpec
@@ -43,6 +51,17 @@ class Regressor:
     }
     prediction_drift = PredictionDrift("score", numeric=True)
     extra_columns: tuple[str, ...] = ()
+    estimable = False
+    """A regressor's outputs carry no distribution of its labels to draw from: performance waits for labels."""
+
+    def live_metrics(self, spec: ModelSpec) -> Mapping[str, Metric]:
+        return self.metrics
+
+    def stored_outputs(self, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+        return frame["score"].to_numpy(dtype="float64")
+
+    def calibrate(self, outputs: np.ndarray, labels: np.ndarray) -> Calibration:
+        raise ValueError("regression performance is not estimable before labels arrive; it is only realized")
 
     def estimator_problem(self, estimator: Any, dotted: str) -> str | None:
         from sklearn.base import is_regressor
