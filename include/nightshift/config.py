@@ -396,13 +396,6 @@ class ModelSpec(_Strict):
             raise ValueError(
                 f"promotion.metric: {metric!r} is not a {self.task} metric; valid: {', '.join(rules.metrics)}"
             )
-        watched = self.performance.metric or self.gate_metric
-        if watched not in rules.live_metrics:
-            field = "performance.metric" if self.performance.metric else "promotion.metric"
-            raise ValueError(
-                f"{field}: {watched!r} is not a live {self.task} metric the performance rule can judge; "
-                f"valid: {', '.join(rules.live_metrics)} (set performance.metric)"
-            )
         if self.training.estimator is not None and (problem := rules.estimator_problem(self.training.estimator)):
             raise ValueError(f"training.estimator: {problem} (task: {self.task})")
         target = self.target
@@ -418,6 +411,13 @@ class ModelSpec(_Strict):
             and str(target.negative_label).strip().lower() == str(self.positive_label).strip().lower()
         ):
             raise ValueError("target.negative_label: must differ from target.positive_label")
+        watched = self.performance.metric or self.gate_metric
+        if watched not in rules.live_metrics:
+            field = "performance.metric" if self.performance.metric else "promotion.metric"
+            raise ValueError(
+                f"{field}: {watched!r} is not a live {self.task} metric the performance rule can judge; "
+                f"valid: {', '.join(rules.live_metrics)} (set performance.metric)"
+            )
         return self
 
     @property

@@ -156,3 +156,37 @@ def test_a_bad_schedule_date_names_the_variable(clean_environment):
     clean_environment.setenv("NIGHTSHIFT_SCHEDULE_END", "2026-13-01")
     with pytest.raises(SpecError, match=r"NIGHTSHIFT_SCHEDULE_END='2026-13-01': expected a date as YYYY-MM-DD"):
         settings()
+
+
+def test_the_performance_policy_names_a_live_metric_of_the_task_and_a_window_it_fits(tmp_path):
+    spec = load_spec(DEMO)
+    assert spec.performance_metric == "log_loss" and spec.performance.tolerance == 0.05
+    assert spec.drift.data_quality.missing_share_increase == 0.05
+
+    def regression_keeping_log_loss(raw):
+        raw.update(task="regression")
+        raw["target"].pop("positive_label")
+        raw["training"].pop("estimator")
+        raw["promotion"] = {"metric": "rmse", "floor": 10.0}
+
+    with pytest.raises(SpecError) as error:
+        load_spec(write_spec(tmp_path, "loan_loss", regression_keeping_log_loss))
+    assert "performance.metric: 'log_loss' is not a live regression metric" in str(error.value)
+    assert "valid: rmse, mae, r2" in str(error.value)
+
+    def window_too_small(raw):
+        raw["performance"].update(window_nights=2, min_degraded_nights=3)
+
+    with pytest.raises(SpecError, match="'min_degraded_nights' \\(3\\) must not exceed 'window_nights' \\(2\\)"):
+        load_spec(write_spec(tmp_path, "narrow", window_too_small))
+
+    def gate_default(raw):
+        raw.pop("performance")
+
+    assert load_spec(write_spec(tmp_path, "plain", gate_default)).performance_metric == "roc_auc"
+
+    def share_above_one(raw):
+        raw["drift"]["data_quality"]["out_of_range_share"] = 1.5
+
+    with pytest.raises(SpecError, match=r"drift\.data_quality\.out_of_range_share"):
+        load_spec(write_spec(tmp_path, "odd", share_above_one))

@@ -210,7 +210,7 @@ def test_the_index_shows_the_data_quality_column_and_counts_it_apart(flagged_qua
     assert rows["2026-10-03"].startswith("<tr><td>") and rows["2026-10-04"].startswith('<tr class="drifted">')
     assert '<span class="ok">ok</span>' in rows["2026-10-02"] and '<span class="ok">ok</span>' in rows["2026-10-04"]
     assert '<span class="muted" title="not measured for data quality">—</span>' in rows["2026-10-01"]
-    assert all(len(re.findall(r"<td", row)) == 9 for row in rows.values())
+    assert all(len(re.findall(r"<td", row)) == 10 for row in rows.values())
 
 
 def test_summaries_written_before_data_quality_still_render() -> None:

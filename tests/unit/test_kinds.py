@@ -29,6 +29,7 @@ def _regression(raw: dict[str, Any]) -> dict[str, Any]:
     raw["training"]["estimator"] = "sklearn.linear_model.Ridge"
     raw["training"]["params"] = {}
     raw["promotion"] = {"metric": "rmse", "floor": 0.6, "min_improvement": 0.01, "slices": raw["promotion"]["slices"]}
+    raw.pop("performance", None)
     return raw
 
 

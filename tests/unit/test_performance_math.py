@@ -13,15 +13,15 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from nightshift.config import LOWER_IS_BETTER, TASKS, ModelSpec, load_spec
+from nightshift.config import TASKS, ModelSpec, load_spec
 from nightshift.kinds import BINARY, KINDS, MULTICLASS, REGRESSION
 from nightshift.stages.performance.estimate import (
     calibration_arrays,
     calibration_frame,
     estimate_metrics,
-    fit_calibration,
 )
 from nightshift.stages.performance.realized import realized_metrics
+from nightshift.task_rules import LOWER_IS_BETTER
 from tests.unit.test_config import write_spec
 
 CLASSES = ["class_0", "class_1", "class_2"]
@@ -45,6 +45,7 @@ def _regression(raw: dict[str, Any]) -> None:
     raw["training"]["estimator"] = "sklearn.linear_model.Ridge"
     raw["training"]["params"] = {}
     raw["promotion"] = {"metric": "rmse", "floor": 10.0}
+    raw.pop("performance", None)
 
 
 @pytest.fixture
@@ -249,7 +250,7 @@ def test_regression_is_not_estimable(regression_spec):
     with pytest.raises(ValueError, match="not estimable"):
         estimate_metrics(
             regression_spec,
-            BINARY.calibrate(np.array([0.2, 0.8]), np.array([0, 1])),
+            calibration_frame(np.array([0.2, 0.8]), np.array([0, 1])),
             np.ones(3),
             simulations=20,
             seed=0,
@@ -296,7 +297,8 @@ def test_calibrations_map_outputs_to_label_frequencies_and_draw_from_them():
     assert np.all(np.diff(calibrated) >= 0)
     assert np.mean(np.abs(calibrated - grid**2)) < 0.025
     outside = calibration.probabilities(np.array([-1.0, 2.0]))
-    assert outside.tolist() == calibration.probabilities(np.array([scores.min(), scores.max()])).tolist()
+    assert outside.tolist() == calibration.probabilities(np.array([0.0, 1.0])).tolist()
+    assert 0.0 < outside[0] < calibrated[0] and calibrated[-1] < outside[1] < 1.0
     ones = calibration.draw_labels(np.array([0.1, 0.7]), 20_000, rng).mean(axis=0)
     assert ones == pytest.approx([0.1, 0.7], abs=0.015)
 
@@ -346,9 +348,7 @@ def _bands(estimated: dict[str, dict[str, float | None]]) -> dict[str, tuple[flo
 
 
 def _estimate(spec: ModelSpec, reference: pd.DataFrame, outputs: np.ndarray, seed: int = 1) -> dict[str, Any]:
-    return estimate_metrics(
-        spec, fit_calibration(spec, reference), outputs, simulations=200, seed=seed, sample_size=50_000
-    )
+    return estimate_metrics(spec, reference, outputs, simulations=200, seed=seed, sample_size=50_000)
 
 
 def test_binary_estimates_of_a_calibrated_model_hold_the_realized_metrics(binary_spec):
@@ -424,7 +424,7 @@ def test_covariate_shift_moves_the_estimate_and_concept_shift_only_the_realized_
 
 def test_estimates_sample_at_most_sample_size_rows_deterministically(binary_spec):
     rng = np.random.default_rng(19)
-    calibration = fit_calibration(binary_spec, calibration_frame(*_calibrated_night(rng, 3000)))
+    calibration = calibration_frame(*_calibrated_night(rng, 3000))
     scores = _calibrated_night(rng, 5000)[0]
 
     def estimate(seed: int, sample_size: int) -> dict[str, dict[str, float | None]]:

@@ -114,14 +114,18 @@ def test_realized_performance_matches_an_independent_join_of_predictions_and_the
     assert slices["home_ownership=RENT"]["value"] == pytest.approx(roc_auc_score(rent["defaulted"], rent["score"]))
 
 
-def test_the_estimate_holds_the_realized_figure_in_its_band_on_unshifted_nights(concept_season):
+def test_on_unshifted_nights_the_estimate_is_near_the_realized_figure_and_neither_judges_them_degraded(concept_season):
+    """The band's coverage is measured on many nights in tests/unit/test_performance_math.py; here, on the stages'
+    own path, the estimate of two unshifted nights stays within the rule's tolerance of what their labels showed."""
     for day in NIGHTS[:3]:
         run_night(day)
     for day in NIGHTS[:2]:
         estimated, realized = metric_rows(day, "estimated"), metric_rows(day, "realized")
         for name in ("log_loss", "roc_auc", "accuracy"):
-            figure = estimated[name]
-            assert figure["lower"] <= realized[name]["value"] <= figure["upper"], (day, name, figure, realized[name])
+            assert estimated[name]["lower"] < estimated[name]["value"] < estimated[name]["upper"]
+            assert abs(estimated[name]["value"] - realized[name]["value"]) < 0.05, (day, name)
+        row = night_rows(day)["champion"]
+        assert row["basis"] == "realized" and not row["degraded"] and not row["concept_drift"]
 
 
 def test_a_concept_shift_is_caught_by_the_performance_rule_while_drift_stays_quiet(concept_season):

@@ -875,3 +875,48 @@ def test_a_retried_task_appends_another_night_run_with_the_same_run_id(tmp_path)
     warehouse.record_retrain_decision(engine, decision)
     assert [(row["stage"], row["run_id"]) for row in warehouse.night_runs(engine, "m", DAY)] == [("decision", "r")] * 2
     assert warehouse.count_rows(engine, warehouse.retrain_decisions) == 1
+
+
+def test_a_nights_performance_rows_are_replaced_whole_and_read_back_by_window(tmp_path):
+    engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.db'}")
+
+    def night(day, alias, realized):
+        return {
+            "model": "m", "dt": day, "alias": alias, "model_version": "1", "rows": 10, "labelled_rows": 5,
+            "coverage": 0.5, "labels_through": day, "metric": "roc_auc", "reference": 0.8, "realized": realized,
+            "estimated": 0.79, "estimated_lower": 0.7, "estimated_upper": 0.85, "basis": "estimated",
+            "degraded": False, "concept_drift": False, "page_uri": None, "run_id": "r",
+        }  # fmt: skip
+
+    def metric(day, kind, slice_=""):
+        return {
+            "model": "m", "dt": day, "alias": "champion", "kind": kind, "slice": slice_, "metric": "roc_auc",
+            "model_version": "1", "value": 0.7, "lower": None, "upper": None, "rows": 10, "labelled_rows": 5,
+            "coverage": 0.5, "labels_through": day, "run_id": "r",
+        }  # fmt: skip
+
+    first, second = DAY, DAY + dt.timedelta(days=1)
+    warehouse.record_performance(
+        engine, "m", first, [night(first, "champion", None), night(first, "challenger", None)],
+        [metric(first, "estimated"), metric(first, "realized", "x=a")],
+    )  # fmt: skip
+    warehouse.record_performance(engine, "m", second, [night(second, "champion", 0.6)], [metric(second, "realized")])
+    warehouse.record_performance(engine, "m", first, [night(first, "champion", 0.7)], [metric(first, "realized")])
+    assert [
+        (row["dt"], row["alias"], row["realized"]) for row in warehouse.performance_history(engine, "m", first, second)
+    ] == [
+        (first, "champion", 0.7),
+        (second, "champion", 0.6),
+    ]
+    assert len(warehouse.performance_history(engine, "m", first, first, alias=None)) == 1
+    assert [(row["kind"], row["slice"]) for row in warehouse.night_performance_metrics(engine, "m", first)] == [
+        ("realized", "")
+    ]
+    quality = {
+        "model": "m", "dt": first, "feature": "f", "model_version": "1", "rows": 10, "missing_share": 0.2,
+        "reference_missing_share": 0.1, "out_of_range_share": 0.0, "unseen_category_share": None, "flagged": True,
+        "reasons": "[]",
+    }  # fmt: skip
+    warehouse.record_data_quality(engine, "m", first, [quality, {**quality, "feature": "g"}])
+    warehouse.record_data_quality(engine, "m", first, [quality])
+    assert warehouse.count_rows(engine, warehouse.data_quality, model="m") == 1

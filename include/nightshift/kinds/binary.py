@@ -188,7 +188,7 @@ class BinaryClassifier:
         return frame["score"].to_numpy(dtype="float64")
 
     def calibrate(self, outputs: np.ndarray, labels: np.ndarray) -> Calibration:
-        """Isotonic regression of the 0/1 label on the score."""
+        """A logistic curve of the 0/1 label on the score's log-odds (Platt scaling)."""
         return BinaryCalibration.fit(outputs, labels)
 
     def estimator_problem(self, estimator: Any, dotted: str) -> str | None:

@@ -119,7 +119,7 @@ class MulticlassClassifier:
         return np.asarray(rows, dtype="float64").reshape(len(objects), len(spec.classes))
 
     def calibrate(self, outputs: np.ndarray, labels: np.ndarray) -> Calibration:
-        """One-vs-rest isotonic regression per class, rows renormalised to sum to 1."""
+        """One-vs-rest logistic calibration per class, rows renormalised to sum to 1."""
         return OneVsRestCalibration.fit(outputs, labels)
 
     def estimator_problem(self, estimator: Any, dotted: str) -> str | None:

@@ -273,7 +273,7 @@ def _estimate(target: Night, info: Any, outputs: Any) -> dict[str, dict[str, Any
     """The CBPE estimate of every live metric, calibrated on the version's holdout; None when the kind is not
     estimable or the version carries no calibration set."""
     from nightshift.kinds import kind_of
-    from nightshift.stages.performance.estimate import calibration_arrays, estimate_metrics
+    from nightshift.stages.performance.estimate import estimate_metrics
     from nightshift.stores import registry
 
     kind, policy = kind_of(target.spec), target.spec.performance
@@ -282,11 +282,9 @@ def _estimate(target: Night, info: Any, outputs: Any) -> dict[str, dict[str, Any
     frame = registry.load_calibration(target.settings, info)
     if frame is None:
         return None
-    reference_outputs, reference_labels = calibration_arrays(frame)
-    calibration = kind.calibrate(reference_outputs, reference_labels)
     return estimate_metrics(
         target.spec,
-        calibration,
+        frame,
         outputs,
         simulations=policy.simulations,
         seed=policy.seed,
