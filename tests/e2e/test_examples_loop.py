@@ -141,3 +141,23 @@ def test_labels_are_curated_as_the_kind_parses_them(loop):
         assert labels.dtype == "float64" and labels.nunique() > 50
     else:
         assert set(labels) == {0, 1}
+
+
+def test_live_performance_follows_the_kind_realized_for_every_kind_estimated_for_classifiers(loop):
+    from nightshift.config import TASKS
+
+    spec = loop["spec"]
+    rules = TASKS[spec.task]
+    nights = [row for row in _table(loop, "performance_nights") if row["alias"] == "champion"]
+    tonight = next(row for row in nights if row["dt"] == SCORED)
+    assert tonight["metric"] == spec.performance_metric
+    assert (tonight["estimated"] is not None) == rules.estimable, tonight
+    metrics = [row for row in _table(loop, "performance_metrics") if row["dt"] == SCORED and row["alias"] == "champion"]
+    assert {row["metric"] for row in metrics if row["kind"] == "realized"} == set(rules.live_metrics)
+    estimated = {row["metric"] for row in metrics if row["kind"] == "estimated"}
+    assert estimated == (set(rules.live_metrics) if rules.estimable else set())
+    labelled = [row for row in nights if row["realized"] is not None]
+    assert labelled, "a night scored before the last one has its labels by the end"
+    assert all(0 < row["coverage"] <= 1 and row["labelled_rows"] <= row["rows"] for row in labelled)
+    page = read_partition_json(loop["store"], f"reports/performance/{loop['model']}/dt={SCORED}", "performance.json")
+    assert page["task"] == spec.task and set(page["aliases"]) >= {"champion"}
