@@ -2,7 +2,7 @@
 what a prediction row holds, how a label parses, and which metrics the promotion gate may use.
 
 A new kind is one module beside `binary.py`, `multiclass.py` and `regression.py`, added to `nightshift.kinds.KINDS`
-(and its metric names to `nightshift.config.TASKS`, which checks specs without importing scikit-learn).
+(and its metric names to `nightshift.task_rules.TASKS`, which checks specs without importing scikit-learn).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class ModelKind(Protocol):
         """What the reference statistics record of the reference sample's prediction columns."""
 
     def live_metrics(self, spec: ModelSpec) -> Mapping[str, Metric]:
-        """What realized and estimated performance report, keyed as `nightshift.config.TASKS[task].live_metrics`."""
+        """What realized and estimated performance report, keyed as `nightshift.task_rules.TASKS[task].live_metrics`."""
 
     def stored_outputs(self, frame: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
         """The model outputs the metrics read, rebuilt from a predictions frame (the kind's prediction columns)."""
