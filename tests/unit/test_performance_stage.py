@@ -181,3 +181,20 @@ def test_each_measured_night_has_a_page_and_the_index_shows_estimated_and_realiz
     index = store.read_bytes(f"reports/drift/{MODEL}/index.html").decode()
     assert f"{realized:.3f}" in index
     assert np.isfinite(realized)
+
+
+def test_a_night_rescored_by_another_champion_is_measured_again(concept_season):
+    from nightshift.stores import registry
+
+    run_night(NIGHTS[0])
+    run_night(NIGHTS[1])
+    assert night_rows(NIGHTS[0])["champion"]["model_version"] == "1"
+    register_champion(START - dt.timedelta(days=1), rows=3000, holdout_rows=3000, replacing="1")
+    assert registry.alias_version(settings(), MODEL, registry.CHAMPION).version == "2"
+    run_night(NIGHTS[0], run_type="backfill")
+    rescored = night_rows(NIGHTS[0])["champion"]
+    assert rescored["model_version"] == "2" and rescored["labels_through"] == NIGHTS[0]
+    run_night(NIGHTS[1], run_type="backfill")
+    relabelled = night_rows(NIGHTS[0])["champion"]
+    assert relabelled["model_version"] == "2" and relabelled["labels_through"] == NIGHTS[1]
+    assert relabelled["coverage"] == 1.0

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from nightshift.config import Settings
+from nightshift.config import Settings, get_spec
 from nightshift.stages.drift.verdict import night_drifted
 from nightshift.stores import warehouse
 from nightshift.stores.objects import open_store
@@ -53,6 +53,7 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
             if row["requested"]
         ],
         "performance": _performance_nights(by_date(warehouse.performance_nights)),
+        "performance_tolerance": get_spec(model, config.models_dir).performance.tolerance,
         "ledger": [_ledger_entry(row) for row in ledger],
         "drift_index": store.url_for(f"reports/drift/{model}/index.html"),
     }
@@ -155,7 +156,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  drift reports:           {summary['nights_with_drift_report']} nights",
         f"  nights with drift:       {len(summary['nights_drifted'])} ({', '.join(summary['nights_drifted']) or 'none'})",
         f"  retrain requests:        {len(summary['retrain_requests'])} ({_requests(summary['retrain_requests'])})",
-        *_performance_lines(summary.get("performance") or []),
+        *_performance_lines(summary.get("performance") or [], summary.get("performance_tolerance")),
     ]
     if summary["backfill_nights"]:
         lines.append(
@@ -186,21 +187,33 @@ def _requests(requests: list[dict[str, Any]]) -> str:
     )
 
 
-def _performance_lines(nights: list[dict[str, Any]]) -> list[str]:
-    """One line per scored night: the rule's metric estimated [band] and realized (label coverage), and the verdict."""
+def _performance_lines(nights: list[dict[str, Any]], tolerance: float | None) -> list[str]:
+    """One line per scored night: the rule's metric estimated [band] and realized (label coverage), and which of the
+    two was worse than the version's holdout figure by more than the tolerance."""
+    from nightshift.stages.performance.judge import worse_by
+
     if not nights:
         return []
 
     def figure(value: float | None) -> str:
         return "  -  " if value is None else f"{value:.3f}"
 
+    def worse(night: dict[str, Any], key: str) -> bool:
+        value, reference = night[key], night["reference"]
+        return (
+            value is not None
+            and reference is not None
+            and worse_by(night["metric"], value, reference) > (tolerance or 0)
+        )
+
     metric = nights[-1]["metric"]
-    lines = [f"  performance ({metric}; est [95% band] before labels, real once labelled; holdout of the version):"]
+    lines = [f"  performance ({metric}; est [95% band] when scored, real once labelled, vs the version's holdout):"]
     for night in nights:
         band = f"[{figure(night['lower'])}-{figure(night['upper'])}]" if night["lower"] is not None else " " * 13
         coverage = f"({night['coverage']:.0%})" if night["realized"] is not None else ""
+        flagged = [name for name, key in (("est", "estimated"), ("real", "realized")) if worse(night, key)]
         marks = [
-            f"DEGRADED ({night['basis']})" if night["degraded"] else "",
+            f"DEGRADED ({' and '.join(flagged)})" if night["degraded"] and flagged else "",
             "concept drift" if night["concept_drift"] else "",
         ]
         lines.append(

@@ -46,7 +46,8 @@ def performance(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     """Measure every night that has predictions and new labels (or no figures yet) among `nights_to_measure`.
 
     A night already measured with labels through a later date than this run's (a rerun of an older date) keeps its
-    figures; so does a night whose labels did not change since it was last measured.
+    figures, and so does a night with no label drop since it was last measured, as long as the versions that scored it
+    are the ones measured (a rerun that re-scored a night with another champion re-measures it).
     """
     from nightshift.stages.drift.tasks import refresh_index
     from nightshift.stores import warehouse
@@ -56,16 +57,28 @@ def performance(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     measured = []
     for when in nights_to_measure(current.spec, current.day):
         target = Night(current.spec, when, current.settings, current.store)
-        if read_manifest(current.store, target.key("predictions")) is None:
+        manifest = read_manifest(current.store, target.key("predictions"))
+        if manifest is None:
             continue
         stored = warehouse.performance_history(engine, model, when, when, alias=None)
-        through = max((row["labels_through"] for row in stored), default=None)
-        if through is not None and (through > current.day or not _labels_since(target, through, current.day)):
+        if _still_current(target, stored, manifest, current.day):
             continue
         measured.append(measure_night(target, current.day, run, engine))
     if measured:
         refresh_index(current.store, model)
     return {"dt": current.dt, "measured": measured}
+
+
+def _still_current(target: Night, stored: list[dict[str, Any]], manifest: dict[str, Any], day: dt.date) -> bool:
+    """Whether the night's stored figures stand for a run of `day`: the same versions' predictions, and no newer
+    labels for it (measured with later labels than `day`'s, or no label drop landed since)."""
+    if not stored:
+        return False
+    versions = {alias: str(version) for alias, version in (manifest.get("versions") or {}).items() if version}
+    if versions != {row["alias"]: row["model_version"] for row in stored}:
+        return False
+    through = max(row["labels_through"] for row in stored)
+    return bool(through > day or not _labels_since(target, through, day))
 
 
 def _labels_since(target: Night, after: dt.date, through: dt.date) -> bool:
