@@ -190,7 +190,8 @@ def test_a_night_rescored_by_another_champion_is_measured_again(concept_season):
     run_night(NIGHTS[1])
     assert night_rows(NIGHTS[0])["champion"]["model_version"] == "1"
     register_champion(START - dt.timedelta(days=1), rows=3000, holdout_rows=3000, replacing="1")
-    assert registry.alias_version(settings(), MODEL, registry.CHAMPION).version == "2"
+    champion = registry.alias_version(settings(), MODEL, registry.CHAMPION)
+    assert champion is not None and champion.version == "2"
     run_night(NIGHTS[0], run_type="backfill")
     rescored = night_rows(NIGHTS[0])["champion"]
     assert rescored["model_version"] == "2" and rescored["labels_through"] == NIGHTS[0]
