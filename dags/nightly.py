@@ -43,11 +43,11 @@ Runs once a day for the date of its **logical date** (a backfill replays the sam
 4. `ingest_labels` curates the label drop that landed on the date.
 5. `drift` writes `reports/drift/{name}/dt=<date>/` (measured against the champion that scored the night; an unscored
    night's summary says why and how to score it) and refreshes `index.html`.
-6. `performance`: realized performance of each earlier night whose labels arrived (recomputed while late labels come,
-   `performance.late_label_days`), the estimate (CBPE) of tonight's, per alias, slice and metric, into the warehouse and
-   `reports/performance/{name}/dt=<date>/performance.html`.
-7. `score_backlog`: once a champion exists, scores every unscored night up to the date with it (same code as a
+6. `score_backlog`: once a champion exists, scores every unscored night up to the date with it (same code as a
    normal night), re-measures their drift and marks them scored; a no-op otherwise.
+7. `performance`: realized performance of each earlier night whose labels arrived (recomputed while late labels come,
+   `performance.late_label_days`; nights the backlog just scored included), the estimate (CBPE) of tonight's, per
+   alias, slice and metric, into the warehouse and `reports/performance/{name}/dt=<date>/performance.html`.
 8. `decide` applies the drift rule and the performance rule; `request_retrain` emits the `{asset}` asset event naming
    which rule fired with which figures (skipped otherwise, and always skipped for backfill runs).
 
@@ -185,10 +185,11 @@ def _measuring_tasks(model: str):
         return drift_stage.drift(model, scored["dt"], run_info(context))
 
     @task
-    def performance(drift_result: dict, labels: dict, **context) -> dict:
+    def performance(backlog_result: dict, labels: dict, **context) -> dict:
         from nightshift.stages.performance import tasks as performance_stage
 
-        return performance_stage.performance(model, run_date(context), run_info(context))
+        late = list(backlog_result.get("scored") or [])
+        return performance_stage.performance(model, run_date(context), run_info(context), scored_late=late)
 
     @task
     def score_backlog(drift_result: dict, **context) -> dict:
@@ -254,8 +255,8 @@ def build_nightly(spec: ModelSpec):
         validated = commit_validation(validate_part.expand(part=parts))
         scored = commit_scores(score_part.expand(part=scoring_plan(validated)))
         measured = drift(scored)
-        decided = decide(measured, performance(measured, labels))
-        score_backlog(measured) >> decided
+        caught_up = score_backlog(measured)
+        decided = decide(measured, performance(caught_up, labels))
         request_retrain(decided)
 
     return nightly()

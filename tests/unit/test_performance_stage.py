@@ -199,3 +199,45 @@ def test_a_night_rescored_by_another_champion_is_measured_again(concept_season):
     relabelled = night_rows(NIGHTS[0])["champion"]
     assert relabelled["model_version"] == "2" and relabelled["labels_through"] == NIGHTS[1]
     assert relabelled["coverage"] == 1.0
+
+
+def test_nights_the_backlog_scores_are_measured_by_the_same_run_however_old(home, demo_spec, monkeypatch, tmp_path):
+    """With no late-label window, only the backlog's list brings the first night, scored late on the third, in."""
+    import yaml
+
+    from nightshift.config import PROJECT_ROOT
+    from nightshift.stages import backlog
+
+    raw = yaml.safe_load((PROJECT_ROOT / "include" / "models" / "credit_risk.yaml").read_text())
+    raw["performance"]["late_label_days"] = 0
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "credit_risk.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("NIGHTSHIFT_MODELS_DIR", str(models))
+    store = open_store(settings().store_uri)
+    simulate(store, demo_spec, SimulationPlan(start=START, days=3, rows_per_day=1500))
+    for day in NIGHTS[:2]:
+        run = RunInfo(f"scheduled__{day}", "scheduled")
+        validate_tasks.validate(MODEL, day.isoformat(), run)
+        score_tasks.score(MODEL, day.isoformat(), run, chunk_rows=500)
+        label_tasks.ingest_labels(MODEL, day.isoformat(), run)
+        drift_tasks.drift(MODEL, day.isoformat(), run)
+        assert performance_tasks.performance(MODEL, day.isoformat(), run)["measured"] == []
+    register_champion(START - dt.timedelta(days=1), rows=3000, holdout_rows=3000)
+    third = NIGHTS[2]
+    run = RunInfo(f"scheduled__{third}", "scheduled")
+    validate_tasks.validate(MODEL, third.isoformat(), run)
+    score_tasks.score(MODEL, third.isoformat(), run, chunk_rows=500)
+    label_tasks.ingest_labels(MODEL, third.isoformat(), run)
+    drift_tasks.drift(MODEL, third.isoformat(), run)
+    caught_up = backlog.score_backlog(MODEL, third.isoformat(), run, chunk_rows=500)
+    assert caught_up["scored"] == [NIGHTS[0].isoformat(), NIGHTS[1].isoformat()]
+    without = performance_tasks.nights_to_measure(
+        demo_spec.model_copy(update={"performance": demo_spec.performance.model_copy(update={"late_label_days": 0})}),
+        third,
+    )
+    assert NIGHTS[0] not in without
+    measured = performance_tasks.performance(MODEL, third.isoformat(), run, scored_late=caught_up["scored"])
+    assert [night["dt"] for night in measured["measured"]] == [day.isoformat() for day in NIGHTS[:3]]
+    first = night_rows(NIGHTS[0])["champion"]
+    assert first["basis"] == "realized" and first["coverage"] == 1.0 and first["labels_through"] == third

@@ -42,8 +42,9 @@ def nights_to_measure(spec: ModelSpec, day: dt.date) -> list[dt.date]:
     return sorted({*found, day})
 
 
-def performance(model: str, day: str, run: RunInfo) -> dict[str, Any]:
-    """Measure every night that has predictions and new labels (or no figures yet) among `nights_to_measure`.
+def performance(model: str, day: str, run: RunInfo, scored_late: list[str] | None = None) -> dict[str, Any]:
+    """Measure every night that has predictions and new labels (or no figures yet) among `nights_to_measure` and the
+    nights the scoring backlog scored in this run (`scored_late`, however old).
 
     A night already measured with labels through a later date than this run's (a rerun of an older date) keeps its
     figures, and so does a night with no label drop since it was last measured, as long as the versions that scored it
@@ -55,7 +56,8 @@ def performance(model: str, day: str, run: RunInfo) -> dict[str, Any]:
     current = night(model, day)
     engine = open_warehouse(current.settings)
     measured = []
-    for when in nights_to_measure(current.spec, current.day):
+    late = {dt.date.fromisoformat(night) for night in scored_late or []}
+    for when in sorted({*nights_to_measure(current.spec, current.day), *late}):
         target = Night(current.spec, when, current.settings, current.store)
         manifest = read_manifest(current.store, target.key("predictions"))
         if manifest is None:
