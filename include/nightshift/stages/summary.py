@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,11 +46,7 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
         "backfill_nights": [
             {"dt": str(row["dt"]), "decision": row["decision"]} for row in decisions if row["run_type"] == "backfill"
         ],
-        "retrain_requests": [
-            {"dt": str(row["dt"]), "decision": row["decision"], "fired": _fired(row)}
-            for row in decisions
-            if row["requested"]
-        ],
+        "retrain_requests": _retrain_requests(engine, model),
         "performance": _performance_nights(by_date(warehouse.performance_nights)),
         "performance_tolerance": get_spec(model, config.models_dir).performance.tolerance,
         "ledger": [_ledger_entry(row) for row in ledger],
@@ -59,10 +54,20 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
     }
 
 
-def _fired(decision: dict[str, Any]) -> list[str]:
-    """The rules that fired for a retrain request (the first training fires none)."""
-    rules = json.loads(decision["rules"]) if decision.get("rules") else {}
-    return [name for name, rule in rules.items() if rule.get("fired")]
+def _retrain_requests(engine: sa.Engine, model: str) -> list[dict[str, Any]]:
+    """Every run's retrain request, oldest night first, with the rules that fired it (none: the first training),
+    from `night_runs`: a request stays listed after a backfill replaced its night's current decision."""
+    requests = [
+        {
+            "dt": str(row["dt"]),
+            "decision": row["details"].get("decision"),
+            "fired": [name for name, rule in (row["details"].get("rules") or {}).items() if rule.get("fired")],
+            "run_id": row["run_id"],
+        }
+        for row in warehouse.night_runs(engine, model)
+        if row["stage"] == "decision" and row["details"].get("requested")
+    ]
+    return sorted(requests, key=lambda request: request["dt"])
 
 
 def _performance_nights(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
