@@ -221,6 +221,19 @@ def test_over_limit_drop_fails_readably_and_scores_nothing(season):
     assert not [row for row in warehouse_rows(season, "predictions") if row["dt"] == OVER_LIMIT]
 
 
+def test_the_summary_lists_refused_batches_and_whether_they_were_repaired(season):
+    from nightshift.stages.summary import format_summary, season_summary
+
+    summary = season_summary(season["config"], MODEL)
+    refused = {batch["dt"]: batch for batch in summary["refused_batches"]}
+    assert set(refused) == {str(OVER_LIMIT), str(MALFORMED), str(EMPTY)}
+    assert refused[str(OVER_LIMIT)]["bad_row_share"] > 0.05
+    assert not any(batch["repaired"] for batch in refused.values())
+    assert f"{OVER_LIMIT} {refused[str(OVER_LIMIT)]['bad_row_share']:.1%} bad rows, not repaired yet" in format_summary(
+        summary
+    )
+
+
 @pytest.mark.parametrize(
     ("date", "expected"),
     [(MALFORMED, r"missing columns \['application_ts'"), (EMPTY, "the file is empty")],

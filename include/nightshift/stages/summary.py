@@ -47,6 +47,7 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
             {"dt": str(row["dt"]), "decision": row["decision"]} for row in decisions if row["run_type"] == "backfill"
         ],
         "retrain_requests": _retrain_requests(engine, model),
+        "refused_batches": _refused_batches(engine, model),
         "performance": _performance_nights(by_date(warehouse.performance_nights)),
         "performance_tolerance": get_spec(model, config.models_dir).performance.tolerance,
         "ledger": [_ledger_entry(row) for row in ledger],
@@ -68,6 +69,25 @@ def _retrain_requests(engine: sa.Engine, model: str) -> list[dict[str, Any]]:
         if row["stage"] == "decision" and row["details"].get("requested")
     ]
     return sorted(requests, key=lambda request: request["dt"])
+
+
+def _refused_batches(engine: sa.Engine, model: str) -> list[dict[str, Any]]:
+    """Every run whose batch validation refused, oldest night first, and whether the night has passed since (a rerun
+    on a repaired drop), from `night_runs`: the current `validation_runs` row keeps only the last run."""
+    history = [row for row in warehouse.night_runs(engine, model) if row["stage"] == "validation"]
+    passed_later = {(row["dt"], row["id"]) for row in history if row["details"].get("passed")}
+    refused = [
+        {
+            "dt": str(row["dt"]),
+            "run_id": row["run_id"],
+            "bad_row_share": row["details"].get("bad_row_share"),
+            "message": row["details"].get("message"),
+            "repaired": any(day == row["dt"] and later > row["id"] for day, later in passed_later),
+        }
+        for row in history
+        if not row["details"].get("passed")
+    ]
+    return sorted(refused, key=lambda batch: batch["dt"])
 
 
 def _performance_nights(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,6 +167,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             if summary["nights_failed_validation"]
             else ""
         ),
+        *_refused_lines(summary.get("refused_batches") or []),
         f"  rows received:           {summary['rows_received']}",
         f"  rows quarantined:        {summary['rows_quarantined']}",
         "  rows scored:             "
@@ -183,6 +204,19 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"             - {reason}")
     lines.append(f"  drift index:             {summary['drift_index']}")
     return "\n".join(lines)
+
+
+def _refused_lines(batches: list[dict[str, Any]]) -> list[str]:
+    """The batches validation refused: night, bad-row share, and whether a rerun on a repaired drop passed."""
+    if not batches:
+        return []
+
+    def one(batch: dict[str, Any]) -> str:
+        share = batch["bad_row_share"]
+        figure = f"{share:.1%} bad rows" if isinstance(share, int | float) else "refused"
+        return f"{batch['dt']} {figure}, " + ("repaired and rerun" if batch["repaired"] else "not repaired yet")
+
+    return [f"  refused batches:         {len(batches)} ({'; '.join(one(batch) for batch in batches)})"]
 
 
 def _requests(requests: list[dict[str, Any]]) -> str:
