@@ -1,7 +1,7 @@
 """The nightshift plugin: its pages (nightshift.site) mounted on Airflow's API server behind Airflow's login.
 
 A "nightshift" entry in the navigation opens the home page (every model's drift index); every DAG run has a
-"nightshift" tab with the pages it wrote. Settings come as in a task: the nightshift connections and the
+"nightshift pages" tab with the pages it wrote. Settings come as in a task: the nightshift connections and the
 `nightshift_store_uri` variable win over the API server's environment (nightshift.runtime.connections).
 """
 
@@ -23,6 +23,8 @@ from nightshift.site.runs import RunFacts
 
 log = logging.getLogger(__name__)
 SETTINGS_SECONDS = 60.0
+RUN_TAB = "nightshift pages"
+"""The run tab's name, apart from the navigation entry's (`nightshift`)."""
 _cache: dict[str, Any] = {"at": None}
 _lock = threading.Lock()
 
@@ -108,9 +110,15 @@ class NightshiftPlugin(AirflowPlugin):
         {"app": _app(), "url_prefix": PLUGIN_PREFIX, "name": "nightshift pages"}
     ]
     external_views = [  # noqa: RUF012
-        {"name": "nightshift", "href": f"{PLUGIN_PREFIX}/", "destination": "nav", "url_route": "nightshift"},
         {
             "name": "nightshift",
+            "href": f"{PLUGIN_PREFIX}/",
+            "destination": "nav",
+            "url_route": "nightshift",
+            "nav_top_level": True,
+        },
+        {
+            "name": RUN_TAB,
             "href": f"{PLUGIN_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}",
             "destination": "dag_run",
             "url_route": "nightshift-run",

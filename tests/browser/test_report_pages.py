@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -227,13 +226,15 @@ def test_the_api_lists_the_plugin_and_its_views(login_server: LoginServer) -> No
     assert [app["url_prefix"] for app in plugins["nightshift"]["fastapi_apps"]] == ["/nightshift"]
 
 
-def no_error(page: Any) -> None:
-    text = page.locator("body").inner_text()
-    for phrase in ("Internal Server Error", "Not authenticated", "Not served", "Traceback", "no such object"):
-        assert phrase not in text, f"{page.url}: {phrase!r} on the page: {text[:500]}"
+def no_error(frame: Any) -> None:
+    """The page in `frame` shows none of the site's or the server's error texts."""
+    text = frame.locator("body").inner_text()
+    for phrase in ("Internal Server Error", "Not authenticated", "Not served", "Not in the store", "Traceback"):
+        assert phrase not in text, f"{phrase!r} on the page: {text[:500]}"
 
 
 def test_the_pages_in_the_browser(page: Any, login_server: LoginServer, season: dict, screenshots: Screenshots) -> None:
+    """Sign in, the navigation entry, a model's index, a nightly run's tab, then its report, validation and rows."""
     from playwright.sync_api import expect
 
     base, run = login_server.base_url, season[NIGHT]
@@ -243,32 +244,36 @@ def test_the_pages_in_the_browser(page: Any, login_server: LoginServer, season: 
     page.locator('input[name="password"]').fill(login_server.password())
     screenshots.take(page, "login")
     page.get_by_role("button", name="Sign in").click()
-    expect(
-        page.get_by_role("link", name="nightshift").or_(page.get_by_role("button", name="Plugins")).first
-    ).to_be_visible()
-    nav = page.get_by_role("link", name="nightshift")
-    if not nav.count():
-        page.get_by_role("button", name="Plugins").click()
-    screenshots.take(page, "nav-entry")
-    page.get_by_role("link", name="nightshift").or_(page.get_by_role("menuitem", name="nightshift")).first.click()
+    nav = page.get_by_role("link", name="nightshift", exact=True)
+    expect(nav).to_be_visible()
+    screenshots.take(page, "signed-in")
+    nav.click()
     home = page.frame_locator("iframe").first
     expect(home.get_by_role("link", name=f"drift index of {MODEL}")).to_be_visible()
-    screenshots.take(page, "home")
+    no_error(home)
+    screenshots.take(page, "nightshift-home")
     home.get_by_role("link", name=f"drift index of {MODEL}").click()
-    expect(home.get_by_text(str(NIGHT)).first).to_be_visible()
-    screenshots.take(page, "index")
-    page.goto(f"{base}/dags/{NIGHTLY}/runs/{quote(run['dag_run_id'], safe='')}")
-    page.get_by_role("tab", name="nightshift").or_(page.get_by_role("link", name="nightshift")).first.click()
+    expect(home.locator("body")).to_contain_text(f"Drift history: {MODEL}")
+    expect(home.locator("body")).to_contain_text(str(NIGHT))
+    no_error(home)
+    screenshots.take(page, "drift-index")
+    run_tab = f"{base}/dags/{NIGHTLY}/runs/{quote(run['dag_run_id'], safe='')}"
+    page.goto(run_tab)
+    page.get_by_role("link", name="nightshift pages").click()
     frame = page.frame_locator("iframe").first
-    expect(frame.get_by_text(f"Night {NIGHT}, scored by model version {version}")).to_be_visible()
+    heading = f"Night {NIGHT}, scored by model version {version}"
+    expect(frame.get_by_text(heading)).to_be_visible()
+    no_error(frame)
     screenshots.take(page, "run-tab")
-    for label, expected, name in (
-        (f"reports/drift/{MODEL}/dt={NIGHT}/report.html", version, "drift-report"),
-        (f"validation/{MODEL}/dt={NIGHT}/result.html", "Validation of", "validation-page"),
-        (f"quarantine/{MODEL}/dt={NIGHT}/rejected.csv", "reason", "rejected-rows"),
+    tab_url = page.url
+    for key, expected, name in (
+        (f"reports/drift/{MODEL}/dt={NIGHT}/report.html", f"{NIGHT} · model version {version}", "drift-report"),
+        (f"validation/{MODEL}/dt={NIGHT}/result.html", f"Validation of {MODEL}", "validation-page"),
+        (f"quarantine/{MODEL}/dt={NIGHT}/rejected.csv", "_reasons", "rejected-rows"),
     ):
-        frame.get_by_role("link", name=label).click()
-        expect(frame.locator("body")).to_contain_text(expected)
+        page.goto(tab_url)
+        expect(frame.get_by_text(heading)).to_be_visible()
+        frame.get_by_role("link", name=key, exact=True).click()
+        expect(frame.locator("body")).to_contain_text(expected, timeout=120_000)
+        no_error(frame)
         screenshots.take(page, name)
-        frame.locator("body").evaluate("() => history.back()")
-        expect(frame.get_by_text(f"Night {NIGHT}")).to_be_visible()

@@ -179,6 +179,12 @@ def test_the_home_page_and_the_index_with_its_relative_links(site: tuple[TestCli
     assert report.status_code == 200 and "drift of the night" in report.text
     rejected = client.get("/nightshift/store/quarantine/credit_risk/dt=2026-10-03/rejected.csv", headers=ADMIN)
     assert rejected.headers["content-type"] == "text/csv; charset=utf-8" and "age out of range" in rejected.text
+    table = client.get("/nightshift/store/quarantine/credit_risk/dt=2026-10-03/rejected.csv?view=table", headers=ADMIN)
+    assert table.headers["content-type"].startswith("text/html") and "<td>age out of range</td>" in table.text
+    assert (
+        client.get("/nightshift/store/reports/drift/credit_risk/index.html?view=table", headers=ADMIN).status_code
+        == 400
+    )
     missing = client.get("/nightshift/store/reports/drift/credit_risk/dt=2026-10-09/report.html", headers=ADMIN)
     assert missing.status_code == 404 and "no such object" in missing.text
     assert client.get("/nightshift/models/nobody/", headers=ADMIN).status_code == 404
@@ -197,6 +203,7 @@ def test_a_nightly_run_lists_its_pages_and_says_why_others_are_absent(site: tupl
     assert page.status_code == 200
     assert "2026-10-03" in page.text and "model version 4" in page.text
     assert 'href="/nightshift/store/reports/drift/credit_risk/dt=2026-10-03/report.html"' in page.text
+    assert 'href="/nightshift/store/quarantine/credit_risk/dt=2026-10-03/rejected.csv?view=table"' in page.text
 
 
 def test_a_night_that_failed_in_validation_says_so(site: tuple[TestClient, LocalStore]) -> None:

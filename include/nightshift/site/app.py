@@ -16,13 +16,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from nightshift.config import Settings, load_specs
 from nightshift.pages import render
 from nightshift.site.keys import RefusedKey, checked_key, checked_model
-from nightshift.site.runs import DAG_KINDS, UNFINISHED, RunFacts, ledger_entries, nightly_pages, split_dag_id
+from nightshift.site.runs import DAG_KINDS, UNFINISHED, Page, RunFacts, ledger_entries, nightly_pages, split_dag_id
 from nightshift.stores.objects import content_type_for, open_store
 
 UserDependency = Callable[..., Any]
 CanRead = Callable[[Any, str], bool]
 RunLookup = Callable[[str, str], RunFacts | None]
 KEY_SAFE = "/="
+TABLE_VIEW = "table"
+"""`?view=table` shows a CSV object as a page (browsers download text/csv instead of showing it)."""
+TABLE_ROWS = 1000
 
 
 def nightly_dag(model: str) -> str:
@@ -82,21 +85,29 @@ def create_app(
         )
 
     @app.get("/store/{key:path}")
-    def store_object(request: Request, key: str, who: User) -> Response:
+    def store_object(request: Request, key: str, who: User, view: str | None = None) -> Response:
         settings = config()
         key, model = checked_key(key, _models(settings))
         require(who, nightly_dag(model))
-        try:
-            body = open_store(settings.store_uri).read_bytes(key)
-        except FileNotFoundError:
-            return _message(request, 404, "Not in the store", f"{key}: no such object in {settings.store_uri}")
-        return Response(body, media_type=content_type_for(key))
+        return _store_route(request, settings, key, view)
 
     @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, dag_id: str, run_id: str, who: User) -> HTMLResponse:
         return _run_route(request, config(), dag_id, run_id, lambda: require(who, dag_id), run_facts)
 
     return app
+
+
+def _store_route(request: Request, settings: Settings, key: str, view: str | None) -> Response:
+    if view not in (None, TABLE_VIEW) or (view and not key.endswith(".csv")):
+        return _message(request, 400, "No such view", f"view={view!r}: only view={TABLE_VIEW} of a .csv object")
+    try:
+        body = open_store(settings.store_uri).read_bytes(key)
+    except FileNotFoundError:
+        return _message(request, 404, "Not in the store", f"{key}: no such object in {settings.store_uri}")
+    if view == TABLE_VIEW:
+        return HTMLResponse(_table_page(request, key, body))
+    return Response(body, media_type=content_type_for(key))
 
 
 def _run_route(
@@ -113,6 +124,35 @@ def _run_route(
     return HTMLResponse(_run_page(request, settings, found, run))
 
 
+def _table_page(request: Request, key: str, body: bytes) -> str:
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig", errors="replace"))))
+    header, data = (rows[0], rows[1:]) if rows else ([], [])
+    return render(
+        "site_table.html.j2",
+        title=key.rsplit("/", 1)[-1],
+        key=key,
+        header=header,
+        rows=data[:TABLE_ROWS],
+        shown=min(len(data), TABLE_ROWS),
+        total=len(data),
+        raw_href=_href(request, f"/store/{quote(key, safe=KEY_SAFE)}"),
+        home_href=_href(request, "/"),
+    )
+
+
+def _page_links(request: Request, page: Page) -> dict[str, Any]:
+    """A page of a run with its address: a CSV opens as a table, its raw file linked beside."""
+    if page.key is None:
+        return {**asdict(page), "href": None, "raw_href": None}
+    raw = _href(request, f"/store/{quote(page.key, safe=KEY_SAFE)}")
+    if page.key.endswith(".csv"):
+        return {**asdict(page), "href": f"{raw}?view={TABLE_VIEW}", "raw_href": raw}
+    return {**asdict(page), "href": raw, "raw_href": None}
+
+
 def _models(settings: Settings) -> list[str]:
     return [spec.name for spec in load_specs(settings.models_dir)]
 
@@ -123,10 +163,7 @@ def _run_page(request: Request, settings: Settings, found: tuple[str, str], run:
     if kind == "nightly" and run.day is not None:
         night = nightly_pages(open_store(settings.store_uri), model, run)
         context["night"] = night
-        context["pages"] = [
-            {**asdict(page), "href": _href(request, f"/store/{quote(page.key, safe=KEY_SAFE)}") if page.key else None}
-            for page in night.pages
-        ]
+        context["pages"] = [_page_links(request, page) for page in night.pages]
         context["index_href"] = _href(request, f"/models/{quote(model)}/")
         title = f"{model}: the night of {night.day}"
     elif kind == "nightly":
