@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import urllib.error
@@ -186,7 +187,10 @@ def test_the_plugin_answers_only_with_a_token(login_server: LoginServer, season:
     code, _, headers = fetch(f"{base}/nightshift/models/{MODEL}/", token)
     assert code == 307 and headers["location"] == f"/nightshift/store/reports/drift/{MODEL}/index.html"
     code, index, _ = fetch(f"{base}{headers['location']}", token)
-    assert code == 200 and f"dt={NIGHT}/report.html" in index
+    links = re.findall(rf'href="(dt={NIGHT}/rev=[^"]+/report\.html)"', index)
+    assert code == 200 and links, f"the index links no report of {NIGHT}: {index[-2000:]}"
+    code, report, _ = fetch(f"{base}/nightshift/store/reports/drift/{MODEL}/{links[0]}", token)
+    assert code == 200 and f"{NIGHT} · model version {version}" in report, "the index's relative link does not resolve"
 
 
 def login_server_champion(server: LoginServer) -> str:

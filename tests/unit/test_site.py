@@ -188,6 +188,8 @@ def test_the_home_page_and_the_index_with_its_relative_links(site: tuple[TestCli
     missing = client.get("/nightshift/store/reports/drift/credit_risk/dt=2026-10-09/report.html", headers=ADMIN)
     assert missing.status_code == 404 and "no such object" in missing.text
     assert client.get("/nightshift/models/nobody/", headers=ADMIN).status_code == 404
+    unmeasured = client.get("/nightshift/models/wine_cultivar/", headers=ADMIN)
+    assert unmeasured.status_code == 404 and "no drift index of wine_cultivar yet" in unmeasured.text
 
 
 def test_a_nightly_run_lists_its_pages_and_says_why_others_are_absent(site: tuple[TestClient, LocalStore]) -> None:

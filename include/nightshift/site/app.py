@@ -77,9 +77,13 @@ def create_app(
         return HTMLResponse(page)
 
     @app.get("/models/{model}/")
-    def model_index(request: Request, model: str, who: User) -> RedirectResponse:
-        checked_model(model, _models(config()))
+    def model_index(request: Request, model: str, who: User) -> Response:
+        settings = config()
+        checked_model(model, _models(settings))
         require(who, nightly_dag(model))
+        if not open_store(settings.store_uri).exists(f"reports/drift/{model}/index.html"):
+            message = f"no drift index of {model} yet in {settings.store_uri}: no night of it has been measured"
+            return _message(request, 404, f"{model}: no drift index yet", message)
         return RedirectResponse(
             _href(request, f"/store/reports/drift/{quote(model, safe=KEY_SAFE)}/index.html"), status_code=307
         )
