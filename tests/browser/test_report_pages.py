@@ -35,7 +35,7 @@ SEASON_START = dt.date(2026, 10, 1)
 NIGHTS = 2
 ROWS = 300
 NIGHT_TIMEOUT = 1500
-NIGHT = SEASON_START + dt.timedelta(days=NIGHTS - 1)
+NIGHT = SEASON_START  # the simulator's first night has rejected rows (5 of 300); the second has none
 
 
 class LoginServer:
@@ -184,6 +184,8 @@ def test_the_plugin_answers_only_with_a_token(login_server: LoginServer, season:
         code, served, headers = fetch(f"{base}/nightshift/store/{key}", token)
         assert code == 200, f"{key}: {code} {served[:300]}"
         assert headers["content-type"].split(";")[0] in ("text/html", "text/csv"), headers
+        if key.endswith(".csv"):
+            assert "_reasons" in served and len(served.splitlines()) > 1, f"{key} holds no rejected row"
     code, _, headers = fetch(f"{base}/nightshift/models/{MODEL}/", token)
     assert code == 307 and headers["location"] == f"/nightshift/store/reports/drift/{MODEL}/index.html"
     code, index, _ = fetch(f"{base}{headers['location']}", token)
@@ -281,3 +283,4 @@ def test_the_pages_in_the_browser(page: Any, login_server: LoginServer, season: 
         expect(frame.locator("body")).to_contain_text(expected, timeout=120_000)
         no_error(frame)
         screenshots.take(page, name)
+    expect(frame.locator("tbody tr").first).to_contain_text("maximum")  # a rejected row, with its reason

@@ -214,6 +214,11 @@ def test_a_night_that_failed_in_validation_says_so(site: tuple[TestClient, Local
     notes = {page.label: page.note for page in night.pages if page.key is None}
     assert notes["drift report"] == "not written: the night failed in validation"
     assert notes["rejected rows (CSV)"] == "not written: validation rejected no row of this night"
+    store.write_bytes("quarantine/credit_risk/dt=2026-10-04/rejected.csv", b"row,_reasons\n")
+    empty = {page.label: page for page in nightly_pages(store, MODEL, RUNS[(f"{MODEL}_nightly", "failed-night")]).pages}
+    assert empty["rejected rows (CSV)"].key and empty["rejected rows (CSV)"].note.startswith(
+        "empty: validation rejected"
+    )
     page = client.get("/nightshift/runs/credit_risk_nightly/failed-night", headers=ADMIN)
     assert "failed" in page.text and "40% of rows out of range" in page.text
 

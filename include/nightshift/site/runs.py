@@ -90,15 +90,7 @@ def nightly_pages(store: ObjectStore, model: str, run: RunFacts) -> Night:
     checks = partition_key("validation", model, day)
     night.validation = _read(store, f"{checks}/result.json")
     _add(night, store, run, checks, [("validation page", "result.html"), ("validation result (JSON)", "result.json")])
-    rejected = partition_key("quarantine", model, day)
-    if (
-        night.validation is not None
-        and not night.validation.get("quarantined_rows")
-        and not store.exists(f"{rejected}/rejected.csv")
-    ):
-        night.pages.append(Page("rejected rows (CSV)", None, "not written: validation rejected no row of this night"))
-    else:
-        _add(night, store, run, rejected, [("rejected rows (CSV)", "rejected.csv")])
+    _add_rejected(night, store, run)
     drift = f"reports/drift/{model}/dt={day}"
     summary = _read(store, f"{drift}/summary.json")
     if summary is not None:
@@ -117,6 +109,19 @@ def nightly_pages(store: ObjectStore, model: str, run: RunFacts) -> Night:
     performance = f"reports/performance/{model}/dt={day}"
     _add(night, store, run, performance, [("performance page", "performance.html")])
     return night
+
+
+def _add_rejected(night: Night, store: ObjectStore, run: RunFacts) -> None:
+    """The night's rejected rows; a night whose validation rejected none says so (its file, if any, is a header)."""
+    prefix = partition_key("quarantine", night.model, night.day)
+    if night.validation is None or night.validation.get("quarantined_rows"):
+        _add(night, store, run, prefix, [("rejected rows (CSV)", "rejected.csv")])
+        return
+    key = f"{prefix}/rejected.csv"
+    if store.exists(key):
+        night.pages.append(Page("rejected rows (CSV)", key, "empty: validation rejected no row of this night"))
+    else:
+        night.pages.append(Page("rejected rows (CSV)", None, "not written: validation rejected no row of this night"))
 
 
 def _add(night: Night, store: ObjectStore, run: RunFacts, prefix: str, files: list[tuple[str, str]]) -> None:
