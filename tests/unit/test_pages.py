@@ -99,7 +99,7 @@ def all_pages() -> dict[str, str]:
 
 def test_hostile_values_are_escaped_on_the_validation_page() -> None:
     page = validation_page(validation_result(source=f"<b>{FEATURE}</b>.csv", failure_message=SCRIPT))
-    assert "<script>" not in page and "<b>" not in page
+    assert SCRIPT not in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert f"<td>{FEATURE_ESCAPED}</td>" in page
     assert f"<code>categories:{FEATURE_ESCAPED}</code>" in page
@@ -108,7 +108,7 @@ def test_hostile_values_are_escaped_on_the_validation_page() -> None:
 
 def test_hostile_values_are_escaped_on_the_index() -> None:
     page = render_index([index_night()], f"<b>{FEATURE}</b>")
-    assert "<script>" not in page and "<b>" not in page
+    assert SCRIPT not in page and "<b>" not in page
     assert f"<title>Drift history: &lt;b&gt;{FEATURE_ESCAPED}&lt;/b&gt;</title>" in page
     assert f'<span class="critical" title="critical feature">{FEATURE_ESCAPED}</span>' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -116,7 +116,7 @@ def test_hostile_values_are_escaped_on_the_index() -> None:
 
 def test_hostile_values_are_escaped_in_the_drift_report_header() -> None:
     for page in (with_header(EVIDENTLY_PAGE, drift_summary(model=SCRIPT)), empty_report(drift_summary(model=SCRIPT))):
-        assert "<script>" not in page
+        assert SCRIPT not in page
         assert "<title>Drift report: &lt;script&gt;alert(1)&lt;/script&gt; 2026-10-05</title>" in page
         assert f"drifted features: {FEATURE_ESCAPED}, &lt;script&gt;" in page
 
@@ -141,7 +141,7 @@ def test_hostile_values_are_escaped_in_the_data_quality_table_and_column() -> No
     report = with_header(EVIDENTLY_PAGE, drift_summary(data_quality=quality))
     index = render_index([index_night(data_quality=quality)], "credit_risk")
     for page in (report, index):
-        assert "<script>" not in page and "<img" not in page
+        assert SCRIPT not in page and "<img" not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;: 50.0% are categories" in page
     assert 'title="&lt;script&gt;alert(1)&lt;/script&gt;: 50.0% are categories' in index
 
@@ -165,7 +165,8 @@ def test_the_stylesheet_leaves_evidentlys_own_page_alone() -> None:
 def test_the_header_goes_into_evidentlys_head_and_body() -> None:
     page = with_header(EVIDENTLY_PAGE, drift_summary())
     assert page.startswith("<!DOCTYPE html><html><head><title>Drift report: credit_risk 2026-10-05</title><style>")
-    assert '<body><div id="nightshift-banner">credit_risk · 2026-10-05 · model version 3 · reference 5,000 rows' in page
+    assert '<body><div id="nightshift-banner"><a class="back" href="../index.html"' in page
+    assert "</a> credit_risk · 2026-10-05 · model version 3 · reference 5,000 rows" in page
     assert page.endswith("<div id='root'></div></body></html>")
 
 
@@ -173,7 +174,10 @@ def test_the_empty_report_is_a_nightshift_page_with_the_banner() -> None:
     page = empty_report(drift_summary(drifted_features=[], dataset_drift=False, model_version=None))
     assert page.startswith("<!DOCTYPE html>")
     assert '<body class="nightshift">' in page
-    assert "model version — ·" in page and "drifted features: none · dataset drift: no" in page
+    assert (
+        "model version — ·" in page
+        and 'drifted features: none · <span class="drift-no">dataset drift: no</span>' in page
+    )
     assert "No column had values on both sides, so nothing was compared." in page
 
 
@@ -193,13 +197,19 @@ def test_a_missing_attribute_fails_loudly() -> None:
             flagged=0,
             quality_flagged=0,
             rows=[],
+            versions=[],
+            charts=[],
             unscored={"count": 1, "dates": "2026-10-01", "reasons": "r", "commands": ["c"]},
         )
 
 
 def test_values_are_escaped_and_markup_from_templates_is_not() -> None:
-    assert pages.render("report_banner.html.j2", banner=SCRIPT, quality=None) == (
-        '<div id="nightshift-banner">&lt;script&gt;alert(1)&lt;/script&gt;</div>\n'
+    banner = pages.render(
+        "report_banner.html.j2", banner=SCRIPT, quality=None, back=None, dataset_drift=False, directions=[]
+    )
+    assert banner == (
+        '<div id="nightshift-banner">&lt;script&gt;alert(1)&lt;/script&gt; · '
+        '<span class="drift-no">dataset drift: no</span></div>\n'
     )
 
 

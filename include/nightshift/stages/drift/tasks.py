@@ -384,11 +384,11 @@ def _night_performance(store: ObjectStore, model: str, night_dir: str) -> dict[s
     }
 
 
-def refresh_index(store: ObjectStore, model: str) -> None:
-    """Rebuild index.html and latest.json from every complete night's summary."""
-    from nightshift.stages.drift.measure import latest_pointer, render_index
-
+def night_summaries(store: ObjectStore, model: str) -> list[dict[str, Any]]:
+    """Every complete night's summary, oldest first, with its links relative to the index: the report's current
+    revision, the performance page, the validation page and JSON and the rejected rows (those that exist)."""
     base = report_prefix(model)
+    validation = set(store.list(f"validation/{model}")) | set(store.list(f"quarantine/{model}"))
     summaries = []
     for key in store.list(base):
         night_dir, _, name = key[len(base) + 1 :].partition("/")
@@ -401,7 +401,27 @@ def refresh_index(store: ObjectStore, model: str) -> None:
             summary["report_html"] = f"{revision}/report.html"
             summary["report_json"] = f"{revision}/report.json"
         summary["performance"] = _night_performance(store, model, night_dir)
+        summary["validation"] = _night_validation(validation, model, night_dir)
         summaries.append(summary)
     summaries.sort(key=lambda item: item["dt"])
+    return summaries
+
+
+def _night_validation(keys: set[str], model: str, night_dir: str) -> dict[str, str | None]:
+    """The night's validation page, its JSON and its rejected rows relative to the index (None for those absent)."""
+    found = {
+        "page": f"validation/{model}/{night_dir}/result.html",
+        "json": f"validation/{model}/{night_dir}/result.json",
+        "rejected": f"quarantine/{model}/{night_dir}/rejected.csv",
+    }
+    return {name: f"../../../{key}" if key in keys else None for name, key in found.items()}
+
+
+def refresh_index(store: ObjectStore, model: str) -> None:
+    """Rebuild index.html and latest.json from every complete night's summary."""
+    from nightshift.stages.drift.measure import latest_pointer, render_index
+
+    base = report_prefix(model)
+    summaries = night_summaries(store, model)
     store.write_bytes(f"{base}/index.html", render_index(summaries, model).encode())
     store.write_bytes(f"{base}/latest.json", json.dumps(latest_pointer(summaries, model), indent=2).encode())
