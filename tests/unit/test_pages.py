@@ -192,6 +192,7 @@ def test_a_missing_attribute_fails_loudly() -> None:
         pages.render(
             "index.html.j2",
             title="t",
+            notice=None,
             task=None,
             nights=1,
             flagged=0,

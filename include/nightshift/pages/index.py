@@ -42,7 +42,11 @@ class Links:
 
 
 def index_page(
-    model: str, nights: list[dict[str, Any]], unscored: list[dict[str, Any]], href: Href | None = None
+    model: str,
+    nights: list[dict[str, Any]],
+    unscored: list[dict[str, Any]],
+    href: Href | None = None,
+    notice: str | None = None,
 ) -> str:
     """The index of `nights` in the order given; each holds a `summary`, `flagged` and its `first` scored measurement.
 
@@ -50,7 +54,8 @@ def index_page(
     predictions (date, reason, command, when) oldest first. `flagged` counts drifted nights only (what the drift rule
     of the retrain decision counts); nights with a data-quality flag are counted apart, as `quality_flagged`, since a
     data problem wants fixing at its source, not a model trained on it. `href` maps each linked store key to its
-    address (default: relative to the index, as stored; a shared copy passes presigned URLs).
+    address (default: relative to the index, as stored; a shared copy passes presigned URLs); `notice` heads the
+    page (a shared copy says until when its links work).
     """
     links = Links(model, href)
     tasks = [night["summary"].get("task") for night in nights if night["summary"].get("task")]
@@ -58,6 +63,7 @@ def index_page(
     return render(
         "index.html.j2",
         title=f"Drift history: {model}",
+        notice=notice,
         task=tasks[-1] if tasks else None,
         nights=len(nights),
         flagged=sum(1 for night in nights if night["flagged"]),

@@ -414,12 +414,14 @@ def _newest(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
     return newest
 
 
-def render_index(summaries: list[dict[str, Any]], model: str, href: Href | None = None) -> str:
+def render_index(
+    summaries: list[dict[str, Any]], model: str, href: Href | None = None, notice: str | None = None
+) -> str:
     """One self-contained page listing every night given, newest first; drifted nights highlighted.
 
-    `href` maps each linked store key to its address (default: relative to the index)."""
+    `href` maps each linked store key to its address (default: relative to the index); `notice` heads the page."""
     nights = sorted(summaries, key=lambda s: str(s["dt"]), reverse=True)
-    return index_page(model, [_index_entry(s) for s in nights], _unscored(nights), href)
+    return index_page(model, [_index_entry(s) for s in nights], _unscored(nights), href, notice)
 
 
 def _index_entry(summary: dict[str, Any]) -> dict[str, Any]:
