@@ -163,7 +163,7 @@ def _chart(
     """A chart's coordinates: axes from the nights and values, one polyline per series, threshold lines, a band."""
     values = [value for points in series.values() for _, value, _ in points] + thresholds
     values += [bound for _, low, high in band or [] for bound in (low, high)]
-    low, high = (0.0, 1.0) if p_value else (min(0.0, *values), max(values) * 1.1 or 1.0)
+    low, high = _value_range(values, p_value=p_value, from_zero=band is None)
     axes = _Axes(dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1]), low, high)
     return {
         "id": ident,
@@ -194,10 +194,21 @@ def _chart(
     }
 
 
+def _value_range(values: list[float], *, p_value: bool, from_zero: bool) -> tuple[float, float]:
+    """A p-value's whole 0 to 1; a distance from 0 to a tenth above its largest; a metric around its values."""
+    if p_value:
+        return 0.0, 1.0
+    if from_zero:
+        return min(0.0, *values), max(values) * 1.1 or 1.0
+    pad = (max(values) - min(values)) * 0.1 or 0.05
+    return min(values) - pad, max(values) + pad
+
+
 def _x_ticks(axes: _Axes, days: list[str], most: int = 8) -> list[dict[str, Any]]:
     """At most `most` date labels, evenly picked from the nights, the first and last always among them."""
     step = max(1, -(-len(days) // most))
     picked = days[::step]
     if picked[-1] != days[-1]:
         picked.append(days[-1])
-    return [{"x": axes.x(day), "label": day} for day in picked]
+    anchors = {picked[0]: "start", picked[-1]: "end"} if len(picked) > 1 else {}
+    return [{"x": axes.x(day), "label": day, "anchor": anchors.get(day, "middle")} for day in picked]
