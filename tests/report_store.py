@@ -26,14 +26,19 @@ REJECTED = "loan_id,amount,_row_number,_reasons\r\nL-9,-5,3,amount below 0\r\n"
 
 def summary(day: str, version: str, drifted: bool) -> dict[str, Any]:
     """A drift summary as the drift stage writes it: a psi feature, a ks feature and the prediction."""
-    features = [
-        {"feature": "amount", "method": "psi", "threshold": 0.1, "score": 0.3 if drifted else 0.02},
-        {"feature": "income", "method": "psi", "threshold": 0.1, "score": 0.05},
-        {"feature": "age", "method": "ks", "threshold": 0.05, "score": 0.01 if drifted else 0.4},
+    scores = [("amount", "psi", 0.1, 0.3 if drifted else 0.02), ("income", "psi", 0.1, 0.05)]
+    scores.append(("age", "ks", 0.05, 0.01 if drifted else 0.4))
+    features: list[dict[str, Any]] = [
+        {
+            "feature": name,
+            "method": method,
+            "threshold": limit,
+            "score": score,
+            "drifted": score < limit if method == "ks" else score >= limit,
+            "critical": False,
+        }
+        for name, method, limit, score in scores
     ]
-    for item in features:
-        score, limit = item["score"], item["threshold"]
-        item.update(drifted=score < limit if item["method"] == "ks" else score >= limit, critical=False)
     names = [item["feature"] for item in features if item["drifted"]]
     return {
         "model": MODEL,
@@ -130,7 +135,7 @@ def write_night(store: ObjectStore, day: str, version: str, drifted: bool) -> No
 
 def build(store: ObjectStore) -> None:
     """Every night of NIGHTS (the last one drifted), then the index."""
-    from nightshift.stages.drift.tasks import refresh_index
+    from nightshift.stages.drift.index import refresh_index
 
     for day in NIGHTS:
         write_night(store, day, VERSIONS[day], drifted=day == NIGHTS[-1])

@@ -100,7 +100,7 @@ def test_a_new_shared_copy_prunes_the_expired_ones_and_keeps_the_live(s3_store_u
         key.rsplit("/", 1)[0] for key in (long_lived.key, second.key)
     )
     # the nightly index refresh ignores the shared folder
-    from nightshift.stages.drift.tasks import night_summaries
+    from nightshift.stages.drift.index import night_summaries
 
     assert [night["dt"] for night in night_summaries(store, MODEL)] == list(NIGHTS)
 

@@ -13,7 +13,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from nightshift.stages.drift.tasks import night_summaries, report_prefix
+from nightshift.stages.drift.index import night_summaries, report_prefix
 from nightshift.stores.objects import (
     MARKER,
     ObjectStore,
