@@ -10,8 +10,12 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nightshift.config import PROJECT_ROOT, Settings, SpecError, get_spec, load_specs, settings
+
+if TYPE_CHECKING:
+    from nightshift.stores.objects import ObjectStore
 
 
 def _date(value: str) -> dt.date:
@@ -173,42 +177,37 @@ def cmd_airflow_settings_load(args: argparse.Namespace) -> int:
 
 
 def cmd_report_link(args: argparse.Namespace) -> int:
-    """Print a time-limited link to the drift index, or with --night to that night's report."""
+    """Print a time-limited link to the drift index (every page it links opens from it), or with --night labelled
+    links to that night's report, validation page and JSON, rejected rows and performance page."""
     from nightshift.config import NAME_PATTERN
-    from nightshift.stages.drift.tasks import report_prefix
-    from nightshift.stores.objects import StorageError, is_complete, open_store, presigned_url
+    from nightshift.stages.drift.share import NothingToShare, night_links, share_index
+    from nightshift.stores.objects import StorageError, open_store, signs_links
 
     if not NAME_PATTERN.match(args.model):
         print(f"error: {args.model!r} is not a model name (lowercase letters, digits and _)", file=sys.stderr)
         return 2
-    store_uri = settings().store_uri
-    base = report_prefix(args.model)
     try:
-        store = open_store(store_uri)
+        store = open_store(settings().store_uri)
         if args.night is None:
-            key = f"{base}/index.html"
-            if not store.exists(key):
-                print(
-                    f"error: {store.url_for(key)} does not exist yet; the nightly DAG's drift task writes it "
-                    f"after the first night of {args.model!r} is scored (store: {store_uri})",
-                    file=sys.stderr,
-                )
-                return 1
+            shared = share_index(store, args.model, args.expires, dt.datetime.now(dt.UTC))
+            print(shared.url)
+            where = f"a shared copy at {store.url_for(shared.key)}" if signs_links(store) else "the index itself"
+            print(f"(links to {where}; {_sharing_note(store)})", file=sys.stderr)
         else:
-            night = f"{base}/dt={args.night.isoformat()}"
-            key = f"{night}/report.html"
-            if not (is_complete(store, night) and store.exists(key)):
-                print(
-                    f"error: no drift report for {args.model!r} on {args.night} at {store.url_for(key)}; that night "
-                    "was not measured yet, is still being written, or had no champion to compare with",
-                    file=sys.stderr,
-                )
-                return 1
-        print(presigned_url(store, key, args.expires))
-    except StorageError as exc:
+            for link in night_links(store, args.model, args.night, args.expires):
+                print(f"{link.label}: {link.url}")
+    except (NothingToShare, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _sharing_note(store: ObjectStore) -> str:
+    from nightshift.stores.objects import signs_links
+
+    if signs_links(store):
+        return "every link in it is presigned with the same expiry"
+    return "a local store: its relative links open as they are, so no shared copy is needed"
 
 
 def cmd_warehouse_migrate(args: argparse.Namespace) -> int:
@@ -279,11 +278,13 @@ SETTINGS_LOAD_DESCRIPTION = (
     "(AIRFLOW_CONN_<ID>, AIRFLOW_VAR_<NAME>) are skipped because they win anyway."
 )
 REPORT_LINK_DESCRIPTION = (
-    "Print a link to reports/drift/<model>/index.html in the configured store (NIGHTSHIFT_STORE_URI): "
-    "a presigned GET URL for s3://, the plain file:// URL for a local store. The index links to each "
-    "night's report relatively (dt=…/report.html), and a presigned index cannot sign those links, so "
-    "clicking through from an S3 index link fails: use --night YYYY-MM-DD for that night's report.html. "
-    "A presigned link stops working when --expires runs out or the signing credentials expire."
+    "Print a link to the drift index of <model> in the configured store (NIGHTSHIFT_STORE_URI). On s3:// it "
+    "writes a shared copy of the index, reports/drift/<model>/shared/<expiry>-<token>/index.html, whose every "
+    "link (nights' reports and JSON, performance pages, validation pages and JSON, rejected.csv) is presigned "
+    "with the same --expires, removes the copies that expired, and prints a presigned link to the copy. For a "
+    "local file:// store it prints the index's plain URL (its relative links open as they are). With --night "
+    "YYYY-MM-DD it prints one labelled link per file of that night that exists. A presigned link stops working "
+    "when --expires runs out or the signing credentials expire."
 )
 
 
@@ -383,11 +384,12 @@ def _add_report_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         commands,
         "report-link",
         cmd_report_link,
-        "print a time-limited link to a model's drift index (or, with --night, to one night's report)",
+        "print a time-limited link to a model's drift index, every page it links reachable (or, with --night, "
+        "labelled links to one night's files)",
         REPORT_LINK_DESCRIPTION,
     )
     _model_option(link)
-    _optional_date_option(link, "--night", "link to this night's report.html (YYYY-MM-DD)")
+    _optional_date_option(link, "--night", "links to this night's report, validation and quarantine (YYYY-MM-DD)")
     link.add_argument("--expires", type=int, default=3600, help="seconds until the link expires (max 604800)")
 
     backlog = _command(

@@ -67,12 +67,14 @@ class Screenshots:
 
 
 @pytest.fixture(scope="module")
-def artifacts() -> Path:
-    """`artifacts/browser/`, emptied when the module starts: its screenshots, and Airflow's logs once it stops."""
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    return ARTIFACTS
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """`artifacts/browser/<test module>/`, emptied when the module starts (another module's folder stays): its
+    screenshots, and Airflow's logs once it stops."""
+    folder = ARTIFACTS / Path(str(request.module.__file__)).stem
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
 
 
 @pytest.fixture(scope="module")

@@ -235,20 +235,26 @@ def test_a_link_must_expire_within_seven_days(store: ObjectStore, expires: int) 
 def test_report_link_prints_working_links_for_the_index_and_a_night(
     store_uri: str, store: ObjectStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Locally the index itself; on S3 a shared copy of it (tests/integration/test_report_sharing.py has its links)."""
     monkeypatch.setenv("NIGHTSHIFT_STORE_URI", store_uri)
     store.write_bytes("reports/drift/credit_risk/index.html", b"<html>index</html>")
     with partition_writer(store, "reports/drift/credit_risk/dt=2026-10-03", {"dt": "2026-10-03"}) as folder:
         (folder / "report.html").write_text("<html>night of 2026-10-03</html>")
+        (folder / "summary.json").write_text('{"model": "credit_risk", "dt": "2026-10-03", "skipped": "test"}')
 
     assert cli.main(["report-link", "--model", "credit_risk", "--expires", "120"]) == 0
     link = capsys.readouterr().out.strip()
     body, content_type = fetch(link)
-    assert body == b"<html>index</html>"
+    if store_uri.startswith("file:"):
+        assert body == b"<html>index</html>"
+    else:
+        assert b"Drift history: credit_risk" in body and b"2026-10-03" in body
     assert content_type.startswith("text/html")
 
     assert cli.main(["report-link", "--model", "credit_risk", "--night", "2026-10-03"]) == 0
-    night_link = capsys.readouterr().out.strip()
-    assert fetch(night_link)[0] == b"<html>night of 2026-10-03</html>"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == ["drift report", "drift summary"]
+    assert fetch(lines[0].split(": ", 1)[1])[0] == b"<html>night of 2026-10-03</html>"
 
 
 def test_report_link_explains_what_is_missing(

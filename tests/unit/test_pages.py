@@ -99,7 +99,7 @@ def all_pages() -> dict[str, str]:
 
 def test_hostile_values_are_escaped_on_the_validation_page() -> None:
     page = validation_page(validation_result(source=f"<b>{FEATURE}</b>.csv", failure_message=SCRIPT))
-    assert "<script>" not in page and "<b>" not in page
+    assert SCRIPT not in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert f"<td>{FEATURE_ESCAPED}</td>" in page
     assert f"<code>categories:{FEATURE_ESCAPED}</code>" in page
@@ -108,7 +108,7 @@ def test_hostile_values_are_escaped_on_the_validation_page() -> None:
 
 def test_hostile_values_are_escaped_on_the_index() -> None:
     page = render_index([index_night()], f"<b>{FEATURE}</b>")
-    assert "<script>" not in page and "<b>" not in page
+    assert SCRIPT not in page and "<b>" not in page
     assert f"<title>Drift history: &lt;b&gt;{FEATURE_ESCAPED}&lt;/b&gt;</title>" in page
     assert f'<span class="critical" title="critical feature">{FEATURE_ESCAPED}</span>' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -116,7 +116,7 @@ def test_hostile_values_are_escaped_on_the_index() -> None:
 
 def test_hostile_values_are_escaped_in_the_drift_report_header() -> None:
     for page in (with_header(EVIDENTLY_PAGE, drift_summary(model=SCRIPT)), empty_report(drift_summary(model=SCRIPT))):
-        assert "<script>" not in page
+        assert SCRIPT not in page
         assert "<title>Drift report: &lt;script&gt;alert(1)&lt;/script&gt; 2026-10-05</title>" in page
         assert f"drifted features: {FEATURE_ESCAPED}, &lt;script&gt;" in page
 
@@ -141,7 +141,7 @@ def test_hostile_values_are_escaped_in_the_data_quality_table_and_column() -> No
     report = with_header(EVIDENTLY_PAGE, drift_summary(data_quality=quality))
     index = render_index([index_night(data_quality=quality)], "credit_risk")
     for page in (report, index):
-        assert "<script>" not in page and "<img" not in page
+        assert SCRIPT not in page and "<img" not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;: 50.0% are categories" in page
     assert 'title="&lt;script&gt;alert(1)&lt;/script&gt;: 50.0% are categories' in index
 
@@ -165,7 +165,8 @@ def test_the_stylesheet_leaves_evidentlys_own_page_alone() -> None:
 def test_the_header_goes_into_evidentlys_head_and_body() -> None:
     page = with_header(EVIDENTLY_PAGE, drift_summary())
     assert page.startswith("<!DOCTYPE html><html><head><title>Drift report: credit_risk 2026-10-05</title><style>")
-    assert '<body><div id="nightshift-banner">credit_risk · 2026-10-05 · model version 3 · reference 5,000 rows' in page
+    assert '<body><div id="nightshift-banner"><a class="back" href="../index.html"' in page
+    assert "</a> credit_risk · 2026-10-05 · model version 3 · reference 5,000 rows" in page
     assert page.endswith("<div id='root'></div></body></html>")
 
 
@@ -173,7 +174,10 @@ def test_the_empty_report_is_a_nightshift_page_with_the_banner() -> None:
     page = empty_report(drift_summary(drifted_features=[], dataset_drift=False, model_version=None))
     assert page.startswith("<!DOCTYPE html>")
     assert '<body class="nightshift">' in page
-    assert "model version — ·" in page and "drifted features: none · dataset drift: no" in page
+    assert (
+        "model version — ·" in page
+        and 'drifted features: none · <span class="drift-no">dataset drift: no</span>' in page
+    )
     assert "No column had values on both sides, so nothing was compared." in page
 
 
@@ -188,18 +192,25 @@ def test_a_missing_attribute_fails_loudly() -> None:
         pages.render(
             "index.html.j2",
             title="t",
+            notice=None,
             task=None,
             nights=1,
             flagged=0,
             quality_flagged=0,
             rows=[],
+            versions=[],
+            charts=[],
             unscored={"count": 1, "dates": "2026-10-01", "reasons": "r", "commands": ["c"]},
         )
 
 
 def test_values_are_escaped_and_markup_from_templates_is_not() -> None:
-    assert pages.render("report_banner.html.j2", banner=SCRIPT, quality=None) == (
-        '<div id="nightshift-banner">&lt;script&gt;alert(1)&lt;/script&gt;</div>\n'
+    banner = pages.render(
+        "report_banner.html.j2", banner=SCRIPT, quality=None, back=None, dataset_drift=False, directions=[]
+    )
+    assert banner == (
+        '<div id="nightshift-banner">&lt;script&gt;alert(1)&lt;/script&gt; · '
+        '<span class="drift-no">dataset drift: no</span></div>\n'
     )
 
 
@@ -216,3 +227,155 @@ def test_the_templates_ship_with_the_package() -> None:
     assert files and "templates/style.css" in files and "templates/base.html.j2" in files
     for name in files:
         assert any(fnmatch(name, pattern) for pattern in patterns), f"{name} is not in pyproject's package-data"
+
+
+# Trends, filter, links between pages, the validation page's groups.
+
+
+def trend_night(day: str, version: str = "3", **overrides: Any) -> dict[str, Any]:
+    night = index_night(
+        dt=day,
+        model_version=version,
+        features=[
+            {"feature": "amount", "method": "psi", "threshold": 0.1, "score": 0.05, "drifted": False},
+            {"feature": "income", "method": "psi", "threshold": 0.2, "score": 0.25, "drifted": True},
+            {"feature": "age", "method": "ks", "threshold": 0.05, "score": 0.01, "drifted": True},
+        ],
+        prediction={"method": "ks", "threshold": 0.05, "score": 0.5, "drifted": False},
+        performance={"metric": "roc_auc", "estimated": 0.8, "estimated_lower": 0.75, "estimated_upper": 0.85},
+    )
+    night.update(overrides)
+    return night
+
+
+def svg(page: str, chart: str) -> str:
+    start = page.index(f'data-chart="{chart}"')
+    return page[start : page.index("</svg>", start)]
+
+
+def series_points(chart: str, name: str) -> list[tuple[str, float, float]]:
+    import re
+
+    block = chart[chart.index(f'data-series="{name}"') :]
+    block = block[: block.index("</g>")]
+    return [
+        (day, float(x), float(y))
+        for day, x, y in re.findall(r'<circle data-dt="([^"]+)" data-value="[^"]+" cx="([^"]+)" cy="([^"]+)"', block)
+    ]
+
+
+def test_the_index_plots_one_series_per_feature_with_its_nights_and_thresholds() -> None:
+    nights = [trend_night("2026-10-01"), trend_night("2026-10-03"), trend_night("2026-10-04", skipped="no champion")]
+    nights[1]["features"][0]["score"] = None  # no score that night: no point
+    page = render_index(nights, "credit_risk")
+    psi, ks = svg(page, "drift-psi"), svg(page, "drift-ks")
+    assert psi.count('<g class="series"') == 2 and ks.count('<g class="series"') == 1
+    assert [day for day, _, _ in series_points(psi, "income")] == ["2026-10-01", "2026-10-03"]
+    assert [day for day, _, _ in series_points(psi, "amount")] == ["2026-10-01"]
+    first, last = series_points(psi, "income")
+    assert first[1] < last[1] and first[2] == last[2]  # later night further right, same score same height
+    assert 'data-threshold="0.1"' in psi and 'data-threshold="0.2"' in psi and 'data-threshold="0.05"' in ks
+    assert "ks: the score is a p-value, lower means drift; below the threshold is flagged" in page
+    assert "psi: the score is a distance, higher means drift" in page
+    assert 'stroke="#cf222e" stroke-width="2"><title>income 2026-10-01: 0.25 (flagged)</title>' in psi
+    assert 'data-series="prediction"' in svg(page, "prediction")
+    performance = svg(page, "performance")
+    assert 'data-series="estimated"' in performance and '<polygon class="band"' in performance
+    assert 'data-series="holdout"' not in performance  # index_night's holdout has no roc_auc
+
+
+def test_a_p_value_chart_puts_a_lower_score_lower_and_spans_zero_to_one() -> None:
+    page = render_index([trend_night("2026-10-01"), trend_night("2026-10-02")], "credit_risk")
+    ks = svg(page, "drift-ks")
+    [(_, _, low_y), _] = series_points(ks, "age")
+    assert '<text x="52" y="188.0" text-anchor="end" font-size="10" fill="#59636e">0</text>' in ks
+    assert '<text x="52" y="16.0" text-anchor="end" font-size="10" fill="#59636e">1</text>' in ks
+    assert low_y > 160  # 0.01 sits near the bottom
+
+
+def test_no_charts_without_measured_nights() -> None:
+    page = render_index([index_night(skipped="no champion")], "credit_risk")
+    assert "<svg" not in page and "Trends over nights" not in page
+
+
+def test_the_version_filter_needs_no_script_and_shows_every_row_by_default() -> None:
+    nights = [trend_night("2026-10-01", "2"), trend_night("2026-10-02", "10"), trend_night("2026-10-03", "2")]
+    page = render_index(nights, "credit_risk")
+    assert '<input type="radio" name="version" id="version-all" checked>' in page
+    assert '<label for="version-1">2</label>' in page and '<label for="version-2">10</label>' in page
+    assert page.count('<td data-version="1">2</td>') == 2 and page.count('<td data-version="2">10</td>') == 1
+    assert '.nightshift:has(#version-2:checked) #nights tbody tr:not(:has(td[data-version="2"])){display:none}' in page
+    assert "<script" not in page
+    one = render_index([trend_night("2026-10-01")], "credit_risk")
+    assert 'id="version-filter"' not in one
+
+
+def test_dataset_drift_no_is_not_red_on_a_flagged_row() -> None:
+    page = render_index([index_night(dataset_drift=False, critical_drifted=["age"])], "credit_risk")
+    assert '<tr class="drifted">' in page
+    assert '<td class="ok">no</td>' in page and '<td class="flag">' not in page
+    assert '<td class="flag">yes</td>' in render_index([index_night()], "credit_risk")
+
+
+def test_index_links_go_through_the_href_function() -> None:
+    night = index_night(
+        validation={"page": "../../../validation/credit_risk/dt=2026-10-05/result.html", "json": None, "rejected": None}
+    )
+    relative = render_index([night], "credit_risk")
+    assert 'href="../../../validation/credit_risk/dt=2026-10-05/result.html"' in relative
+    assert 'href="dt=2026-10-05/report.html"' in relative
+    signed = render_index([night], "credit_risk", href=lambda key: f"https://signed.example/{key}?sig=1")
+    assert 'href="https://signed.example/validation/credit_risk/dt=2026-10-05/result.html?sig=1"' in signed
+    assert 'href="https://signed.example/reports/drift/credit_risk/dt=2026-10-05/report.html?sig=1"' in signed
+
+
+def test_every_page_links_back_to_the_index() -> None:
+    report = with_header(EVIDENTLY_PAGE, drift_summary())
+    assert '<a class="back" href="../index.html" data-revision-href="../../index.html"' in report
+    validation = validation_page(validation_result(dt="2026-10-05"))
+    assert (
+        '<a class="back" href="../../../reports/drift/credit_risk/index.html" '
+        'data-revision-href="../../../../reports/drift/credit_risk/index.html"' in validation
+    )
+    from nightshift.pages.performance import performance_page
+
+    performance = performance_page({"model": "credit_risk", "dt": "2026-10-05", "metric": "roc_auc", "aliases": {}})
+    assert '<a class="back" href="../../../drift/credit_risk/index.html"' in performance
+    for page in (report, validation, performance):
+        assert 'querySelectorAll("a[data-revision-href]")' in page
+
+
+def test_the_report_banner_explains_each_methods_direction() -> None:
+    summary = drift_summary(
+        features=[{"feature": "age", "method": "ks"}, {"feature": "amount", "method": "psi"}],
+        prediction={"method": "wasserstein"},
+    )
+    page = with_header(EVIDENTLY_PAGE, summary)
+    assert "ks: the score is a p-value, lower means drift" in page
+    assert "psi: the score is a distance, higher means drift" in page and "wasserstein: the score is a distance" in page
+
+
+def test_the_validation_page_is_dated_links_its_rejected_rows_and_tells_quarantined_from_failed() -> None:
+    passing = validation_page(validation_result(dt="2026-10-05", passed=True))
+    assert "<title>Validation of credit_risk on 2026-10-05</title>" in passing
+    assert '<time datetime="2026-10-05">2026-10-05</time>' in passing
+    assert 'href="../../../quarantine/credit_risk/dt=2026-10-05/rejected.csv"' in passing
+    assert "Quarantined rows (within the limit) (1)" in passing and "Failed checks" not in passing
+    assert '<td class="warn">rows quarantined</td>' in passing
+    failing = validation_page(validation_result(dt="2026-10-05"))
+    assert "Failed checks (1)" in failing and "Quarantined rows" not in failing
+    assert '<td class="bad">failed</td>' in failing
+    clean = validation_page(validation_result(dt="2026-10-05", passed=True, quarantined_rows=0))
+    assert "rejected.csv" not in clean
+
+
+def test_checks_are_grouped_failed_quarantined_warned_passed() -> None:
+    checks = [
+        {"check": "ok", "severity": "block", "success": True},
+        {"check": "soft", "severity": "warn", "success": False},
+        {"check": "hard", "severity": "block", "success": False},
+    ]
+    page = validation_page(validation_result(dt="2026-10-05", checks=checks))
+    order = [page.index(text) for text in ("Failed checks (1)", "Warnings (1)", "Passed checks (1)")]
+    assert order == sorted(order)
+    assert "No checks ran." in validation_page(validation_result(checks=[]))

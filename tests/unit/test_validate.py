@@ -346,7 +346,7 @@ def test_page_renders_and_escapes_html(spec: ModelSpec) -> None:
     page = render_validation_page(outcome.result)
 
     assert page.startswith("<!DOCTYPE html>")
-    assert "<script>" not in page
+    assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;" in page
     assert "&lt;b&gt;drop&lt;/b&gt;.csv" in page
     assert "categories:home_ownership" in page

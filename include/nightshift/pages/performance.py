@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nightshift.pages import render
+from nightshift.pages.navigation import index_link
 from nightshift.task_rules import LOWER_IS_BETTER
 
 
@@ -12,10 +13,12 @@ def performance_page(document: dict[str, Any]) -> str:
     """A self-contained page of a night's performance.json: per alias, each metric estimated (with its band),
     realized (with the label coverage), the estimate's error, the holdout figure, and the slices."""
     metric = document.get("metric")
+    model, day = document.get("model"), document.get("dt")
     return render(
         "performance.html.j2",
         title=f"Performance of {document.get('model', '')} on {document.get('dt', '')}",
-        dt=document.get("dt"),
+        dt=day,
+        back=index_link(f"reports/performance/{model}/dt={day}/performance.html", model) if model else None,
         metric=metric,
         direction="lower is better" if metric in LOWER_IS_BETTER else "higher is better",
         labels_through=document.get("labels_through"),

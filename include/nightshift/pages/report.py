@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from nightshift.pages import render
+from nightshift.pages.navigation import index_link
+from nightshift.pages.trends import direction
 
 
 def with_header(page: str, summary: dict[str, Any]) -> str:
@@ -27,11 +29,18 @@ def _header(summary: dict[str, Any]) -> dict[str, Any]:
         f"{summary['model']} · {summary['dt']} · model version {summary['model_version'] or '—'} · "
         f"reference {summary['reference_rows']:,} rows (sampled {sample['reference_sampled']:,}), "
         f"current {summary['current_rows']:,} rows (sampled {sample['current_sampled']:,}), seed {sample['seed']} · "
-        f"drifted features: {drifted} · dataset drift: {'yes' if summary['dataset_drift'] else 'no'}"
+        f"drifted features: {drifted}"
     )
+    methods = sorted({str(item.get("method")) for item in summary.get("features") or [] if item.get("method")})
+    prediction = summary.get("prediction") or {}
+    if prediction.get("method"):
+        methods = sorted({*methods, str(prediction["method"])})
     return {
         "title": f"Drift report: {summary['model']} {summary['dt']}",
         "banner": banner,
+        "dataset_drift": bool(summary["dataset_drift"]),
+        "back": index_link(f"reports/drift/{summary['model']}/dt={summary['dt']}/report.html", summary["model"]),
+        "directions": [direction(method) for method in methods],
         "quality": _quality(summary.get("data_quality")),
     }
 

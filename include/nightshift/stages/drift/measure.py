@@ -21,7 +21,7 @@ from evidently.presets import DataDriftPreset
 
 from nightshift.config import ModelSpec
 from nightshift.kinds import kind_of
-from nightshift.pages.index import index_page
+from nightshift.pages.index import Href, index_page
 from nightshift.pages.report import empty_report, with_header
 from nightshift.stores.objects import REVISION_DIR
 
@@ -414,10 +414,14 @@ def _newest(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
     return newest
 
 
-def render_index(summaries: list[dict[str, Any]], model: str) -> str:
-    """One self-contained page listing every night given, newest first; drifted nights highlighted."""
+def render_index(
+    summaries: list[dict[str, Any]], model: str, href: Href | None = None, notice: str | None = None
+) -> str:
+    """One self-contained page listing every night given, newest first; drifted nights highlighted.
+
+    `href` maps each linked store key to its address (default: relative to the index); `notice` heads the page."""
     nights = sorted(summaries, key=lambda s: str(s["dt"]), reverse=True)
-    return index_page(model, [_index_entry(s) for s in nights], _unscored(nights))
+    return index_page(model, [_index_entry(s) for s in nights], _unscored(nights), href, notice)
 
 
 def _index_entry(summary: dict[str, Any]) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nightshift.runs import RunInfo
+from nightshift.stages.drift.index import night_summaries, refresh_index, report_prefix
 from nightshift.stages.night import Night, night, open_warehouse
 from nightshift.stores.objects import (
-    MARKER,
     ObjectStore,
     partition_file,
     partition_files,
@@ -23,13 +23,11 @@ from nightshift.stores.objects import (
     read_partition_json,
 )
 
+__all__ = ["drift", "night_sample", "night_summaries", "refresh_index", "report_prefix", "scored_version"]
+
 if TYPE_CHECKING:
     from nightshift.stages.drift.measure import DriftResult
     from nightshift.stores.registry import VersionInfo
-
-
-def report_prefix(model: str) -> str:
-    return f"reports/drift/{model}"
 
 
 def scored_version(current: Night) -> str | None:
@@ -356,52 +354,3 @@ def _take_rows(file: Any, positions: Any, columns: list[str], batch_rows: int) -
             pieces.append(pa.Table.from_batches([batch.take(positions[lo:hi] - start)]))
         start += batch.num_rows
     return pa.concat_tables(pieces)
-
-
-def _night_performance(store: ObjectStore, model: str, night_dir: str) -> dict[str, Any] | None:
-    """The champion's judged performance of a night for the index (its page linked relative to the index), or None."""
-    prefix = f"reports/performance/{model}/{night_dir}"
-    if read_manifest(store, prefix) is None:
-        return None
-    document = read_partition_json(store, prefix, "performance.json")
-    champion = (document.get("aliases") or {}).get("champion")
-    if not champion:
-        return None
-    metric = document.get("metric")
-    estimate = (champion.get("estimated") or {}).get(metric) or {}
-    judgement = champion.get("judgement") or {}
-    return {
-        "metric": metric,
-        "estimated": estimate.get("value"),
-        "estimated_lower": estimate.get("lower"),
-        "estimated_upper": estimate.get("upper"),
-        "realized": (champion.get("realized") or {}).get(metric),
-        "coverage": champion.get("coverage"),
-        "basis": judgement.get("basis"),
-        "degraded": judgement.get("degraded"),
-        "concept_drift": judgement.get("concept_drift"),
-        "page": f"../../performance/{model}/{night_dir}/performance.html",
-    }
-
-
-def refresh_index(store: ObjectStore, model: str) -> None:
-    """Rebuild index.html and latest.json from every complete night's summary."""
-    from nightshift.stages.drift.measure import latest_pointer, render_index
-
-    base = report_prefix(model)
-    summaries = []
-    for key in store.list(base):
-        night_dir, _, name = key[len(base) + 1 :].partition("/")
-        if name != MARKER:
-            continue
-        prefix = f"{base}/{night_dir}"
-        revision = partition_file(store, prefix, "summary.json").rsplit("/", 1)[0][len(base) + 1 :]
-        summary = read_partition_json(store, prefix, "summary.json")
-        if not summary.get("skipped"):
-            summary["report_html"] = f"{revision}/report.html"
-            summary["report_json"] = f"{revision}/report.json"
-        summary["performance"] = _night_performance(store, model, night_dir)
-        summaries.append(summary)
-    summaries.sort(key=lambda item: item["dt"])
-    store.write_bytes(f"{base}/index.html", render_index(summaries, model).encode())
-    store.write_bytes(f"{base}/latest.json", json.dumps(latest_pointer(summaries, model), indent=2).encode())

@@ -328,7 +328,7 @@ def _record_validation(
     from nightshift.stores import warehouse
 
     store, model = current.store, current.spec.name
-    result = {**result, "run_id": run.run_id}
+    result = {"dt": current.dt, **result, "run_id": run.run_id}
     if curated is None:
         result["kept"] = _kept_output(current)
     with partition_writer(

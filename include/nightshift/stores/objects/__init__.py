@@ -1,11 +1,19 @@
 """Object storage behind one interface: a local folder (`file://`) or S3 (`s3://`), chosen by URI.
 
 This package re-exports every public name of its modules: `base` (the interface, StorageError, JSON objects),
-`local` and `s3` (the two stores, `ensure_bucket`), `addresses` (`open_store`, `presigned_url`) and `partitions`
+`local` and `s3` (the two stores, `ensure_bucket`), `addresses` (`open_store`, `presigned_url`, `link_maker`) and `partitions`
 (manifests, revisions, publishing, fault points). Patch a name where it is defined, not here.
 """
 
-from nightshift.stores.objects.addresses import MAX_PRESIGN_SECONDS, STORE_TYPES, open_store, presigned_url
+from nightshift.stores.objects.addresses import (
+    MAX_PRESIGN_SECONDS,
+    STORE_TYPES,
+    check_expiry,
+    link_maker,
+    open_store,
+    presigned_url,
+    signs_links,
+)
 from nightshift.stores.objects.base import (
     CONTENT_TYPES,
     ObjectStore,
@@ -65,12 +73,14 @@ __all__ = [
     "ObjectStore",
     "S3Store",
     "StorageError",
+    "check_expiry",
     "content_type_for",
     "ensure_bucket",
     "fault_point",
     "flat_partition_writer",
     "is_complete",
     "is_report_area",
+    "link_maker",
     "new_revision",
     "open_store",
     "partition_file",
@@ -87,5 +97,6 @@ __all__ = [
     "remove_partition",
     "revisions",
     "set_fault_hook",
+    "signs_links",
     "write_json",
 ]

@@ -29,12 +29,28 @@ def open_store(uri: str) -> ObjectStore:
 
 def presigned_url(store: ObjectStore, key: str, expires_seconds: int = 3600) -> str:
     """A link to one object for a browser: a presigned GET URL on S3, the plain file:// URL for a local store."""
-    if not 1 <= expires_seconds <= MAX_PRESIGN_SECONDS:
-        raise StorageError(
-            f"a link must expire after 1 to {MAX_PRESIGN_SECONDS} seconds (7 days), not {expires_seconds}"
-        )
+    check_expiry(expires_seconds)
     if isinstance(store, S3Store):
         return store.presigned_url(key, expires_seconds)
     if isinstance(store, LocalStore):
         return store.url_for(key)
     raise StorageError(f"{store.uri}: this store cannot make links to its objects")
+
+
+def check_expiry(expires_seconds: int) -> None:
+    """StorageError unless a link may live that long (1 second to 7 days, what S3's SigV4 allows)."""
+    if not 1 <= expires_seconds <= MAX_PRESIGN_SECONDS:
+        raise StorageError(
+            f"a link must expire after 1 to {MAX_PRESIGN_SECONDS} seconds (7 days), not {expires_seconds}"
+        )
+
+
+def signs_links(store: ObjectStore) -> bool:
+    """Whether a browser needs a signed link to open this store's objects (S3); a local folder's open as they are."""
+    return isinstance(store, S3Store)
+
+
+def link_maker(store: ObjectStore, expires_seconds: int = 3600) -> Callable[[str], str]:
+    """A function from a key to a browser link to its object, every link with the same expiry (see presigned_url)."""
+    check_expiry(expires_seconds)
+    return lambda key: presigned_url(store, key, expires_seconds)
