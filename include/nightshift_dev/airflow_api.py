@@ -113,6 +113,11 @@ class AirflowApi:
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"))
 
+    def clear_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """Clear every task of a run, as the UI's Clear on a run does: the scheduler runs it again from the start."""
+        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/clear"
+        return dict(self._call("POST", path, {"dry_run": False, "only_failed": False}))
+
     def import_errors(self) -> list[str]:
         """`file: message` for every DAG file the DAG processor could not import."""
         found = self._call("GET", "/importErrors?limit=100")["import_errors"]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nightshift.config import Settings, get_spec, settings
 from nightshift.runtime import embedded_db
@@ -27,6 +27,12 @@ from nightshift.runtime.supervisor import (
     prepare_stores,
 )
 from nightshift_dev.airflow_api import AirflowApi
+from nightshift_dev.receivers import Received, smtp_receiver, webhook_receiver
+
+if TYPE_CHECKING:
+    from nightshift.config import ModelSpec
+    from nightshift.stores.objects import ObjectStore
+    from nightshift_dev.simulate import SimulationPlan
 
 TERMINAL = ("success", "failed")
 
@@ -40,6 +46,8 @@ class Season:
     rows_per_day: int = 4000
     seed: int = 42
     bad_row_share: float = 0.01
+    refused_share: float = 0.25
+    """The bad-row share of the damaged drop that lands on the last night (over the spec's limit: refused)."""
 
     @property
     def end(self) -> dt.date:
@@ -48,6 +56,25 @@ class Season:
     @property
     def shift_date(self) -> dt.date:
         return self.start + dt.timedelta(days=self.shift_after)
+
+    @property
+    def refused_night(self) -> dt.date:
+        """The night whose drop arrives damaged: validation refuses it, the on-call alert goes out, the demo repairs it."""
+        return self.end
+
+    def plan(self, start: dt.date | None = None, days: int | None = None, damaged: bool = True) -> SimulationPlan:
+        """The simulation of the season (or of `days` nights from `start`), with the damaged drop unless not `damaged`."""
+        from nightshift_dev.simulate import SimulationPlan
+
+        return SimulationPlan(
+            start=start or self.start,
+            days=days or self.nights,
+            rows_per_day=self.rows_per_day,
+            shift_date=self.shift_date,
+            seed=self.seed,
+            bad_row_share=self.bad_row_share,
+            bad_dates={self.refused_night: self.refused_share} if damaged else {},
+        )
 
 
 def remove_paths(folder: Path, names: Sequence[str]) -> None:
@@ -122,8 +149,7 @@ def wait_for_season(
         if report != last_report:
             log(f"[demo] {time.monotonic() - started:5.0f}s  {report}")
             last_report, last_change = report, time.monotonic()
-        busy = sum(count for state, count in retrain.items() if state not in TERMINAL)
-        if finished(nightly) >= season.nights and busy == 0 and api.queued_asset_events(retrain_id) == 0:
+        if finished(nightly) >= season.nights and retrains_settled(api, retrain_id, retrain):
             return
         if time.monotonic() - last_change > timeout:
             raise TimeoutError(
@@ -131,6 +157,44 @@ def wait_for_season(
                 f"be stuck: see {services.log_dir} and the task logs under AIRFLOW_HOME/logs"
             )
         time.sleep(5)
+
+
+def retrains_settled(api: AirflowApi, retrain_id: str, states: dict[str, int] | None = None) -> bool:
+    """No retrain run is queued or running and no retrain request waits for one."""
+    states = api.states(retrain_id) if states is None else states
+    busy = sum(count for state, count in states.items() if state not in TERMINAL)
+    return busy == 0 and api.queued_asset_events(retrain_id) == 0
+
+
+def repair_refused_night(
+    api: AirflowApi, services: Services, season: Season, store: ObjectStore, spec: ModelSpec, log: Callable[[str], None]
+) -> None:
+    """What the runbook says for a refused batch: land the repaired drop, clear the night's run, let it run again.
+
+    The run is cleared whole (not only its failed tasks), as the UI's Clear does, so every file is validated again.
+    """
+    from nightshift_dev.simulate import simulate
+
+    nightly_id, night = f"{season.model}_nightly", season.refused_night.isoformat()
+    runs = [run for run in api.runs(nightly_id) if str(run.get("logical_date") or "")[:10] == night]
+    if not runs or runs[-1]["state"] != "failed":
+        states = [run["state"] for run in runs] or ["no run"]
+        raise RuntimeError(f"expected the run of {night} to fail on its damaged drop; found {', '.join(states)}")
+    log(
+        f"[demo] incident: {night}'s drop had {season.refused_share:.0%} damaged rows and validation refused it "
+        "(the on-call alert went out); landing the repaired drop and clearing the run, as docs/runbook.md says"
+    )
+    simulate(store, spec, season.plan(start=season.refused_night, days=1, damaged=False))
+    run_id = str(runs[-1]["dag_run_id"])
+    api.clear_run(nightly_id, run_id)
+
+    def repaired() -> bool:
+        state = api.run(nightly_id, run_id)["state"]
+        if state == "failed":
+            raise RuntimeError(f"the cleared run {run_id} failed again; see its task logs")
+        return bool(state == "success" and retrains_settled(api, f"{season.model}_retrain"))
+
+    wait_until(repaired, services, 900, f"the cleared run of {night} and the retrain it requests")
 
 
 def wait_for_backfill(api: AirflowApi, services: Services, backfill: dict[str, Any], timeout: float = 900) -> None:
@@ -150,6 +214,8 @@ RESUME = {
     "prepare": "check the message above, then run `make demo` again (it starts clean)",
     "simulate": "run `make demo` again (it starts clean)",
     "season": "run `make demo` again; to look at what ran, `make airflow` serves the same Airflow and data",
+    "repair": "`make airflow`, then clear the failed credit_risk_nightly run of the last night (Clear -> whole run) "
+    "after landing a good drop (`nightshift simulate`); `make summary`",
     "experiment": "`make airflow`, then trigger credit_risk_retrain with the estimator params by hand; `make summary`",
     "backfill": "`make airflow`, then Trigger -> Backfill on credit_risk_nightly (or the README's CLI backfill); "
     "`make summary`",
@@ -168,17 +234,43 @@ def step(name: str) -> Iterator[None]:
         raise DemoStepFailed(f"the demo's {name!r} step failed: {exc}\nto resume: {RESUME[name]}") from exc
 
 
+ALERT_ENV = {
+    "smtp_host": "NIGHTSHIFT_SMTP_HOST",
+    "smtp_port": "NIGHTSHIFT_SMTP_PORT",
+    "webhook": "NIGHTSHIFT_ALERT_WEBHOOK_URL",
+}
+"""The environment variables the demo model's alert channels read (include/models/credit_risk.yaml)."""
+
+
 def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] = print) -> dict:
-    """Simulate a season, let the scheduler run it, show a refused experiment and a backfill; return the summary."""
+    """Simulate a season, let the scheduler run it, repair a refused night, show a refused experiment and a backfill;
+    return the summary, with the alerts the local receivers got."""
+    received = Received()
+    with smtp_receiver(received) as (smtp_host, smtp_port), webhook_receiver(received) as webhook_url:
+        alert_env = {
+            ALERT_ENV["smtp_host"]: smtp_host,
+            ALERT_ENV["smtp_port"]: str(smtp_port),
+            ALERT_ENV["webhook"]: webhook_url,
+        }
+        log(f"[demo] alerts go to a local SMTP server on {smtp_host}:{smtp_port} and a webhook at {webhook_url}")
+        summary = _run_season(season, timeout, log, alert_env)
+    summary["alerts_received"] = {
+        "email": [str(message["Subject"]) for message in received.mails],
+        "webhook": [str(post.get("text", "")).splitlines()[0] if post.get("text") else "" for post in received.posts],
+    }
+    return summary
+
+
+def _run_season(season: Season, timeout: float, log: Callable[[str], None], alert_env: dict[str, str]) -> dict:
     from nightshift.stages.summary import season_summary
     from nightshift.stores.objects import open_store
-    from nightshift_dev.simulate import SimulationPlan, simulate
+    from nightshift_dev.simulate import simulate
 
     config = settings()
     spec = get_spec(season.model, config.models_dir)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
-    env = airflow_env(config, season, catchup=True)
+    env = {**airflow_env(config, season, catchup=True), **alert_env}
     api = AirflowApi(f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}")
     services = Services(env, config.home / "logs")
     nightly_id, retrain_id = f"{season.model}_nightly", f"{season.model}_retrain"
@@ -189,29 +281,22 @@ def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] =
             log("[demo] migrating Airflow's metadata database, the warehouse and MLflow (PostgreSQL)")
             prepare_airflow(env)
             prepare_stores(config)
+        store = open_store(config.store_uri)
         with step("simulate"):
             log(
                 f"[demo] simulating {season.nights} nights from {season.start} ({season.rows_per_day} rows/night, "
-                f"population and concept shift from {season.shift_date})"
+                f"population and concept shift from {season.shift_date}; {season.refused_night}'s drop arrives "
+                f"with {season.refused_share:.0%} damaged rows)"
             )
-            simulate(
-                open_store(config.store_uri),
-                spec,
-                SimulationPlan(
-                    start=season.start,
-                    days=season.nights,
-                    rows_per_day=season.rows_per_day,
-                    shift_date=season.shift_date,
-                    seed=season.seed,
-                    bad_row_share=season.bad_row_share,
-                ),
-            )
+            simulate(store, spec, season.plan())
         try:
             with step("season"):
                 log("[demo] starting Airflow: api-server, scheduler, dag-processor (LocalExecutor)")
                 services.start()
                 wait_for_dags(api, services, (nightly_id, retrain_id))
                 wait_for_season(api, services, season, timeout, log)
+            with step("repair"):
+                repair_refused_night(api, services, season, store, spec, log)
             with step("experiment"):
                 run_experiment(api, services, season)
             with step("backfill"):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nightshift.config import PROJECT_ROOT, PROMOTION_POOL, Settings, catchup_enabled, settings
+from nightshift.links import UI_URL_ENV
 from nightshift.runtime import embedded_db
 
 WORKER_HOSTNAME_VARIABLE = "NIGHTSHIFT_WORKER_HOSTNAME"
@@ -84,6 +85,7 @@ def airflow_settings(
         "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
         "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": "airflow,airflow.executors.local_executor,nightshift.runtime.preload",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        UI_URL_ENV: os.environ.get(UI_URL_ENV) or f"http://127.0.0.1:{port}",
     }
     if season is not None:
         env["NIGHTSHIFT_SCHEDULE_START"] = season.start.isoformat()
