@@ -180,7 +180,7 @@ def test_the_failure_callback_pages_with_the_task_error_and_log(receivers):
     on_task_failure(context)
     [message] = box.messages
     assert message["Subject"] == (
-        "[PAGE] credit_risk 2026-10-05: task commit_validation of credit_risk_nightly failed after 3 tries"
+        "[PAGE] credit_risk 2026-10-05: task commit_validation of credit_risk_nightly failed (try 3, no retries left)"
     )
     text = message.get_body(("plain",)).get_content()
     assert "Error: RuntimeError: 12.0% bad rows, over the 5% limit" in text

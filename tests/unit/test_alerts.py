@@ -255,7 +255,7 @@ def test_the_failure_message_names_the_task_try_error_and_log(demo_spec):
     note = messages.failure_note(_context(demo_spec), failure)
     assert (
         note.severity == Severity.PAGE
-        and note.title == "task commit_validation of credit_risk_nightly failed after 3 tries"
+        and note.title == "task commit_validation of credit_risk_nightly failed (try 3, no retries left)"
     )
     assert "12% bad rows" in note.body and note.links["task log"] == failure["log_url"]
     assert note.key == "credit_risk_nightly.commit_validation#3"
@@ -275,3 +275,12 @@ def test_the_email_has_a_text_and_an_html_part_and_the_webhook_a_text_field(demo
     body = payload(note)
     assert body["text"].startswith("[TICKET] credit_risk 2026-10-05") and body["severity"] == "ticket"
     assert body["facts"]["drifted"]["age"] == 0.1875
+
+
+def test_every_event_s_runbook_section_exists():
+    import re
+
+    headings = re.findall(r"^## (.+)$", (PROJECT / "docs" / "runbook.md").read_text(), flags=re.MULTILINE)
+    anchors = {re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-") for heading in headings}
+    assert set(messages.RUNBOOK_SECTIONS.values()) <= anchors, anchors
+    assert set(messages.RUNBOOK_SECTIONS) == set(Event)

@@ -197,7 +197,7 @@ def rollback_note(context: Context, outcome: dict[str, Any], reason: str) -> Not
 def failure_note(context: Context, failure: dict[str, Any]) -> Notification:
     """A task that failed after its retries: which, in which run, the error and its log."""
     task = failure["task_id"] + (f"[{failure['map_index']}]" if (failure.get("map_index") or -1) >= 0 else "")
-    title = f"task {task} of {failure['dag_id']} failed after {failure.get('try_number')} tries"
+    title = f"task {task} of {failure['dag_id']} failed (try {failure.get('try_number')}, no retries left)"
     lines = [f"{title}.", f"Error: {failure.get('error')}"]
     facts = {key: failure.get(key) for key in ("dag_id", "task_id", "map_index", "try_number", "error")}
     key = f"{failure['dag_id']}.{task}#{failure.get('try_number')}"
