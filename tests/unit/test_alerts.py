@@ -284,3 +284,10 @@ def test_every_event_s_runbook_section_exists():
     anchors = {re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-") for heading in headings}
     assert set(messages.RUNBOOK_SECTIONS.values()) <= anchors, anchors
     assert set(messages.RUNBOOK_SECTIONS) == set(Event)
+
+
+def test_every_task_alerts_its_final_failure_and_not_its_retries():
+    from nightshift.dag_defaults import alert_failure, default_args
+
+    args = default_args("team", retries=2)
+    assert args["on_failure_callback"] is alert_failure and "on_retry_callback" not in args

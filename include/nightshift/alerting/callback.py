@@ -59,7 +59,7 @@ def connection_getter(context: Any) -> Any:
 def on_task_failure(context: Any) -> None:
     """Alert the task's final failure through the model's channels; a delivery failure is logged, never hidden."""
     from nightshift.alerting import messages
-    from nightshift.alerting.tasks import _context, dispatch
+    from nightshift.alerting.tasks import alert_context, dispatch
     from nightshift.config import get_spec, settings
 
     facts = failure_facts(context)
@@ -70,8 +70,8 @@ def on_task_failure(context: Any) -> None:
     _export_settings(context)
     spec = get_spec(model, settings().models_dir)
     run, day = run_info(context), run_date(context)
-    alert_context = _context(spec, day, run, facts["dag_id"])
-    notes = [messages.failure_note(alert_context, facts)] if alert_context else []
+    found = alert_context(spec, day, run, facts["dag_id"])
+    notes = [messages.failure_note(found, facts)] if found else []
     try:
         dispatch(spec, _date(day), run.run_id, notes, connection_getter(context))
     except Exception:

@@ -112,7 +112,7 @@ def _row(model: str, day: dt.date, run_id: str, note: Notification, channel: str
     }
 
 
-def _context(spec: ModelSpec, day: str, run: RunInfo, dag_id: str) -> Context | None:
+def alert_context(spec: ModelSpec, day: str, run: RunInfo, dag_id: str) -> Context | None:
     if spec.alerts is None:
         return None
     page = {"run's pages": links.run_page_url(dag_id, run.run_id), "model index": links.model_index_url(spec.name)}
@@ -129,7 +129,7 @@ def night_notifications(
     from nightshift.stages.night import night
     from nightshift.stores.objects import read_json
 
-    context = _context(spec, day, run, f"{spec.name}_nightly")
+    context = alert_context(spec, day, run, f"{spec.name}_nightly")
     if context is None:
         return []
     current = night(spec.name, day)
@@ -187,7 +187,7 @@ def decision_alert(
 ) -> dict[str, Any]:
     """The retrain DAG's alert: the promotion or the refusal, keyed on the training set's as-of date."""
     spec = get_spec(model, settings().models_dir)
-    context = _context(spec, str(evaluation["as_of"]), run, f"{model}_retrain")
+    context = alert_context(spec, str(evaluation["as_of"]), run, f"{model}_retrain")
     notes = [messages.decision_note(context, outcome, evaluation)] if context else []
     return dispatch(spec, dt.date.fromisoformat(str(evaluation["as_of"])), run.run_id, notes, connection)
 
@@ -202,7 +202,7 @@ def rollback_alert(
 ) -> dict[str, Any]:
     """The rollback DAG's alert: `champion` moved back, keyed on the run's date."""
     spec = get_spec(model, settings().models_dir)
-    context = _context(spec, day, run, f"{model}_rollback")
+    context = alert_context(spec, day, run, f"{model}_rollback")
     notes = [messages.rollback_note(context, outcome, reason)] if context else []
     return dispatch(spec, dt.date.fromisoformat(day), run.run_id, notes, connection)
 
