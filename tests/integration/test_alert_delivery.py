@@ -187,3 +187,20 @@ def test_the_failure_callback_pages_with_the_task_error_and_log(receivers):
     assert f"task log: {_TaskInstance.log_url}" in text and "Runbook: docs/runbook.md#task-failed" in text
     [post] = hook.posts
     assert post["event"] == "task_failed" and post["facts"]["try_number"] == 3
+
+
+def test_deliveries_are_recorded_once_on_a_postgres_warehouse(receivers, monkeypatch):
+    from tests.integration import postgres
+
+    reason = postgres.unavailable()
+    if reason:
+        pytest.skip(reason)
+    box, hook = receivers
+    with postgres.throwaway_database("nightshift_alerts") as database:
+        monkeypatch.setenv("NIGHTSHIFT_WAREHOUSE_URL", postgres.url_for(database))
+        first = night_alerts("credit_risk", NIGHT, RUN, _results(_store_summary()))
+        again = night_alerts("credit_risk", NIGHT, RUN, _results(_store_summary()))
+        rows = alerts_sent("credit_risk")
+    assert len(first["sent"]) == 5 and again["sent"] == [] and len(rows) == 5
+    assert len(box.messages) == 2 and len(hook.posts) == 3
+    assert all(row["sent_at"].tzinfo is not None for row in rows)
