@@ -1,5 +1,5 @@
 """Nightly DAG per model: wait for the drop → validate and score each drop file (mapped) → labels → drift →
-performance → decide."""
+performance → decide → alert."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ Runs once a day for the date of its **logical date** (a backfill replays the sam
    alias, slice and metric, into the warehouse and `reports/performance/{name}/dt=<date>/performance.html`.
 8. `decide` applies the drift rule and the performance rule; `request_retrain` emits the `{asset}` asset event naming
    which rule fired with which figures (skipped otherwise, and always skipped for backfill runs).
+9. `alert` sends the night's alerts (drift, data quality, performance degraded, retrain requested) to the channels of
+   the spec's `alerts` section, once per run (a retry resends only what was not delivered; see `docs/runbook.md`).
+   A task that fails after its retries alerts through its failure callback.
 
 Owner: {owner}. Spec: `include/models/{name}.yaml`.
 """
@@ -221,6 +224,20 @@ def _request_task(retrain_request: Asset):
     return request_retrain
 
 
+def _alert_task(model: str):
+    """Send the night's alerts (drift, data quality, performance, retrain request) once the night is decided."""
+
+    @task(trigger_rule="none_failed")
+    def alert(validated: dict, measured: dict, performance_result: dict, decision: dict, **context) -> dict:
+        from nightshift.alerting.callback import connection_getter
+        from nightshift.alerting.tasks import night_alerts
+
+        results = {"validated": validated, "drift": measured, "performance": performance_result, "decision": decision}
+        return night_alerts(model, run_date(context), run_info(context), results, connection_getter(context))
+
+    return alert
+
+
 def build_nightly(spec: ModelSpec):
     config = settings()
     start, end = schedule_window(spec, config)
@@ -247,6 +264,7 @@ def build_nightly(spec: ModelSpec):
         scoring_plan, score_part, commit_scores = _scoring_tasks(model)
         ingest_labels, drift, performance, score_backlog, decide = _measuring_tasks(model)
         request_retrain = _request_task(retrain_request)
+        alert = _alert_task(model)
 
         waited = wait_for_drop()
         labels = ingest_labels()
@@ -256,8 +274,9 @@ def build_nightly(spec: ModelSpec):
         scored = commit_scores(score_part.expand(part=scoring_plan(validated)))
         measured = drift(scored)
         caught_up = score_backlog(measured)
-        decided = decide(measured, performance(caught_up, labels))
-        request_retrain(decided)
+        measured_performance = performance(caught_up, labels)
+        decided = decide(measured, measured_performance)
+        request_retrain(decided) >> alert(validated, measured, measured_performance, decided)
 
     return nightly()
 

@@ -29,6 +29,7 @@ features and the report), on the fallback schedule `{fallback}`, or by hand.
   warehouse (a PostgreSQL advisory lock, so it holds outside Airflow's pool too): it re-reads `champion`, moves
   it in one call only if the gate passes and the champion is the one the candidate was compared with, and
   records the decision (promote or refuse, with reasons) in the promotion ledger.
+* `alert` tells the spec's `alerts` channels about the promotion (info) or the refusal (ticket), once per run.
 
 Manual runs may override the recipe (`estimator`, `estimator_params`) to try an experiment: the gate still
 decides. One run at a time.
@@ -107,7 +108,14 @@ def _promotion_tasks(model: str):
         when = context["dag_run"].run_after
         return lifecycle.promote_or_refuse(model, evaluation, request, run_info(context), when)
 
-    return evaluate, promote_or_refuse
+    @task
+    def alert(outcome: dict, evaluation: dict, **context) -> dict:
+        from nightshift.alerting.callback import connection_getter
+        from nightshift.alerting.tasks import decision_alert
+
+        return decision_alert(model, outcome, evaluation, run_info(context), connection_getter(context))
+
+    return evaluate, promote_or_refuse, alert
 
 
 def build_retrain(spec: ModelSpec):
@@ -128,10 +136,11 @@ def build_retrain(spec: ModelSpec):
     )
     def retrain() -> None:
         resolve_request, train_candidate = _training_tasks(model)
-        evaluate, promote_or_refuse = _promotion_tasks(model)
+        evaluate, promote_or_refuse, alert = _promotion_tasks(model)
 
         request = resolve_request()
-        promote_or_refuse(evaluate(train_candidate(request)), request)
+        evaluation = evaluate(train_candidate(request))
+        alert(promote_or_refuse(evaluation, request), evaluation)
 
     return retrain()
 

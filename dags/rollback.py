@@ -8,7 +8,7 @@ from airflow.sdk import Param, dag, task
 
 from nightshift.config import PROMOTION_POOL, ModelSpec, load_specs
 from nightshift.dag_defaults import default_args
-from nightshift.runs import run_info
+from nightshift.runs import run_date, run_info
 
 DOC = """
 ### {name}: rollback
@@ -16,8 +16,23 @@ DOC = """
 Manual only. Moves the `champion` alias back to the version the current champion replaced (read from the
 promotion ledger), or to `target_version` when given, in one call, and appends a `rollback` row to the
 ledger with the reason. The nightly run that follows scores with the restored champion and measures
-drift against its own reference sample.
+drift against its own reference sample. `alert` then tells the spec's `alerts` channels (a page by default).
 """
+
+
+def _alert_task(model: str):
+    """Tell the spec's alert channels that `champion` moved back."""
+
+    @task
+    def alert(outcome: dict, **context) -> dict:
+        from nightshift.alerting.callback import connection_getter
+        from nightshift.alerting.tasks import rollback_alert
+
+        reason = context["params"]["reason"]
+        day = run_date(context)
+        return rollback_alert(model, outcome, reason, run_info(context), day, connection_getter(context))
+
+    return alert
 
 
 def build_rollback(spec: ModelSpec):
@@ -50,7 +65,7 @@ def build_rollback(spec: ModelSpec):
                 model, params.get("target_version"), params["reason"], run_info(context), context["dag_run"].run_after
             )
 
-        move_champion_back()
+        _alert_task(model)(move_champion_back())
 
     return rollback()
 

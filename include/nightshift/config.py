@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nightshift.alert_rules import Alerts
 from nightshift.runtime import embedded_db
 from nightshift.task_rules import TASKS
 
@@ -368,6 +369,7 @@ class ModelSpec(_Strict):
     training: Training = Training()
     promotion: Promotion
     performance: Performance = Performance()
+    alerts: Alerts | None = None
 
     @model_validator(mode="after")
     def _columns_known(self) -> ModelSpec:

@@ -21,7 +21,14 @@ from tests.integration import postgres
 DAY = dt.date(2026, 10, 5)
 HEAD = warehouse.head_version()
 TABLES = {"predictions", "validation_runs", "drift_metrics", "drift_nights", "retrain_decisions", "promotion_ledger"}
-ALL_TABLES = TABLES | {"scoring_backlog", "night_runs", "performance_nights", "performance_metrics", "data_quality"}
+ALL_TABLES = TABLES | {
+    "scoring_backlog",
+    "night_runs",
+    "performance_nights",
+    "performance_metrics",
+    "data_quality",
+    "alerts_sent",
+}
 """Every table of the newest schema; TABLES are those of version 0001, which the row checks read."""
 
 

@@ -72,9 +72,7 @@ def test_binary_scores_are_the_positive_class_probability_whatever_the_class_ord
 
 
 def _note(model: str = "credit_risk") -> Notification:
-    return Notification(
-        Event.NIGHT_FAILED, Severity.CRITICAL, model, "night failed", "validation blocked", "2026-10-05"
-    )
+    return Notification(Event.TASK_FAILED, Severity.PAGE, model, "night failed", "validation blocked", "2026-10-05")
 
 
 class Recorder:
@@ -94,7 +92,7 @@ def test_a_failing_channel_does_not_stop_the_others_and_is_named():
         notify([_note(), _note("churn")], [bad, good])
     assert [note.model for note in good.sent] == ["credit_risk", "churn"]
     assert "2 notification(s) not delivered" in str(failed.value)
-    assert "email: night_failed for churn: smtp.example.org:25 refused the connection" in str(failed.value)
+    assert "email: task_failed for churn: smtp.example.org:25 refused the connection" in str(failed.value)
 
 
 def test_every_delivery_is_counted():

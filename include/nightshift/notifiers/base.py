@@ -9,18 +9,22 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Severity(enum.StrEnum):
+    """How urgent: `page` wakes someone, `ticket` is for the next working day, `info` is for the record."""
+
+    PAGE = "page"
+    TICKET = "ticket"
     INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
 
 
 class Event(enum.StrEnum):
-    NIGHT_FAILED = "night_failed"
-    NIGHT_DRIFTED = "night_drifted"
+    TASK_FAILED = "task_failed"
+    DRIFT = "drift"
+    DATA_QUALITY = "data_quality"
+    PERFORMANCE_DEGRADED = "performance_degraded"
     RETRAIN_REQUESTED = "retrain_requested"
     PROMOTED = "promoted"
     REFUSED = "refused"
@@ -39,6 +43,11 @@ class Notification:
     """Label -> address (report, validation page, run in the Airflow UI)."""
     runbook: str | None = None
     """Where the on-call engineer reads what to do."""
+    run_id: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    """The figures behind the message (drifted features and scores, shares, versions), for structured channels."""
+    key: str = ""
+    """What tells two notifications of one event and run apart (a failed task's id and try), '' for a night's."""
 
 
 class Notifier(Protocol):

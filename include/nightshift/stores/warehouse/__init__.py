@@ -15,13 +15,15 @@ Import this package (`from nightshift.stores import warehouse`); its modules are
 connections, errors), `schema` (migrations and their lock), `rows` (any table's rows), `prediction_frames` (checking
 frames), `binary_copy` (the COPY encoder and its thread), `partitions` (Postgres night partitions), `prediction_loads`,
 `prediction_reads` (a night's rows, a multiclass model's class shares), `nights` (validation, drift, decisions,
-`night_runs`), `performance` (live performance and data quality per night), `promotions` (the ledger) and `unscored` (the scoring backlog).
+`night_runs`), `performance` (live performance and data quality per night), `promotions` (the ledger), `unscored` (the scoring backlog) and `alerts`
+(the alerts delivered).
 The loader's tuning constants (LOAD_SLICE_ROWS, COPY_BATCH_ROWS, INDEX_BUILD_MEMORY, SWAP_LOCK_TIMEOUT_MS,
 SWAP_WAIT_SECONDS) are read from their own modules and are not re-exported here.
 """
 
 from __future__ import annotations
 
+from nightshift.stores.warehouse.alerts import alerts_sent_rows, delivered, record_alert
 from nightshift.stores.warehouse.database import WarehouseError, open_engine
 from nightshift.stores.warehouse.nights import (
     append_night_run,
@@ -66,6 +68,7 @@ from nightshift.stores.warehouse.tables import (
     SCORED,
     STAGES,
     UNSCORED,
+    alerts_sent,
     data_quality,
     drift_metrics,
     drift_nights,
@@ -96,6 +99,8 @@ __all__ = [
     "BadPredictions",
     "WarehouseError",
     "alembic_config",
+    "alerts_sent",
+    "alerts_sent_rows",
     "append_ledger",
     "append_night_run",
     "backlog",
@@ -103,6 +108,7 @@ __all__ = [
     "connect",
     "count_rows",
     "data_quality",
+    "delivered",
     "drift_history",
     "drift_metrics",
     "drift_nights",
@@ -127,6 +133,7 @@ __all__ = [
     "performance_nights",
     "predictions",
     "promotion_ledger",
+    "record_alert",
     "record_data_quality",
     "record_drift",
     "record_performance",

@@ -246,3 +246,19 @@ data_quality = sa.Table(
 """One row per model, night and feature: missing values, values outside the reference's range (numeric features) and
 categories the reference never saw (category features), as shares of the night's drift sample; `reasons` (JSON list)
 says which threshold of `drift.data_quality` each flag crossed."""
+
+alerts_sent = sa.Table(
+    "alerts_sent",
+    metadata,
+    sa.Column("model", sa.String(64), primary_key=True),
+    sa.Column("dt", sa.Date, primary_key=True),
+    sa.Column("event", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("channel", sa.String(64), primary_key=True),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""One row per alert delivered: model, night, event, run, `key` ('' for a night's event; a failed task's id, map index
+and try) and channel. The alert task skips what a row says was delivered, so a retry never sends it twice."""
