@@ -81,6 +81,10 @@ class Alerts(_Strict):
     channels: dict[ChannelName, Channel] = Field(min_length=1)
     routes: dict[Severity, list[ChannelName]]
     severities: dict[Event, Severity] = {}
+    quarantine_share: float = Field(0.02, ge=0, le=1)
+    """A night quarantining more than this share of its rows raises a data-quality alert, though within the
+    validation limit; a smaller share is routine and only shows on the pages (features flagged by
+    `drift.data_quality` always raise one)."""
 
     @model_validator(mode="after")
     def _routes_known(self) -> Alerts:

@@ -83,6 +83,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 130
     print()
     print(format_summary(summary))
+    received = summary.get("alerts_received") or {}
+    print(
+        "  alerts received:         "
+        + ", ".join(f"{channel} {len(messages)}" for channel, messages in sorted(received.items()))
+        + " (the demo's local SMTP server and webhook)"
+    )
     print(f"  airflow runs:            {json.dumps(summary['airflow_runs'])}")
     print(f"  finished in {summary['seconds']:.0f}s. Open the drift index in a browser: {summary['drift_index']}")
     if args.json_out:

@@ -27,7 +27,7 @@ from nightshift.runtime.supervisor import (
     prepare_stores,
 )
 from nightshift_dev.airflow_api import AirflowApi
-from nightshift_dev.receivers import Received, smtp_receiver, webhook_receiver
+from nightshift_dev.receivers import smtp_server, webhook_receiver
 
 if TYPE_CHECKING:
     from nightshift.config import ModelSpec
@@ -245,18 +245,17 @@ ALERT_ENV = {
 def run_demo(season: Season, timeout: float = 1500, log: Callable[[str], None] = print) -> dict:
     """Simulate a season, let the scheduler run it, repair a refused night, show a refused experiment and a backfill;
     return the summary, with the alerts the local receivers got."""
-    received = Received()
-    with smtp_receiver(received) as (smtp_host, smtp_port), webhook_receiver(received) as webhook_url:
+    with smtp_server() as mailbox, webhook_receiver() as hook:
         alert_env = {
-            ALERT_ENV["smtp_host"]: smtp_host,
-            ALERT_ENV["smtp_port"]: str(smtp_port),
-            ALERT_ENV["webhook"]: webhook_url,
+            ALERT_ENV["smtp_host"]: mailbox.host,
+            ALERT_ENV["smtp_port"]: str(mailbox.port),
+            ALERT_ENV["webhook"]: hook.url,
         }
-        log(f"[demo] alerts go to a local SMTP server on {smtp_host}:{smtp_port} and a webhook at {webhook_url}")
+        log(f"[demo] alerts go to a local SMTP server on {mailbox.host}:{mailbox.port} and a webhook at {hook.url}")
         summary = _run_season(season, timeout, log, alert_env)
     summary["alerts_received"] = {
-        "email": [str(message["Subject"]) for message in received.mails],
-        "webhook": [str(post.get("text", "")).splitlines()[0] if post.get("text") else "" for post in received.posts],
+        "email": [str(message["Subject"]) for message in mailbox.messages],
+        "webhook": [str(post.get("text") or "").split("\n", 1)[0] for post in hook.posts],
     }
     return summary
 

@@ -1,8 +1,5 @@
-"""Local alert receivers for the demo and the tests: an SMTP server (aiosmtpd) and an HTTP webhook endpoint.
-
-Both listen on 127.0.0.1 on a free port, in a thread of the calling process, and keep what they received, so the
-demo can say which alerts arrived and a test can read them.
-"""
+"""Local alert receivers for the demo and the tests: an SMTP server (aiosmtpd) and an HTTP webhook endpoint
+(http.server), each in a thread of the calling process on a free port of 127.0.0.1, recording what they receive."""
 
 from __future__ import annotations
 
@@ -19,84 +16,76 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-@dataclass
-class Received:
-    """What the receivers got, in arrival order."""
-
-    mails: list[EmailMessage] = field(default_factory=list)
-    posts: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add_mail(self, message: EmailMessage) -> None:
-        with self.lock:
-            self.mails.append(message)
-
-    def add_post(self, body: dict[str, Any]) -> None:
-        with self.lock:
-            self.posts.append(body)
-
-
-class _MailHandler:
-    def __init__(self, received: Received) -> None:
-        self.received = received
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        self.received.add_mail(message)  # type: ignore[arg-type]  # policy.default parses to EmailMessage
-        return "250 Message accepted for delivery"
-
-
-@contextmanager
-def smtp_receiver(received: Received) -> Iterator[tuple[str, int]]:
-    """An SMTP server on 127.0.0.1 keeping every message in `received`; yields (host, port)."""
-    from aiosmtpd.controller import Controller
-
-    port = _free_port()
-    controller = Controller(_MailHandler(received), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield "127.0.0.1", port
-    finally:
-        controller.stop()
-
-
-def _free_port() -> int:
+def free_port() -> int:
     """A port free on 127.0.0.1 now (aiosmtpd checks its server by connecting to the port it was given, so not 0)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def _webhook_handler(received: Received) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                body = json.loads(self.rfile.read(length) or b"null")
-            except ValueError:
-                self.send_response(400)
-                self.end_headers()
-                return
-            received.add_post(body if isinstance(body, dict) else {"body": body})
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"ok")
+@dataclass
+class Mailbox:
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+    recipients: list[list[str]] = field(default_factory=list)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
 
-    return Handler
+class _Handler:
+    def __init__(self, box: Mailbox) -> None:
+        self.box = box
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.box.messages.append(message)
+        self.box.recipients.append(list(envelope.rcpt_tos))
+        return "250 Message accepted for delivery"
 
 
 @contextmanager
-def webhook_receiver(received: Received) -> Iterator[str]:
-    """An HTTP endpoint on 127.0.0.1 keeping every JSON body POSTed to it in `received`; yields its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _webhook_handler(received))
-    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
+def smtp_server() -> Iterator[Mailbox]:
+    """A real SMTP server on 127.0.0.1 and a free port until the block ends."""
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox("127.0.0.1", free_port())
+    controller = Controller(_Handler(box), hostname=box.host, port=box.port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Webhook:
+    url: str
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Webhook]:
+    """An HTTP server taking JSON POSTs on a free port; it answers `hook.status` (set it to 500 to make it fail)."""
+    port = free_port()
+    hook = Webhook(f"http://127.0.0.1:{port}/hooks/alerts")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if hook.status < 300:
+                hook.posts.append(json.loads(body))
+            self.send_response(hook.status)
+            self.end_headers()
+            self.wfile.write(b"ok" if hook.status < 300 else b"receiver is down for maintenance")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/alerts"
+        yield hook
     finally:
         server.shutdown()
         server.server_close()

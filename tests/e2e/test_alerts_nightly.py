@@ -22,8 +22,8 @@ def nightly(tmp_path, monkeypatch) -> Iterator[dict[str, Any]]:
     """The credit_risk nightly DAG with a champion, two landed nights (the second shifted) and live receivers."""
     from nightshift.config import get_spec, settings
     from nightshift.stores.objects import open_store
+    from nightshift_dev.receivers import smtp_server, webhook_receiver
     from nightshift_dev.simulate import SimulationPlan, simulate
-    from tests.alert_receivers import smtp_server, webhook_receiver
     from tests.champions import register_champion
 
     use_local_stores(monkeypatch, tmp_path / "home")

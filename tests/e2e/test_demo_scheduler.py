@@ -147,3 +147,22 @@ def test_backfill_rewrites_reports_but_never_requests_a_retrain(demo_run):
         summary = json.loads((store / f"dt={date}" / "summary.json").read_text())
         assert summary["run_type"] == "backfill"
         assert (store / f"dt={date}" / "report.html").stat().st_size > 100_000
+
+
+def test_the_refused_night_is_repaired_and_every_alert_reaches_the_local_receivers(demo_run):
+    summary = demo_run["summary"]
+    [refused] = summary["refused_batches"]
+    assert refused["dt"] == "2026-10-10" and refused["bad_row_share"] > 0.05 and refused["repaired"]
+    assert "refused batches:         1 (2026-10-10" in demo_run["stdout"] and "repaired and rerun" in demo_run["stdout"]
+    sent = summary["alerts_sent"]["by_severity"]
+    assert sent["page"]["task_failed"]["first"] == "2026-10-10"
+    assert sent["ticket"]["drift"]["first"] >= "2026-10-07"
+    assert sent["info"]["promoted"]["count"] >= 2
+    subjects = summary["alerts_received"]["email"]
+    assert any(s.startswith("[PAGE] credit_risk 2026-10-10: task commit_validation") for s in subjects), subjects
+    assert any(s.startswith("[TICKET] credit_risk") and "drift" in s for s in subjects), subjects
+    posts = summary["alerts_received"]["webhook"]
+    assert any("promoted to champion" in text for text in posts), posts
+    deliveries = summary["alerts_sent"]["deliveries"]
+    assert sum(deliveries.values()) == len(subjects) + len(posts)
+    assert "alerts sent:" in demo_run["stdout"] and "alerts received:         email" in demo_run["stdout"]

@@ -15,7 +15,7 @@ from nightshift.alerting.messages import Context
 from nightshift.alerting.tasks import dispatch, night_alerts
 from nightshift.notifiers import NotifyFailed
 from nightshift.runs import RunInfo
-from tests.alert_receivers import Mailbox, Webhook, smtp_server, webhook_receiver
+from nightshift_dev.receivers import Mailbox, Webhook, smtp_server, webhook_receiver
 
 NIGHT = "2026-10-05"
 RUN = RunInfo("scheduled__2026-10-05T02:00:00+00:00", "scheduled")

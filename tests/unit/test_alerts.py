@@ -186,6 +186,10 @@ def test_the_data_quality_message_gives_the_bad_row_share_and_flags(demo_spec):
     assert note.facts["bad_row_share"] == 0.025 and note.runbook == "docs/runbook.md#data-quality"
     clean = {**SUMMARY, "data_quality": {"features": []}}
     assert messages.quality_note(_context(demo_spec), {"rows": 2000, "quarantined": 0}, clean) is None
+    routine = messages.quality_note(_context(demo_spec), {"rows": 2000, "quarantined": 40}, clean)
+    assert routine is None, "2% quarantined is not above the default quarantine_share of 2%"
+    above = messages.quality_note(_context(demo_spec), {"rows": 2000, "quarantined": 41}, clean)
+    assert above is not None and "41 of 2000 rows quarantined" in above.body and note.severity == Severity.TICKET
 
 
 def test_the_performance_message_gives_the_metric_against_the_holdout(demo_spec):

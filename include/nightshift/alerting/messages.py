@@ -103,9 +103,9 @@ def quality_note(
     flagged = [
         item for item in ((summary or {}).get("data_quality") or {}).get("features") or [] if item.get("flagged")
     ]
-    if not quarantined and not flagged:
-        return None
     share = quarantined / rows if rows else 0.0
+    if share <= context.alerts.quarantine_share and not flagged:
+        return None
     lines = []
     if quarantined:
         lines.append(f"{quarantined} of {rows} rows quarantined (bad-row share {share:.2%}); the rest were scored.")

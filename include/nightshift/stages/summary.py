@@ -48,6 +48,7 @@ def season_summary(config: Settings, model: str) -> dict[str, Any]:
         ],
         "retrain_requests": _retrain_requests(engine, model),
         "refused_batches": _refused_batches(engine, model),
+        "alerts_sent": _alerts_sent(warehouse.alerts_sent_rows(engine, model)),
         "performance": _performance_nights(by_date(warehouse.performance_nights)),
         "performance_tolerance": get_spec(model, config.models_dir).performance.tolerance,
         "ledger": [_ledger_entry(row) for row in ledger],
@@ -69,6 +70,22 @@ def _retrain_requests(engine: sa.Engine, model: str) -> list[dict[str, Any]]:
         if row["stage"] == "decision" and row["details"].get("requested")
     ]
     return sorted(requests, key=lambda request: request["dt"])
+
+
+def _alerts_sent(deliveries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The alerts sent (one per event, night, run and key, whatever the channels), by severity and event, with the
+    deliveries per channel and the first night of each event."""
+    alerts: dict[tuple[Any, ...], dict[str, Any]] = {}
+    channels: dict[str, int] = {}
+    for row in deliveries:
+        alerts.setdefault((row["event"], row["dt"], row["run_id"], row["key"]), row)
+        channels[row["channel"]] = channels.get(row["channel"], 0) + 1
+    by_severity: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in alerts.values():
+        event = by_severity.setdefault(row["severity"], {}).setdefault(row["event"], {"count": 0, "first": None})
+        event["count"] += 1
+        event["first"] = min(filter(None, (event["first"], str(row["dt"]))))
+    return {"alerts": len(alerts), "deliveries": channels, "by_severity": by_severity}
 
 
 def _refused_batches(engine: sa.Engine, model: str) -> list[dict[str, Any]]:
@@ -202,8 +219,26 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
         for reason in row["reasons"]:
             lines.append(f"             - {reason}")
+    lines.extend(_alert_lines(summary.get("alerts_sent")))
     lines.append(f"  drift index:             {summary['drift_index']}")
     return "\n".join(lines)
+
+
+def _alert_lines(sent: dict[str, Any] | None) -> list[str]:
+    """How many alerts went out, per severity and event (with the first night of each), and per channel."""
+    if not sent or not sent["alerts"]:
+        return ["  alerts sent:             none"]
+    order = {"page": 0, "ticket": 1, "info": 2}
+    groups = [
+        f"{severity}: "
+        + ", ".join(f"{event} {item['count']} (first {item['first']})" for event, item in sorted(events.items()))
+        for severity, events in sorted(sent["by_severity"].items(), key=lambda pair: order.get(pair[0], 9))
+    ]
+    channels = ", ".join(f"{channel} {count}" for channel, count in sorted(sent["deliveries"].items()))
+    return [
+        f"  alerts sent:             {sent['alerts']} ({sum(sent['deliveries'].values())} deliveries: {channels})",
+        *(f"    {group}" for group in groups),
+    ]
 
 
 def _refused_lines(batches: list[dict[str, Any]]) -> list[str]:
