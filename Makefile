@@ -30,7 +30,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy include/nightshift include/nightshift_dev dags tests
+	$(BIN)/mypy include/nightshift include/nightshift_dev dags plugins tests
 
 ci: lint typecheck test
 
