@@ -477,11 +477,15 @@ def _describe(error: Any) -> str:
     return f"  - {location}: {message}{suffix}"
 
 
+_SPEC_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader (about 10x faster, which DAG parsing with many specs needs), else the pure-Python one."""
+
+
 def load_spec(path: Path | str) -> ModelSpec:
     """Load and validate one model spec; raise SpecError naming the file, field and what is valid."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_SPEC_LOADER)
     except FileNotFoundError as exc:
         raise SpecError(f"{path}: model spec file not found") from exc
     except yaml.YAMLError as exc:
