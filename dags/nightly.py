@@ -6,17 +6,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import Asset, CronTriggerTimetable, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    CronTriggerTimetable,
+    PokeReturnValue,
+    dag,
+    get_current_context,
+    get_parsing_context,
+    task,
+)
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from nightshift.config import (
     ModelSpec,
     catchup_enabled,
-    load_specs,
     retrain_asset_name,
     retrain_asset_uri,
     schedule_window,
     settings,
+    specs_to_build,
 )
 from nightshift.dag_defaults import default_args
 from nightshift.runs import run_date, run_info
@@ -281,5 +289,5 @@ def build_nightly(spec: ModelSpec):
     return nightly()
 
 
-for _spec in load_specs():
+for _spec in specs_to_build(get_parsing_context().dag_id):
     globals()[f"{_spec.name}_nightly"] = build_nightly(_spec)

@@ -6,10 +6,10 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_parsing_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from nightshift.config import PROMOTION_POOL, ModelSpec, load_specs, retrain_asset_name, retrain_asset_uri
+from nightshift.config import PROMOTION_POOL, ModelSpec, retrain_asset_name, retrain_asset_uri, specs_to_build
 from nightshift.dag_defaults import default_args
 from nightshift.runs import run_info
 
@@ -145,5 +145,5 @@ def build_retrain(spec: ModelSpec):
     return retrain()
 
 
-for _spec in load_specs():
+for _spec in specs_to_build(get_parsing_context().dag_id):
     globals()[f"{_spec.name}_retrain"] = build_retrain(_spec)

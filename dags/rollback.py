@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, get_parsing_context, task
 
-from nightshift.config import PROMOTION_POOL, ModelSpec, load_specs
+from nightshift.config import PROMOTION_POOL, ModelSpec, specs_to_build
 from nightshift.dag_defaults import default_args
 from nightshift.runs import run_date, run_info
 
@@ -70,5 +70,5 @@ def build_rollback(spec: ModelSpec):
     return rollback()
 
 
-for _spec in load_specs():
+for _spec in specs_to_build(get_parsing_context().dag_id):
     globals()[f"{_spec.name}_rollback"] = build_rollback(_spec)

@@ -156,7 +156,7 @@ def test_ruff_bans_heavy_module_level_imports_in_dags():
     assert done.returncode == 1 and "TID253" in done.stdout
 
 
-def dagbag_with_models(models: Path) -> dict:
+def dagbag_with_models(models: Path, parsing_dag_id: str | None = None) -> dict:
     """Parse the DAG folder in a fresh interpreter with NIGHTSHIFT_MODELS_DIR pointing at `models`."""
     probe = (
         "from airflow.dag_processing.dagbag import DagBag; import json, sys;"
@@ -164,6 +164,8 @@ def dagbag_with_models(models: Path) -> dict:
         "print(json.dumps({'ids': sorted(bag.dag_ids), 'errors': list(bag.import_errors.values())}))"
     )
     env = {**os.environ, "NIGHTSHIFT_MODELS_DIR": str(models)}
+    if parsing_dag_id:
+        env["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = parsing_dag_id
     done = subprocess.run(
         [sys.executable, "-c", probe, str(PROJECT / "dags")], capture_output=True, text=True, env=env, check=True
     )
@@ -193,3 +195,14 @@ def test_a_broken_spec_fails_the_dag_import_naming_file_and_field(tmp_path):
     demo_spec_into(tmp_path / "models", validation={**raw["validation"], "max_bad_row_share": 3})
     errors = dagbag_with_models(tmp_path / "models")["errors"]
     assert errors and all("credit_risk.yaml" in error and "validation.max_bad_row_share" in error for error in errors)
+
+
+def test_a_task_process_builds_only_its_own_dag(tmp_path):
+    """Airflow's parsing context (set when a task runs) names the DAG: the files build that model's DAG alone."""
+    demo_spec_into(tmp_path / "models")
+    demo_spec_into(tmp_path / "models", name="churn_risk", description="second model")
+    found = dagbag_with_models(tmp_path / "models", parsing_dag_id="churn_risk_retrain")
+    assert found["errors"] == []
+    assert found["ids"] == ["churn_risk_nightly", "churn_risk_retrain", "churn_risk_rollback"]
+    unknown = dagbag_with_models(tmp_path / "models", parsing_dag_id="not_a_model_retrain")
+    assert len(unknown["ids"]) == 6

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nightshift.config import PROJECT_ROOT, SpecError, load_spec, load_specs, settings
+from nightshift.config import PROJECT_ROOT, SpecError, load_spec, load_specs, settings, specs_to_build
 from nightshift.runtime import embedded_db
 
 DEMO = PROJECT_ROOT / "include" / "models" / "credit_risk.yaml"
@@ -93,6 +93,18 @@ def test_load_specs_reads_every_file_in_the_folder(tmp_path):
     write_spec(tmp_path, "alpha", lambda raw: None)
     write_spec(tmp_path, "beta", lambda raw: None)
     assert [spec.name for spec in load_specs(tmp_path)] == ["alpha", "beta"]
+
+
+def test_a_task_parse_loads_only_the_spec_its_dag_id_names(tmp_path):
+    write_spec(tmp_path, "alpha", lambda raw: None)
+    write_spec(tmp_path, "beta", lambda raw: None)
+    (tmp_path / "gamma.yaml").write_text("not: [valid")
+    assert [spec.name for spec in specs_to_build("beta_retrain", tmp_path)] == ["beta"]
+    assert [spec.name for spec in specs_to_build("alpha_nightly", tmp_path)] == ["alpha"]
+    with pytest.raises(SpecError, match=r"gamma\.yaml"):
+        specs_to_build(None, tmp_path)
+    with pytest.raises(SpecError, match=r"gamma\.yaml"):
+        specs_to_build("delta_nightly", tmp_path)
 
 
 SETTINGS_VARIABLES = (
