@@ -147,7 +147,7 @@ def _limit(day: str, fitted: Any, kind: str, repeats: int = 2) -> dict[str, Any]
 
 def stage_validate_limit(day: str) -> dict[str, Any]:
     """The validation limit on the night's drop: read typed with pyarrow, check vectorised, write the accepted rows
-    (`nightshift_dev.bench_limits`), after the same warm-up on a few rows."""
+    (`nightshift_dev.bench_limits`), after a warm-up on the first 1,000 rows."""
     from nightshift_dev import bench_limits
 
     product_warm("validate_limit")
