@@ -24,15 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from nightshift.config import PROJECT_ROOT
+from nightshift_dev.bench_children import run_stage
 from nightshift_dev.bench_plan import (
     DEFAULT_ROWS,
     DEFAULT_SIZES,
-    HIGHER,
     MODEL,
     POSTGRES_ADMIN_URL,
     SEED,
     SHIFT_NIGHT,
     SKIPPABLE,
+    SPEC_COUNT,
     TRAIN_NIGHTS,
     BenchError,
     DataSet,
@@ -40,13 +41,14 @@ from nightshift_dev.bench_plan import (
     figure_keys,
     label_dates,
     machine,
+    meets,
     night,
     size_label,
     targets,
     train_as_of,
 )
-from nightshift_dev.bench_report import format_table
-from nightshift_dev.bench_stages import product_dag_parse, product_nightly_e2e, run_stage
+from nightshift_dev.bench_report import champion_origin, format_table
+from nightshift_dev.bench_stages import KINDS, product_dag_parse, product_nightly_e2e
 from nightshift_dev.bench_workspace import Workspace
 
 __all__ = [
@@ -179,28 +181,57 @@ class Bench(Workspace):
         self.measure_drift_agreement(store, drift, full)
 
     def measure_validation(self, data: DataSet, store: Path, n1: str) -> dict[str, Any]:
+        """The validation stage on night 1, then its limit and (unless skipped) the pandera peer on the same drop."""
         label = size_label(self.options.rows)
         self.progress(f"validation: night {n1}, {self.options.rows:,} rows")
         validated = self.child("validate", {"day": n1}, store, f"validation of {n1}")
         self.figures[f"validation_seconds_{label}"] = round(validated["seconds"], 2)
         self.figures[f"validation_peak_rss_gib_{label}"] = validated["peak_rss_gib"]
-        self.details["validation"] = {**validated, "files": data.files}
+        details: dict[str, Any] = {**validated, "files": data.files}
+        self.details["validation"] = details
         self.progress(f"validation: {validated['seconds']:.1f}s, peak RSS {validated['peak_rss_gib']:.2f} GiB")
+        self.progress("validation limit: pyarrow reads the drop typed, vectorised checks, accepted rows to Parquet")
+        limit = self.child("validate_limit", {"day": n1}, store, "the validation limit")
+        self.figures["validation_vs_limit_ratio"] = round(validated["seconds"] / limit["seconds"], 3)
+        details["limit"] = limit
+        details["bad_rows"] = {"stage_quarantined": validated["quarantined"], "limit": limit["bad_rows"]}
+        self.progress(
+            f"validation limit: {limit['seconds']:.1f}s (read {limit['read_seconds']:.1f}s, checks "
+            f"{limit['check_seconds']:.1f}s, write {limit['write_seconds']:.1f}s), {limit['bad_rows']:,} bad rows; "
+            f"ratio {self.figures['validation_vs_limit_ratio']}"
+        )
+        if "pandera" not in self.options.skip:
+            self.progress("validation peer: pandas reads the drop, pandera validates it (lazy, per-row failure cases)")
+            peer = self.child("pandera", {"day": n1}, store, "the pandera peer")
+            self.figures["validation_vs_pandera_ratio"] = round(validated["seconds"] / peer["seconds"], 3)
+            details["pandera"] = peer
+            details["bad_rows"]["pandera"] = peer["bad_rows"]
+            self.progress(
+                f"validation peer: pandera {peer['seconds']:.1f}s (read {peer['read_seconds']:.1f}s, validate "
+                f"{peer['validate_seconds']:.1f}s), {peer['bad_rows']:,} bad rows; "
+                f"ratio {self.figures['validation_vs_pandera_ratio']}"
+            )
         return validated
 
     def measure_scoring(self, store: Path, n1: str, boot_uri: str) -> dict[str, Any]:
-        """The champion's scoring stage against raw predict_proba (and a linear model's, unless skipped)."""
+        """The champion's scoring stage against raw predict_proba; before it (their predictions are replaced by the
+        champion's), a linear model's and the other model kinds', unless skipped."""
         scoring: dict[str, Any] = {}
-        if "linear" not in self.options.skip:
-            self.progress("scoring: a linear model (LogisticRegression in the same pipeline) and its limit")
-            linear = self.child(
+        others = [
+            *(["linear"] if "linear" not in self.options.skip else []),
+            *(KINDS if "kinds" not in self.options.skip else ()),
+        ]
+        for kind in others:
+            what = "a linear model (LogisticRegression in the same pipeline)" if kind == "linear" else f"a {kind} model"
+            self.progress(f"scoring: {what} and its limit")
+            out = self.child(
                 "score",
-                {"day": n1, "model": "linear", "bootstrap_store_uri": boot_uri, "with_limit": True},
+                {"day": n1, "model": kind, "bootstrap_store_uri": boot_uri, "with_limit": True},
                 store,
-                "linear scoring",
+                f"{kind} scoring",
             )
-            self.figures["scoring_vs_limit_ratio_linear"] = round(linear["limit"]["seconds"] / linear["seconds"], 3)
-            scoring["linear"] = {"stage": linear, "limit": linear.pop("limit")}
+            self.figures[f"scoring_vs_limit_ratio_{kind}"] = round(out["limit"]["seconds"] / out["seconds"], 3)
+            scoring[kind] = {"stage": out, "limit": out.pop("limit")}
         self.progress("scoring: the champion (the demo spec's HistGradientBoostingClassifier) and its limit")
         limit = self.child(
             "predict", {"day": n1, "model": "champion", "bootstrap_store_uri": boot_uri}, store, "predict_proba limit"
@@ -210,11 +241,12 @@ class Bench(Workspace):
         )
         self.figures["scoring_vs_limit_ratio"] = round(limit["seconds"] / scored["seconds"], 3)
         self.figures[f"scoring_peak_rss_gib_{size_label(self.options.rows)}"] = scored["peak_rss_gib"]
-        scoring["champion"] = {"stage": scored, "limit": limit}
+        scoring["champion"] = {"stage": scored, "limit": limit, "model": champion_origin(scored, self.details)}
         self.details["scoring"] = scoring
         self.progress(
             f"scoring: {scored['seconds']:.1f}s vs predict_proba {limit['seconds']:.1f}s "
-            f"(ratio {self.figures['scoring_vs_limit_ratio']}), peak RSS {scored['peak_rss_gib']:.2f} GiB"
+            f"(ratio {self.figures['scoring_vs_limit_ratio']}), peak RSS {scored['peak_rss_gib']:.2f} GiB; "
+            f"{scoring['champion']['model']['note']}"
         )
         return scored
 
@@ -353,14 +385,27 @@ class Bench(Workspace):
         )
 
     def measure_dag_parse(self) -> None:
+        """The slowest DAG file to parse with the project's specs, then with SPEC_COUNT of them."""
         self.progress("DAG files: parse time in fresh interpreters (3 each, median)")
-        timings = {
-            path.name: product_dag_parse(path, repeats=3) for path in sorted((PROJECT_ROOT / "dags").glob("*.py"))
-        }
+        dag_files = sorted((PROJECT_ROOT / "dags").glob("*.py"))
+        timings = {path.name: product_dag_parse(path, repeats=3) for path in dag_files}
         medians = {name: round(statistics.median(values), 4) for name, values in timings.items()}
         self.figures["dag_parse_seconds_max"] = max(medians.values())
         self.details["dag_parse"] = {"median_seconds": medians, "runs": timings}
         self.progress(f"DAG files: slowest {max(medians, key=lambda name: medians[name])} {max(medians.values()):.3f}s")
+        folder = self.write_specs(SPEC_COUNT)
+        self.progress(f"DAG files: the same with {SPEC_COUNT} model specs in {folder}")
+        many = {path.name: product_dag_parse(path, repeats=3, models_dir=folder) for path in dag_files}
+        many_medians = {name: round(statistics.median(values), 4) for name, values in many.items()}
+        slowest = max(many_medians, key=lambda name: many_medians[name])
+        self.figures[f"dag_parse_seconds_max_{SPEC_COUNT}_specs"] = many_medians[slowest]
+        self.details[f"dag_parse_{SPEC_COUNT}_specs"] = {
+            "models_dir": str(folder),
+            "specs": SPEC_COUNT,
+            "median_seconds": many_medians,
+            "runs": many,
+        }
+        self.progress(f"DAG files with {SPEC_COUNT} specs: slowest {slowest} {many_medians[slowest]:.3f}s")
 
     def measure_e2e(self, data: DataSet) -> None:
         out = product_nightly_e2e(
@@ -369,6 +414,43 @@ class Bench(Workspace):
         self.figures[f"nightly_e2e_seconds_{size_label(self.options.rows)}"] = round(out["seconds"], 1)
         self.details["nightly_e2e"] = out
         self.progress(f"e2e: trigger to success in {out['seconds']:.0f}s")
+        stages = self.stage_sum()
+        out["stages"] = stages
+        if stages["seconds"] is not None:
+            self.figures["nightly_e2e_vs_stages_ratio"] = round(out["seconds"] / stages["seconds"], 3)
+            self.progress(
+                f"e2e: {out['seconds']:.0f}s against {stages['seconds']:.1f}s of stages "
+                f"({', '.join(f'{name} {value:.1f}s' for name, value in stages['parts'].items())}): "
+                f"ratio {self.figures['nightly_e2e_vs_stages_ratio']}"
+            )
+
+    def stage_sum(self) -> dict[str, Any]:
+        """The nightly run's stages as measured alone in this run: validation, scoring and drift of night 1, and the
+        warehouse load of its predictions at the measured bulk-load rate (when the warehouse part ran)."""
+        label = size_label(self.options.rows)
+        parts: dict[str, float] = {}
+        for stage, key in (
+            ("validation", f"validation_seconds_{label}"),
+            ("scoring", "scoring"),
+            ("drift", f"drift_seconds_{label}"),
+        ):
+            if key == "scoring":
+                champion = self.details.get("scoring", {}).get("champion")
+                value = champion["stage"]["seconds"] if champion else None
+            else:
+                value = self.figures.get(key)
+            if value is not None:
+                parts[stage] = float(value)
+        rate = self.figures.get("warehouse_rows_per_s")
+        champion = self.details.get("scoring", {}).get("champion")
+        if rate and champion:
+            parts["warehouse_load"] = champion["stage"]["rows"] / rate
+        complete = all(stage in parts for stage in ("validation", "scoring", "drift"))
+        return {
+            "seconds": round(sum(parts.values()), 3) if complete else None,
+            "parts": {name: round(value, 3) for name, value in parts.items()},
+            "missing": [stage for stage in ("validation", "scoring", "drift", "warehouse_load") if stage not in parts],
+        }
 
     # -- results ----------------------------------------------------------------------------------------------
 
@@ -378,7 +460,7 @@ class Bench(Workspace):
         checks = {}
         for key, (op, bound) in goals.items():
             value = self.figures.get(key)
-            passed = None if value is None else (value >= bound if op == HIGHER else value <= bound)
+            passed = None if value is None else meets(value, op, bound)
             checks[key] = {"target": f"{op} {bound:g}", "pass": passed}
         end_machine = machine()
         result: dict[str, Any] = {

@@ -25,10 +25,17 @@ def _baseline(key: str, result: dict[str, Any]) -> str:
     scoring = details.get("scoring", {})
     if key == "scoring_vs_limit_ratio" and "champion" in scoring:
         parts = scoring["champion"]
-        return f"stage {parts['stage']['seconds']:.2f}s / predict_proba {parts['limit']['seconds']:.2f}s"
-    if key == "scoring_vs_limit_ratio_linear" and "linear" in scoring:
-        parts = scoring["linear"]
-        return f"stage {parts['stage']['seconds']:.2f}s / predict_proba {parts['limit']['seconds']:.2f}s"
+        note = parts.get("model", {}).get("note")
+        return f"stage {parts['stage']['seconds']:.2f}s / predict_proba {parts['limit']['seconds']:.2f}s" + (
+            f"; {note}" if note else ""
+        )
+    kind = key.removeprefix("scoring_vs_limit_ratio_")
+    if key.startswith("scoring_vs_limit_ratio_") and kind in scoring:
+        parts = scoring[kind]
+        call = "predict" if kind == "regression" else "predict_proba"
+        detail = parts["stage"].get("model_detail", {})
+        model = detail.get("estimator", "?") + (f", {detail['n_iter']} iterations" if detail.get("n_iter") else "")
+        return f"stage {parts['stage']['seconds']:.2f}s / {call} {parts['limit']['seconds']:.2f}s; {model}"
     if key == "drift_speedup_vs_full" and "drift" in details:
         full = details["drift"]["full_data"]["seconds"]
         return f"full-data Evidently {full:.1f}s"
@@ -42,7 +49,39 @@ def _baseline(key: str, result: dict[str, Any]) -> str:
         and "baseline_rows_per_s" in details["warehouse"]
     ):
         return f"executemany {details['warehouse']['baseline_rows_per_s']:,.0f} rows/s"
-    return _stage_baseline(key, details)
+    return _ratio_baseline(key, details) or _stage_baseline(key, details)
+
+
+def _ratio_baseline(key: str, details: dict[str, Any]) -> str:
+    """What the validation, DAG parse and nightly run ratios were measured against."""
+    validation = details.get("validation", {})
+    if key == "validation_vs_limit_ratio" and "limit" in validation:
+        limit = validation["limit"]
+        return (
+            f"stage {validation['seconds']:.2f}s / limit {limit['seconds']:.2f}s (read {limit['read_seconds']:.2f} "
+            f"+ checks {limit['check_seconds']:.2f} + write {limit['write_seconds']:.2f}); bad rows: "
+            f"{validation['quarantined']:,} quarantined, {limit['bad_rows']:,} by the limit"
+        )
+    if key == "validation_vs_pandera_ratio" and "pandera" in validation:
+        peer = validation["pandera"]
+        return (
+            f"stage {validation['seconds']:.2f}s / pandera {peer['seconds']:.2f}s (read {peer['read_seconds']:.2f} "
+            f"+ validate {peer['validate_seconds']:.2f}); {peer['bad_rows']:,} bad rows"
+        )
+    parse = next((value for name, value in details.items() if name.startswith("dag_parse_") and "specs" in name), None)
+    if key.startswith("dag_parse_seconds_max_") and parse:
+        medians = parse["median_seconds"]
+        slowest = max(medians, key=lambda name: medians[name])
+        return f"{parse['specs']} model specs; slowest {slowest}"
+    e2e = details.get("nightly_e2e", {})
+    if key == "nightly_e2e_vs_stages_ratio" and e2e.get("stages", {}).get("seconds"):
+        stages = e2e["stages"]
+        listed = " + ".join(f"{name} {value:.1f}" for name, value in stages["parts"].items())
+        idle = e2e.get("breakdown", {}).get("idle_seconds")
+        return f"e2e {e2e['seconds']:.1f}s / stages {stages['seconds']:.1f}s ({listed})" + (
+            f"; no task running {idle:.0f}s" if idle is not None else ""
+        )
+    return ""
 
 
 def _stage_baseline(key: str, details: dict[str, Any]) -> str:
@@ -69,10 +108,36 @@ def _stage_baseline(key: str, details: dict[str, Any]) -> str:
     return ""
 
 
+def champion_origin(scored: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+    """Which model the champion's scoring used: the one the measured retrain promoted, or the bootstrap's."""
+    version = str(scored["model_version"])
+    estimator = scored.get("model_detail", {}).get("estimator", "?")
+    retrain = details.get("retrain")
+    boot = details.get("bootstrap", {}).get("candidate_version")
+    if retrain and retrain.get("action") == "promote" and str(retrain.get("candidate_version")) == version:
+        origin = f"promoted by the measured retrain on {retrain['train_rows'] + retrain['holdout_rows']:,} rows"
+    elif retrain:
+        verb = {"promote": "promoted", "refuse": "refused"}.get(str(retrain.get("action")), retrain.get("action"))
+        origin = f"the bootstrap's small model: the measured retrain {verb} v{retrain.get('candidate_version')}"
+    else:
+        origin = "the bootstrap's small model: the retrain was skipped"
+    iterations = scored.get("model_detail", {}).get("n_iter")
+    size = f", {iterations} iterations" if iterations else ""
+    return {
+        "version": version,
+        "bootstrap_version": boot,
+        "estimator": estimator,
+        "note": f"champion v{version} ({estimator}{size}), {origin}",
+    }
+
+
 def skipped_by(key: str, rows: int) -> str:
     """The --skip part that leaves this figure out ('' for figures every run measures)."""
     parts = {
         "scoring_vs_limit_ratio_linear": "linear",
+        "scoring_vs_limit_ratio_multiclass": "kinds",
+        "scoring_vs_limit_ratio_regression": "kinds",
+        "validation_vs_pandera": "pandera",
         "warehouse_": "warehouse",
         "dag_parse_": "dag-parse",
         "nightly_e2e_": "e2e",

@@ -1,15 +1,13 @@
-"""The benchmark's child side: `python -m nightshift_dev.bench stage <name> <json>` runs one stage, prints its result.
+"""The benchmark's product adapter: every call into nightshift's own stages is here, and only here.
 
-Every call into nightshift's own stages is in the "product adapter" section, and only there.
+The child processes (`bench_children`) and the parent's DAG parse and nightly run call only these.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,20 +18,18 @@ from typing import Any
 
 from nightshift.config import PROJECT_ROOT, settings
 from nightshift.runtime import embedded_db
+from nightshift_dev.bench_airflow import bench_api, e2e_breakdown, free_port, wait_finished, wait_parsed
 from nightshift_dev.bench_plan import (
     BAD_ROW_SHARE,
     MODEL,
-    RESULT_MARK,
     SEED,
     BenchError,
-    peak_rss_gib,
-    rss_now_gib,
     train_as_of,
 )
 
 # ---------------------------------------------------------------------------------------------------------------
 # Product adapter: every call into nightshift's stages and libraries-under-test is in this section.
-# The child-side stage functions below and the parent's e2e run call only these.
+# The child-side stage functions (bench_children) and the parent's e2e run call only these.
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -41,6 +37,41 @@ def _spec() -> Any:
     from nightshift.config import get_spec
 
     return get_spec(MODEL, settings().models_dir)
+
+
+KINDS = ("multiclass", "regression")
+"""Model kinds scored besides the spec's own (binary), on the same features with a target derived from them."""
+
+
+def product_kind_spec(kind: str) -> Any:
+    """The demo spec as a model of another kind (its task's default estimator and metrics): what scoring reads."""
+    from nightshift.config import ModelSpec
+
+    spec = _spec()
+    if kind not in KINDS:
+        return spec
+    found = spec.model_dump(mode="json", exclude_unset=True)
+    target = {key: value for key, value in found["target"].items() if key not in ("positive_label", "negative_label")}
+    found.update(
+        task=kind,
+        target={**target, **({"classes": ["0", "1", "2"]} if kind == "multiclass" else {})},
+        training={key: value for key, value in found["training"].items() if key != "estimator"},
+        promotion={**found["promotion"], "metric": "accuracy" if kind == "multiclass" else "r2"},
+        performance={**found["performance"], "metric": "log_loss" if kind == "multiclass" else "rmse"},
+    )
+    return ModelSpec.model_validate(found)
+
+
+def derived_target(frame: Any, kind: str) -> Any:
+    """A target of the kind, from the simulated label and features: a risk band (0 good, 1 thin score, 2 defaulted)
+    for multiclass, the loss (the loan amount when it defaulted, else 0) for regression."""
+    import numpy as np
+
+    defaulted = frame["defaulted"].astype(int).to_numpy()
+    if kind == "multiclass":
+        thin = frame["credit_score"].to_numpy(dtype="float64", na_value=np.nan) < 650
+        return np.where(defaulted == 1, 2, np.where(thin, 1, 0)).astype(str)
+    return np.where(defaulted == 1, frame["loan_amount"].to_numpy(dtype="float64"), 0.0)
 
 
 def _run(stage: str, day: str) -> Any:
@@ -72,6 +103,8 @@ WARM_MODULES = {
         "nightshift.lifecycle.evaluate",
         "nightshift.lifecycle.tasks",
     ),
+    "validate_limit": ("nightshift.stages.ingest",),
+    "pandera": ("nightshift.stages.ingest",),
 }
 
 
@@ -150,7 +183,9 @@ def product_retrain(as_of: str, run_name: str) -> dict[str, Any]:
 
 
 def product_model(kind: str, bootstrap_store_uri: str) -> tuple[str, Any]:
-    """(version, fitted pipeline): the registered champion, or the demo pipeline with LogisticRegression."""
+    """(version, fitted pipeline): the registered champion; the demo pipeline with LogisticRegression; or a model of
+    another kind (its task's default estimator with the spec's params) on a derived target; the last two fitted on
+    the bootstrap rows."""
     if kind == "champion":
         from nightshift.stores import registry
 
@@ -164,16 +199,27 @@ def product_model(kind: str, bootstrap_store_uri: str) -> tuple[str, Any]:
 
     spec = _spec()
     training = build_training_set(open_store(bootstrap_store_uri), spec, train_as_of())
+    if kind in KINDS:
+        derived = dataclasses.replace(
+            training, train=training.train.assign(**{spec.target.column: derived_target(training.train, kind)})
+        )
+        return kind, fit_candidate(product_kind_spec(kind), derived)
     return "linear", fit_candidate(spec, training, "sklearn.linear_model.LogisticRegression", {"max_iter": 1000})
 
 
-def product_score_partition(day: str, version: str, model: Any) -> dict[str, Any]:
+def product_raw_predict(fitted: Any, kind: str) -> Callable[[Any], Any]:
+    """The model's own prediction call on its inputs: predict for a regressor, predict_proba otherwise."""
+    return fitted.predict if kind == "regression" else fitted.predict_proba
+
+
+def product_score_partition(day: str, version: str, model: Any, kind: str = "champion") -> dict[str, Any]:
     """Read the curated Parquet, predict, write the predictions partition (no warehouse)."""
     from nightshift.stages.score.predict import Scorer, score_partition
     from nightshift.stores.objects import open_store
 
     store = open_store(settings().store_uri)
-    return score_partition(store, _spec(), day, [Scorer("champion", version, model)], f"bench-score-{day}")
+    spec = product_kind_spec(kind)
+    return score_partition(store, spec, day, [Scorer("champion", version, model)], f"bench-score-{day}")
 
 
 def product_model_inputs(day: str) -> tuple[Any, Any]:
@@ -204,10 +250,22 @@ def product_first_inputs(day: str, rows: int = 1000) -> Any:
     return model_inputs(batch.to_pandas(), spec)
 
 
-def product_positive_scores(model: Any, frame: Any) -> Any:
+def product_positive_scores(model: Any, frame: Any, kind: str = "champion") -> Any:
     from nightshift.kinds import outputs
 
-    return outputs(model, frame, _spec())
+    return outputs(model, frame, product_kind_spec(kind))
+
+
+def product_drop_paths(day: str, folder: Path) -> list[Path]:
+    """Local paths of the night's drop files, in the order validation reads them (a local store's own files)."""
+    from nightshift.stages.ingest import drop_files
+    from nightshift.stores.objects import open_store
+
+    store = open_store(settings().store_uri)
+    return [
+        store.get_file(key, folder / f"{index:05d}-{Path(key).name}")
+        for index, key in enumerate(drop_files(store, _spec(), day))
+    ]
 
 
 def product_warm_reference() -> None:
@@ -260,61 +318,15 @@ def product_warehouse_load(url: str, rows: int, seed: int) -> dict[str, Any]:
     return dict(warehouse_baselines.measure_predictions_load(url, rows, seed))
 
 
-def _bench_api(base_url: str) -> Any:
-    """The demo's REST client with the few calls the bench's nightly run needs."""
-    from nightshift_dev.airflow_api import AirflowApi
-
-    class Api(AirflowApi):
-        def dag_known(self, dag_id: str) -> bool:
-            try:
-                self._call("GET", f"/dags/{dag_id}")
-            except RuntimeError:
-                return False
-            return True
-
-        def unpause(self, dag_id: str) -> None:
-            self._call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-
-        def trigger_at(self, dag_id: str, logical_date: str) -> dict[str, Any]:
-            return dict(self._call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": logical_date, "conf": {}}))
-
-        def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-            return dict(self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
-
-        def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-            return list(self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
-
-    return Api(base_url)
-
-
-def _wait_parsed(api: Any, services: Any, dag_id: str, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while not api.dag_known(dag_id):
-        services.check_alive()
-        if time.monotonic() > deadline:
-            raise BenchError(f"{dag_id} was not parsed within {seconds:.0f} s; see {services.log_dir}")
-        time.sleep(2)
-
-
-def _wait_finished(api: Any, services: Any, dag_id: str, run_id: str, deadline: float) -> str:
-    """Poll the run until it succeeds or fails; its final state."""
-    state = "queued"
-    while state not in ("success", "failed"):
-        services.check_alive()
-        if time.monotonic() > deadline:
-            raise BenchError(f"{dag_id} run {run_id} still {state} at its timeout; see {services.log_dir}")
-        time.sleep(1)
-        state = api.run(dag_id, run_id)["state"]
-    return state
-
-
 def product_nightly_e2e(
     bench_env: dict[str, str], home: Path, day: str, timeout: float, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """One nightly DAG run for `day` through Airflow's scheduler (LocalExecutor), as `nightshift demo` runs it."""
+    """One nightly DAG run for `day` through Airflow's scheduler (LocalExecutor), as `nightshift demo` runs it: Airflow's
+    metadata and the warehouse on the embedded PostgreSQL (the warehouse database emptied first)."""
     from nightshift.runtime.supervisor import Services, airflow_env, prepare_airflow
+    from nightshift.stores import warehouse
 
-    port = _free_port()
+    port = free_port()
     config = dataclasses.replace(settings(), home=home)
     env = {
         **airflow_env(config, None, port),
@@ -322,46 +334,47 @@ def product_nightly_e2e(
         "NIGHTSHIFT_SCHEDULE_START": day,
         "NIGHTSHIFT_SCHEDULE_END": day,
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "NIGHTSHIFT_WAREHOUSE_URL": embedded_db.url(home, "warehouse"),
     }
     dag_id = f"{MODEL}_nightly"
-    log("e2e: starting the embedded PostgreSQL and migrating Airflow's metadata database on it")
+    log("e2e: starting the embedded PostgreSQL (Airflow's metadata and the warehouse) and migrating Airflow on it")
     with embedded_db.running(home):
+        embedded_db.recreate_databases(home, ["warehouse"])
+        warehouse.connect(env["NIGHTSHIFT_WAREHOUSE_URL"]).dispose()
         prepare_airflow(env)
         services = Services(env, home / "logs" / "airflow")
-        api = _bench_api(f"http://127.0.0.1:{port}")
+        api = bench_api(f"http://127.0.0.1:{port}")
         try:
             log("e2e: starting Airflow's api-server, scheduler and dag-processor (LocalExecutor)")
             services.start()
-            _wait_parsed(api, services, dag_id)
+            wait_parsed(api, services, dag_id)
             api.unpause(dag_id)
             log(f"e2e: triggering {dag_id} for {day}")
             started = time.monotonic()
             run_id = api.trigger_at(dag_id, f"{day}T02:00:00Z")["dag_run_id"]
-            state = _wait_finished(api, services, dag_id, run_id, started + timeout)
+            state = wait_finished(api, services, dag_id, run_id, started + timeout)
             seconds = time.monotonic() - started
-            tasks = {
-                item["task_id"] + (f"[{item['map_index']}]" if item.get("map_index", -1) >= 0 else ""): {
-                    "state": item["state"],
-                    "seconds": item.get("duration"),
-                }
-                for item in api.task_instances(dag_id, run_id)
-            }
+            items = api.task_instances(dag_id, run_id)
             run = api.run(dag_id, run_id)
         finally:
             services.stop()
+    tasks, breakdown = e2e_breakdown(items, run, seconds)
     if state != "success":
         raise BenchError(f"{dag_id} run {run_id} ended {state}: tasks {tasks}; logs under {env['AIRFLOW_HOME']}/logs")
     return {
         "seconds": seconds,
         "run_id": run_id,
         "tasks": tasks,
+        "breakdown": breakdown,
+        "warehouse": "embedded PostgreSQL",
         "airflow_start_date": run.get("start_date"),
         "airflow_end_date": run.get("end_date"),
     }
 
 
-def product_dag_parse(path: Path, repeats: int) -> list[float]:
-    """Seconds to import one DAG file in fresh interpreters, `airflow.sdk` already loaded as in the DAG processor."""
+def product_dag_parse(path: Path, repeats: int, models_dir: Path | None = None) -> list[float]:
+    """Seconds to import one DAG file in fresh interpreters, `airflow.sdk` already loaded as in the DAG processor,
+    with the specs of `models_dir` (by default the project's)."""
     probe = (
         "import json, sys, time\n"
         "import airflow.sdk\n"
@@ -372,7 +385,7 @@ def product_dag_parse(path: Path, repeats: int) -> list[float]:
         "spec.loader.exec_module(module)\n"
         "print(json.dumps(time.perf_counter() - start))\n"
     )
-    env = {**os.environ, "NIGHTSHIFT_MODELS_DIR": str(PROJECT_ROOT / "include" / "models")}
+    env = {**os.environ, "NIGHTSHIFT_MODELS_DIR": str(models_dir or PROJECT_ROOT / "include" / "models")}
     timings = []
     for _ in range(repeats):
         done = subprocess.run(
@@ -382,193 +395,3 @@ def product_dag_parse(path: Path, repeats: int) -> list[float]:
             raise BenchError(f"parsing {path} failed:\n{done.stderr[-2000:]}")
         timings.append(float(done.stdout.strip().splitlines()[-1]))
     return timings
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _verdicts(summary: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "verdicts": {item["feature"]: bool(item["drifted"]) for item in summary["features"]},
-        "prediction_drifted": (summary.get("prediction") or {}).get("drifted"),
-        "rows": summary["current_rows"],
-        "reference_rows": summary["reference_rows"],
-    }
-
-
-def stage_generate(jobs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Simulate each job's missing nights; seconds per night."""
-    generated: dict[str, dict[str, float]] = {}
-    for job in jobs:
-        seconds = generated.setdefault(job["store_uri"], {})
-        for day in job["nights"]:
-            started = time.perf_counter()
-            product_simulate(job["store_uri"], day, job["rows"], job["shift"], job["files"])
-            seconds[day] = round(time.perf_counter() - started, 2)
-    return {"generated": generated}
-
-
-def stage_prepare(nights: list[str], label_days: list[str], score: bool = False) -> dict[str, Any]:
-    """Validate nights, curate label drops and optionally score with the champion: setup, timed only as details."""
-    product_warm("validate")
-    done: dict[str, dict[str, float]] = {}
-    for day in nights:
-        started = time.perf_counter()
-        out = product_validate(day)
-        done[day] = {"validation_seconds": round(time.perf_counter() - started, 3), "rows": out["rows"]}
-    for day in label_days:
-        product_ingest_labels(day)
-    if score and nights:
-        product_warm("score")
-        version, fitted = product_model("champion", "")
-        for day in nights:
-            started = time.perf_counter()
-            product_score_partition(day, version, fitted)
-            done[day]["scoring_seconds"] = round(time.perf_counter() - started, 3)
-    return {"nights": done}
-
-
-def stage_retrain(as_of: str, run_name: str, nights: list[str], label_days: list[str]) -> dict[str, Any]:
-    """Curate the training nights and their labels (untimed), then the timed retrain."""
-    curation = stage_prepare(nights, label_days)["nights"] if nights else {}
-    product_warm("retrain")
-    return {**product_retrain(as_of, run_name), "curation": curation}
-
-
-def stage_validate(day: str) -> dict[str, Any]:
-    product_warm("validate")
-    setup_rss = rss_now_gib()
-    started = time.perf_counter()
-    out = product_validate(day)
-    seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        "rows": out["rows"],
-        "accepted": out["accepted"],
-        "quarantined": out["quarantined"],
-        "setup_rss_gib": setup_rss,
-    }
-
-
-def stage_score(day: str, model: str, bootstrap_store_uri: str, with_limit: bool = False) -> dict[str, Any]:
-    """The scoring stage on one night (after a warm-up predict on a few rows); with `with_limit`, the limit too."""
-    product_warm("score")
-    version, fitted = product_model(model, bootstrap_store_uri)
-    fitted.predict_proba(product_first_inputs(day))
-    setup_rss = rss_now_gib()
-    started = time.perf_counter()
-    written = product_score_partition(day, version, fitted)
-    seconds = time.perf_counter() - started
-    result = {
-        "seconds": seconds,
-        "rows": int(sum(written["rows"].values())),
-        "model_version": version,
-        "model_detail": _model_detail(fitted),
-        "setup_rss_gib": setup_rss,
-    }
-    if with_limit:
-        result["limit"] = _limit(day, fitted)
-    return result
-
-
-def stage_predict(day: str, model: str, bootstrap_store_uri: str) -> dict[str, Any]:
-    """The limit alone: predict_proba on the night's rows already in memory."""
-    product_warm("predict")
-    _, fitted = product_model(model, bootstrap_store_uri)
-    return _limit(day, fitted)
-
-
-def _limit(day: str, fitted: Any, repeats: int = 2) -> dict[str, Any]:
-    """predict_proba on rows already in memory, in the model's input types: the best of `repeats` after a warm-up."""
-    frame, inputs = product_model_inputs(day)
-    fitted.predict_proba(inputs[:1000])
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fitted.predict_proba(inputs)
-        runs.append(time.perf_counter() - started)
-    seconds = min(runs)
-    started = time.perf_counter()
-    product_positive_scores(fitted, frame)
-    with_conversion = time.perf_counter() - started
-    return {"seconds": seconds, "runs": runs, "positive_scores_seconds": with_conversion, "rows": len(frame)}
-
-
-def stage_drift(day: str) -> dict[str, Any]:
-    """Our drift stage on one night, the champion's reference already cached as after its first night."""
-    product_warm("drift")
-    product_warm_reference()
-    setup_rss = rss_now_gib()
-    started = time.perf_counter()
-    out = product_drift(day)
-    seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        **_verdicts(out["summary"]),
-        "sample": out["summary"]["sample"],
-        "setup_rss_gib": setup_rss,
-    }
-
-
-def stage_full_drift(nights: list[str], reference_night: str, ours: bool = False) -> dict[str, Any]:
-    """Evidently on every row of each night against every row of the reference night; with `ours`, our stage too."""
-    product_warm("full_drift")
-    reference = product_night_with_scores(reference_night)
-    measured: dict[str, Any] = {}
-    for day in nights:
-        current = product_night_with_scores(day)
-        started = time.perf_counter()
-        summary = product_full_drift(reference, current, day)
-        measured[day] = {"seconds": time.perf_counter() - started, **_verdicts(summary)}
-        del current
-    result: dict[str, Any] = {"seconds": measured[nights[0]]["seconds"], "nights": measured}
-    if ours:
-        del reference
-        product_warm("drift")
-        product_warm_reference()
-        result["ours"] = {}
-        for day in nights:
-            started = time.perf_counter()
-            summary = product_drift(day)["summary"]
-            result["ours"][day] = {"seconds": time.perf_counter() - started, **_verdicts(summary)}
-    return result
-
-
-def stage_warehouse(url: str, rows: int, seed: int) -> dict[str, Any]:
-    return product_warehouse_load(url, rows, seed)
-
-
-def _model_detail(fitted: Any) -> dict[str, Any]:
-    estimator = getattr(fitted, "steps", [[None, fitted]])[-1][1]
-    detail: dict[str, Any] = {"estimator": type(estimator).__name__}
-    n_iter = getattr(estimator, "n_iter_", None)
-    if isinstance(n_iter, int):
-        detail["n_iter"] = n_iter
-    return detail
-
-
-STAGES: dict[str, Callable[..., dict[str, Any]]] = {
-    "generate": stage_generate,
-    "prepare": stage_prepare,
-    "retrain": stage_retrain,
-    "validate": stage_validate,
-    "score": stage_score,
-    "predict": stage_predict,
-    "drift": stage_drift,
-    "full_drift": stage_full_drift,
-    "warehouse": stage_warehouse,
-}
-
-
-def run_stage(name: str, arguments: dict[str, Any]) -> int:
-    """Entry point of a stage's child process: run it, print its result and this process's peak RSS."""
-    if name not in STAGES:
-        print(f"error: unknown bench stage {name!r}; valid: {sorted(STAGES)}", file=sys.stderr)
-        return 2
-    result = STAGES[name](**arguments)
-    result["peak_rss_gib"] = peak_rss_gib()
-    print(RESULT_MARK + json.dumps(result, default=str), flush=True)
-    return 0

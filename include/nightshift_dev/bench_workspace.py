@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from nightshift_dev.bench_plan import (
     night,
     size_label,
 )
+
+NAME_LINE = re.compile(r"^name:.*$", re.MULTILINE)
 
 
 class Workspace:
@@ -101,6 +104,24 @@ class Workspace:
             raise BenchError(f"{what} failed (exit code {done.returncode}); log {log_path}:\n{tail}")
         result: dict[str, Any] = json.loads(found[-1][len(RESULT_MARK) :])
         return result
+
+    def write_specs(self, count: int) -> Path:
+        """`count` model specs in the workspace: the project's, renamed in turn (`<name>_<n>`, as the file stem)."""
+        sources = sorted((PROJECT_ROOT / "include" / "models").glob("*.yaml"))
+        if not sources:
+            raise BenchError(f"no model specs in {PROJECT_ROOT / 'include' / 'models'}")
+        folder = self.home / f"specs-{count}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        for index in range(count):
+            source = sources[index % len(sources)]
+            name = f"{source.stem}_{index:03d}"
+            text, found = NAME_LINE.subn(f"name: {name}", source.read_text(), count=1)
+            if not found:
+                raise BenchError(f"{source}: no top-level 'name:' line to rename")
+            (folder / f"{name}.yaml").write_text(text)
+        return folder
 
     # -- data -------------------------------------------------------------------------------------------------
 
