@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from nightshift.config import (
     ModelSpec,
+    Settings,
     catchup_enabled,
     retrain_asset_name,
     retrain_asset_uri,
@@ -246,8 +247,7 @@ def _alert_task(model: str):
     return alert
 
 
-def build_nightly(spec: ModelSpec):
-    config = settings()
+def build_nightly(spec: ModelSpec, config: Settings):
     start, end = schedule_window(spec, config)
     timetable, start_date = nightly_schedule(spec, start, end)
     retrain_request = Asset(name=retrain_asset_name(spec.name), uri=retrain_asset_uri(spec.name))
@@ -289,5 +289,6 @@ def build_nightly(spec: ModelSpec):
     return nightly()
 
 
-for _spec in specs_to_build(get_parsing_context().dag_id):
-    globals()[f"{_spec.name}_nightly"] = build_nightly(_spec)
+_settings = settings()
+for _spec in specs_to_build(get_parsing_context().dag_id, _settings.models_dir):
+    globals()[f"{_spec.name}_nightly"] = build_nightly(_spec, _settings)
