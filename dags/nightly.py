@@ -25,9 +25,8 @@ from nightshift.config import (
     retrain_asset_uri,
     schedule_window,
     settings,
-    specs_to_build,
 )
-from nightshift.dag_defaults import default_args
+from nightshift.dag_defaults import default_args, specs_to_build
 from nightshift.runs import run_date, run_info
 from nightshift.schedule import night_offset, window_nights
 

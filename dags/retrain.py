@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_parsing_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from nightshift.config import PROMOTION_POOL, ModelSpec, retrain_asset_name, retrain_asset_uri, specs_to_build
-from nightshift.dag_defaults import default_args
+from nightshift.config import PROMOTION_POOL, ModelSpec, retrain_asset_name, retrain_asset_uri
+from nightshift.dag_defaults import default_args, specs_to_build
 from nightshift.runs import run_info
 
 DOC = """

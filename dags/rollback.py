@@ -6,8 +6,8 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, get_parsing_context, task
 
-from nightshift.config import PROMOTION_POOL, ModelSpec, specs_to_build
-from nightshift.dag_defaults import default_args
+from nightshift.config import PROMOTION_POOL, ModelSpec
+from nightshift.dag_defaults import default_args, specs_to_build
 from nightshift.runs import run_date, run_info
 
 DOC = """

@@ -508,26 +508,6 @@ def load_specs(models_dir: Path | str | None = None) -> list[ModelSpec]:
     return [load_spec(path) for path in sorted(folder.glob("*.yaml"))]
 
 
-DAG_KINDS = ("nightly", "retrain", "rollback")
-"""The DAG files' kinds: a model's DAG ids are `<model>_<kind>`."""
-
-
-def specs_to_build(parsing_dag_id: str | None, models_dir: Path | str | None = None) -> list[ModelSpec]:
-    """The specs a DAG file builds DAGs for.
-
-    A task's process parses its DAG's file only to find that DAG (Airflow's parsing context names it): then only
-    that model's spec is loaded and built, so a task starts as fast with a hundred models as with one. The DAG
-    processor (no parsing context), or a DAG id that names no model, gets every spec.
-    """
-    folder = Path(models_dir) if models_dir else settings().models_dir
-    for kind in DAG_KINDS:
-        if parsing_dag_id and parsing_dag_id.endswith(f"_{kind}"):
-            path = folder / f"{parsing_dag_id.removesuffix(f'_{kind}')}.yaml"
-            if path.is_file():
-                return [load_spec(path)]
-    return load_specs(folder)
-
-
 def get_spec(name: str, models_dir: Path | str | None = None) -> ModelSpec:
     folder = Path(models_dir) if models_dir else settings().models_dir
     return load_spec(folder / f"{name}.yaml")

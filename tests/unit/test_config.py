@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nightshift.config import PROJECT_ROOT, SpecError, load_spec, load_specs, settings, specs_to_build
+from nightshift.config import PROJECT_ROOT, SpecError, load_spec, load_specs, settings
+from nightshift.dag_defaults import specs_to_build
 from nightshift.runtime import embedded_db
 
 DEMO = PROJECT_ROOT / "include" / "models" / "credit_risk.yaml"

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from nightshift.dag_defaults import DAG_KINDS
 from nightshift.stores.objects import ObjectStore, partition_key, read_manifest
 
-DAG_KINDS = ("nightly", "retrain", "rollback")
 UNFINISHED = ("queued", "running", "restarting", "up_for_retry", "scheduled", "deferred")
 
 
