@@ -105,9 +105,16 @@ def test_arrow_and_the_exact_reader_read_a_valid_file_alike(tmp_path):
     dialect = Dialect()
     header = ["a", "b", "c"]
     scan = csv_reader._Scan(nul=False, breaks=())
-    fast = pd.concat(list(csv_reader._arrow_chunks(path, header, header, dialect, 100, scan)), ignore_index=True)
+    fast = pd.concat(
+        [table.to_pandas() for table in csv_reader._arrow_chunks(path, header, header, dialect, 100, scan)],
+        ignore_index=True,
+    )
     exact = pd.concat(
-        list(csv_reader._exact_chunks(path, "odd.csv", header, header, dialect, 2, 0, False)), ignore_index=True
+        [
+            table.to_pandas()
+            for table in csv_reader._exact_chunks(path, "odd.csv", header, header, dialect, 2, 0, False)
+        ],
+        ignore_index=True,
     )
     assert fast.to_dict("records") == exact.to_dict("records")
     assert exact["b"].tolist() == ["x, y", 'say "hi"', 'a"b', "  ", None]

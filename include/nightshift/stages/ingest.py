@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from nightshift.config import ModelSpec
 from nightshift.readers import READ_KIND, READ_PROBLEM, READERS, Dialect, DropError, check_columns, reader_for_file
@@ -30,7 +31,9 @@ __all__ = [
     "neutralise_formulas",
     "read_drop",
     "read_drop_chunks",
+    "read_drop_tables",
     "read_source_chunks",
+    "read_source_tables",
     "source_files",
     "write_csv",
 ]
@@ -136,6 +139,24 @@ def read_source_chunks(
     read as written are yielded too, with READ_PROBLEM and READ_KIND columns saying why (the validation
     quarantines them); without it the first such row raises DropError naming the file and the line or row.
     """
+    tables = read_source_tables(
+        store, key, columns, chunk_rows, dialect=dialect, row_problems=row_problems, formats=formats
+    )
+    for table in tables:
+        yield table.to_pandas()
+
+
+def read_source_tables(
+    store: ObjectStore,
+    key: str,
+    columns: list[str],
+    chunk_rows: int = CHUNK_ROWS,
+    *,
+    dialect: Dialect | None = None,
+    row_problems: bool = False,
+    formats: tuple[str, ...] = ("csv",),
+) -> Iterator[pa.Table]:
+    """What `read_source_chunks` yields, as Arrow tables of string columns."""
     label = store.url_for(key)
     dialect = dialect or Dialect()
     reader = reader_for_file(Path(key).name, formats)
@@ -143,15 +164,21 @@ def read_source_chunks(
         raise DropError(f"{label}: {_allowed(formats, dialect.setting)}, which this file's name does not match")
     with tempfile.TemporaryDirectory() as tmp:
         path = store.get_file(key, Path(tmp) / Path(key).name)
-        yield from reader.chunks(path, label, columns, dialect, chunk_rows=chunk_rows, row_problems=row_problems)
+        yield from reader.tables(path, label, columns, dialect, chunk_rows=chunk_rows, row_problems=row_problems)
 
 
 def read_drop_chunks(
     store: ObjectStore, spec: ModelSpec, key: str, chunk_rows: int = CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
     """One file of the day's drop as the spec describes it, rows that cannot be read kept with their reasons."""
+    for table in read_drop_tables(store, spec, key, chunk_rows):
+        yield table.to_pandas()
+
+
+def read_drop_tables(store: ObjectStore, spec: ModelSpec, key: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
+    """What `read_drop_chunks` yields, as Arrow tables of string columns."""
     source = spec.sources.drop
-    yield from read_source_chunks(
+    yield from read_source_tables(
         store,
         key,
         spec.raw_columns,
