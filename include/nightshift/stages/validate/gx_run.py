@@ -185,9 +185,9 @@ def known_rows(check: Check, typed: Typed) -> np.ndarray | None:
             return None
         if not all(isinstance(value, str) for value in allowed):
             return None
-        values = typed.arrays[column]
-        inside = pc.fill_null(pc.is_in(values, value_set=pa.array(list(allowed), type=pa.string())), True)
-        return np.flatnonzero(~np.asarray(inside.to_numpy(zero_copy_only=False), dtype=bool))
+        inside = pc.is_in(typed.arrays[column], value_set=pa.array(list(allowed), type=pa.string()))
+        outside = ~np.asarray(inside.to_numpy(zero_copy_only=False), dtype=bool) & ~typed.missing(column)
+        return np.flatnonzero(outside)
     return None
 
 
