@@ -161,3 +161,21 @@ def test_rejected_csv_cells_that_would_run_as_formulas_get_a_leading_quote():
     back = written["value"].where(~written["value"].str.startswith("'"), written["value"].str[1:])
     assert back.tolist()[:9] == ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "'quoted", "-5.5", "+1e3"]
     assert frame["value"].iloc[0] == "=1+1"
+
+
+def test_formula_cells_are_found_alike_by_arrow_and_by_pythons_regular_expressions() -> None:
+    """Arrow's expressions stand in for Python's: the same cells are quoted, Unicode digits included."""
+    from nightshift.stages import ingest
+
+    cases = ["=SUM(A1)", "+1", "-5", "-5.", "-.5", "+1.5e3", "-1e", "-\u0663", "+\u0661\u0662.\u0665", "@x", "\tx"]
+    cases += ["\rx", "'x", "x", "", None, "-5\n", "- 5", "-5 ", "+-5", "-0x1", "==", "-", "+", ".5", "-1E+10"]
+    cases += ["-1e-3x", "-\u0661e\u0663", "ç", "-5\r", "="]
+    values = pd.Series(cases, dtype=object)
+    by_python = values.str.startswith(ingest._FORMULA_START, na=False) & ~values.str.fullmatch(
+        ingest._PLAIN_NUMBER, na=False
+    )
+    found = ingest._risky_cells(values)
+    assert found is not None and found.tolist() == by_python.tolist()
+    assert found.sum() == 17
+    mixed = ingest._risky_cells(pd.Series(["=a", 5, None], dtype=object))
+    assert mixed is not None and mixed.tolist() == [True, False, False]

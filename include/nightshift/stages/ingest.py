@@ -58,6 +58,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 _LINE_END = "\r\n"
 """RFC 4180's line end: with it, a value holding a lone carriage return is quoted too, so no row splits."""
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_FORMULA_START_RE2 = "^[=+\\-@\t\r']"
+_PLAIN_NUMBER_RE2 = r"^[+-]?(\p{Nd}+\.?\p{Nd}*|\.\p{Nd}+)([eE][+-]?\p{Nd}+)?$"
+"""_FORMULA_START and _PLAIN_NUMBER for Arrow's regular expressions (RE2's \\d is ASCII only; Python's any digit)."""
 
 
 def drop_prefix(spec: ModelSpec, dt: str) -> str:
@@ -209,14 +212,29 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         values = out[column]
         if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
             continue
+        risky = _risky_cells(values)
+        if risky is not None and risky.any():
+            out[column] = values.mask(risky, "'" + values[risky].astype(str))
+    return out
+
+
+def _risky_cells(values: pd.Series) -> pd.Series | None:
+    """True for the text cells `neutralise_formulas` quotes; None for a column without text."""
+    import pyarrow.compute as pc
+
+    try:
+        text = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        text = None
+    if text is None:
         try:
             risky = values.str.startswith(_FORMULA_START, na=False)
         except AttributeError:
-            continue
-        risky &= ~values.str.fullmatch(_PLAIN_NUMBER, na=False)
-        if risky.any():
-            out[column] = values.mask(risky, "'" + values[risky].astype(str))
-    return out
+            return None
+        return risky & ~values.str.fullmatch(_PLAIN_NUMBER, na=False)
+    starts = pc.fill_null(pc.match_substring_regex(text, _FORMULA_START_RE2), False)
+    plain = pc.fill_null(pc.match_substring_regex(text, _PLAIN_NUMBER_RE2), False)
+    return pd.Series(pc.and_not(starts, plain).to_numpy(zero_copy_only=False), index=values.index, dtype=bool)
 
 
 def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
