@@ -167,7 +167,19 @@ def test_formula_cells_are_found_alike_by_arrow_and_by_pythons_regular_expressio
     """Arrow's expressions stand in for Python's: the same cells are quoted, Unicode digits included."""
     from nightshift.stages import ingest
 
-    cases = ["=SUM(A1)", "+1", "-5", "-5.", "-.5", "+1.5e3", "-1e", "-\u0663", "+\u0661\u0662.\u0665", "@x", "\tx"]
+    cases: list[str | None] = [
+        "=SUM(A1)",
+        "+1",
+        "-5",
+        "-5.",
+        "-.5",
+        "+1.5e3",
+        "-1e",
+        "-\u0663",
+        "+\u0661\u0662.\u0665",
+        "@x",
+        "\tx",
+    ]
     cases += ["\rx", "'x", "x", "", None, "-5\n", "- 5", "-5 ", "+-5", "-0x1", "==", "-", "+", ".5", "-1E+10"]
     cases += ["-1e-3x", "-\u0661e\u0663", "ç", "-5\r", "="]
     values = pd.Series(cases, dtype=object)

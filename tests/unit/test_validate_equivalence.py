@@ -220,7 +220,11 @@ def test_validate_frame_gives_the_recorded_reasons_accounting_and_rows(relaxed, 
     assert result["rows"] == ROWS == result["clean_rows"] + result["quarantined_rows"]
 
 
-def test_the_nights_tasks_write_the_recorded_quarantine_result_and_curated_rows(relaxed, golden) -> None:
+@pytest.mark.parametrize("quarantine_batch", [100_000, 5])
+def test_the_nights_tasks_write_the_recorded_quarantine_result_and_curated_rows(
+    relaxed, golden, monkeypatch, quarantine_batch
+) -> None:
+    monkeypatch.setattr(validate_tasks, "QUARANTINE_BATCH", quarantine_batch, raising=False)
     found = night_snapshot(relaxed)
     expected = golden["night"]
 

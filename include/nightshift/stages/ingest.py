@@ -244,7 +244,12 @@ def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode()
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write the frame as a CSV file for people to open (formula cells neutralised, see neutralise_formulas)."""
-    neutralise_formulas(frame).to_csv(path, index=False, lineterminator=_LINE_END)
+def write_csv(frame: pd.DataFrame, path: Path, *, append: bool = False) -> Path:
+    """Write the frame as a CSV file for people to open (formula cells neutralised, see neutralise_formulas).
+
+    With `append`, the rows go after those already in the file, without a header.
+    """
+    neutralise_formulas(frame).to_csv(
+        path, mode="a" if append else "w", header=not append, index=False, lineterminator=_LINE_END
+    )
     return path

@@ -21,6 +21,7 @@ class ValidationFailed(RuntimeError):
 
 
 CHUNK_ROWS = 250_000
+QUARANTINE_BATCH = 100_000
 
 
 def plan_parts(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
@@ -227,7 +228,10 @@ def _repeated_ids(current: Night, parts: list[dict[str, Any]], batch_rows: int =
 
 
 def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: RepeatedRows, folder: Path) -> Path:
-    """One rejected.csv for the night: every part's rejected rows, then ids repeated across parts, with reasons."""
+    """One rejected.csv for the night: every part's rejected rows, then ids repeated across parts, with reasons.
+
+    Written a batch of rows at a time, so memory stays flat however many rows are rejected.
+    """
     import pandas as pd
 
     from nightshift.stages.ingest import write_csv
@@ -236,17 +240,22 @@ def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: Repe
     store, spec = current.store, current.spec
     path = folder / "rejected.csv"
     several = len(parts) > 1
-    frames = []
+    columns = [*spec.raw_columns, ROW_NUMBER, REASONS, *(["_source_file"] if several else [])]
+    written = False
+
+    def add(rows: pd.DataFrame, key: str) -> None:
+        nonlocal written
+        write_csv((rows.assign(_source_file=key) if several else rows).reindex(columns=columns), path, append=written)
+        written = True
+
     for part in parts:
         key = f"{part['staged']}/rejected.csv"
         if store.exists(key):
-            rejected = pd.read_csv(
-                store.get_file(key, folder / f"rejected-{part['index']}.csv"),
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-            )
-            frames.append(rejected.assign(_source_file=part["key"]) if several else rejected)
+            local = store.get_file(key, folder / f"rejected-{part['index']}.csv")
+            for rows in pd.read_csv(
+                local, dtype=str, keep_default_na=False, na_values=[""], chunksize=QUARANTINE_BATCH
+            ):
+                add(rows, part["key"])
     for index, found in repeats.items():
         rows = pd.DataFrame(
             {
@@ -255,10 +264,8 @@ def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: Repe
                 REASONS: [f"{spec.entity_id}: {value!r} repeats the id of {first}" for _, value, first in found],
             }
         )
-        frames.append(rows.assign(_source_file=parts[index]["key"]) if several else rows)
-    columns = [*spec.raw_columns, ROW_NUMBER, REASONS, *(["_source_file"] if several else [])]
-    quarantined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return write_csv(quarantined.reindex(columns=columns), path)
+        add(rows, parts[index]["key"])
+    return path if written else write_csv(pd.DataFrame(columns=columns), path)
 
 
 def _curated_files(current: Night, parts: list[dict[str, Any]], repeats: RepeatedRows, folder: Path) -> dict[str, Any]:
