@@ -105,9 +105,16 @@ def test_arrow_and_the_exact_reader_read_a_valid_file_alike(tmp_path):
     dialect = Dialect()
     header = ["a", "b", "c"]
     scan = csv_reader._Scan(nul=False, breaks=())
-    fast = pd.concat(list(csv_reader._arrow_chunks(path, header, header, dialect, 100, scan)), ignore_index=True)
+    fast = pd.concat(
+        [table.to_pandas() for table in csv_reader._arrow_chunks(path, header, header, dialect, 100, scan)],
+        ignore_index=True,
+    )
     exact = pd.concat(
-        list(csv_reader._exact_chunks(path, "odd.csv", header, header, dialect, 2, 0, False)), ignore_index=True
+        [
+            table.to_pandas()
+            for table in csv_reader._exact_chunks(path, "odd.csv", header, header, dialect, 2, 0, False)
+        ],
+        ignore_index=True,
     )
     assert fast.to_dict("records") == exact.to_dict("records")
     assert exact["b"].tolist() == ["x, y", 'say "hi"', 'a"b', "  ", None]
@@ -154,3 +161,33 @@ def test_rejected_csv_cells_that_would_run_as_formulas_get_a_leading_quote():
     back = written["value"].where(~written["value"].str.startswith("'"), written["value"].str[1:])
     assert back.tolist()[:9] == ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "'quoted", "-5.5", "+1e3"]
     assert frame["value"].iloc[0] == "=1+1"
+
+
+def test_formula_cells_are_found_alike_by_arrow_and_by_pythons_regular_expressions() -> None:
+    """Arrow's expressions stand in for Python's: the same cells are quoted, Unicode digits included."""
+    from nightshift.stages import ingest
+
+    cases: list[str | None] = [
+        "=SUM(A1)",
+        "+1",
+        "-5",
+        "-5.",
+        "-.5",
+        "+1.5e3",
+        "-1e",
+        "-\u0663",
+        "+\u0661\u0662.\u0665",
+        "@x",
+        "\tx",
+    ]
+    cases += ["\rx", "'x", "x", "", None, "-5\n", "- 5", "-5 ", "+-5", "-0x1", "==", "-", "+", ".5", "-1E+10"]
+    cases += ["-1e-3x", "-\u0661e\u0663", "ç", "-5\r", "="]
+    values = pd.Series(cases, dtype=object)
+    by_python = values.str.startswith(ingest._FORMULA_START, na=False) & ~values.str.fullmatch(
+        ingest._PLAIN_NUMBER, na=False
+    )
+    found = ingest._risky_cells(values)
+    assert found is not None and found.tolist() == by_python.tolist()
+    assert found.sum() == 17
+    mixed = ingest._risky_cells(pd.Series(["=a", 5, None], dtype=object))
+    assert mixed is not None and mixed.tolist() == [True, False, False]

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from nightshift.config import Source
 
@@ -54,6 +57,18 @@ class Reader(Protocol):
         row). A file that cannot be read at all raises DropError.
         """
         ...
+
+    def tables(
+        self, path: Path, label: str, columns: list[str], dialect: Dialect, *, chunk_rows: int, row_problems: bool
+    ) -> Iterator[pa.Table]:
+        """What `chunks` yields, as Arrow tables of string columns (READ_PROBLEM and READ_KIND too, when present)."""
+        ...
+
+
+def as_frames(tables: Iterator[pa.Table]) -> Iterator[pd.DataFrame]:
+    """Each table as a pandas frame: strings as objects, missing values as None."""
+    for table in tables:
+        yield table.to_pandas()
 
 
 def check_columns(found: list[str], expected: list[str], label: str) -> None:

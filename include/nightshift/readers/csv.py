@@ -20,10 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from nightshift.readers.base import READ_KIND, READ_PROBLEM, Dialect, DropError, check_columns
+from nightshift.readers.base import READ_KIND, READ_PROBLEM, Dialect, DropError, as_frames, check_columns
 from nightshift.readers.text import check_delimiter, is_utf8, read_header
 
-ARROW_BLOCK_BYTES = 1 << 22
+ARROW_BLOCK_BYTES = 1 << 20
+"""Arrow parses this much text at a time; its reader parses a few dozen blocks ahead, so this bounds its memory."""
 SCAN_BYTES = 1 << 24
 MAX_SHOWN = 40
 QUOTE = '"'
@@ -45,6 +46,13 @@ class CsvReader:
     def chunks(
         self, path: Path, label: str, columns: list[str], dialect: Dialect, *, chunk_rows: int, row_problems: bool
     ) -> Iterator[pd.DataFrame]:
+        yield from as_frames(
+            self.tables(path, label, columns, dialect, chunk_rows=chunk_rows, row_problems=row_problems)
+        )
+
+    def tables(
+        self, path: Path, label: str, columns: list[str], dialect: Dialect, *, chunk_rows: int, row_problems: bool
+    ) -> Iterator[pa.Table]:
         header = read_header(path, label, dialect)
         check_delimiter(header, columns, label, dialect)
         check_columns(header, columns, label)
@@ -52,9 +60,9 @@ class CsvReader:
         scan = _scan(path)
         if not scan.nul:
             try:
-                for frame in _arrow_chunks(path, header, columns, dialect, chunk_rows, scan):
-                    yield frame
-                    yielded += len(frame)
+                for table in _arrow_chunks(path, header, columns, dialect, chunk_rows, scan):
+                    yield table
+                    yielded += table.num_rows
                 return
             except _Trouble:
                 pass
@@ -76,7 +84,7 @@ def _scan(path: Path) -> _Scan:
         while block := handle.read(SCAN_BYTES):
             nul = nul or b"\x00" in block
             quote = quote or QUOTE.encode() in block
-            lone_cr = lone_cr or block.count(b"\r") != block.count(b"\r\n")
+            lone_cr = lone_cr or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n"))
     return _Scan(nul, (("\n", "\r") if lone_cr else ("\n",)) if quote else ())
 
 
@@ -86,8 +94,8 @@ def _arrow_encoding(encoding: str) -> str:
 
 def _arrow_chunks(
     path: Path, header: list[str], columns: list[str], dialect: Dialect, chunk_rows: int, scan: _Scan
-) -> Iterator[pd.DataFrame]:
-    """Frames from Arrow; raises _Trouble (before yielding any row after the first problem) when a row is odd."""
+) -> Iterator[pa.Table]:
+    """Tables from Arrow; raises _Trouble (before yielding any row after the first problem) when a row is odd."""
     invalid: list[Any] = []
 
     def on_invalid(row: Any) -> str:
@@ -126,22 +134,18 @@ def _arrow_chunks(
         rows += batch.num_rows
         while rows >= chunk_rows:
             table = pa.Table.from_batches(pending)
-            yield _frame(table.slice(0, chunk_rows))
+            yield table.slice(0, chunk_rows).combine_chunks()
             rest = table.slice(chunk_rows)
             pending, rows = rest.to_batches(), rest.num_rows
     if invalid:
         raise _Trouble
     if rows:
-        yield _frame(pa.Table.from_batches(pending))
+        yield pa.Table.from_batches(pending).combine_chunks()
 
 
 def _holds_breaks(batch: pa.RecordBatch, breaks: tuple[str, ...]) -> bool:
     """A value with a line break: maybe a quote that never closes; only the exact reader can tell."""
     return any(pc.any(pc.match_substring(column, text)).as_py() for column in batch.columns for text in breaks)
-
-
-def _frame(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas()
 
 
 @dataclass
@@ -213,8 +217,8 @@ def _exact_chunks(
     chunk_rows: int,
     skip: int,
     row_problems: bool,
-) -> Iterator[pd.DataFrame]:
-    """Frames read row by row with the standard csv module, after the first `skip` data rows."""
+) -> Iterator[pa.Table]:
+    """Tables read row by row with the standard csv module, after the first `skip` data rows."""
     positions = [header.index(column) for column in columns]
     with path.open("rb") as handle:
         lines = _Lines(handle, dialect)
@@ -237,9 +241,9 @@ def _exact_chunks(
                 continue
             _add_row(buffer, fields, lines, header, positions, label)
             if len(buffer) >= chunk_rows:
-                yield buffer.frame()
+                yield buffer.table()
         if len(buffer):
-            yield buffer.frame()
+            yield buffer.table()
 
 
 def _add_row(
@@ -301,10 +305,13 @@ class _Rows:
         self.reasons.append(reason)
         self.kinds.append(kind)
 
-    def frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.values, columns=self.columns, dtype=object)
+    def table(self) -> pa.Table:
+        found = {
+            column: pa.array([row[index] for row in self.values], type=pa.string())
+            for index, column in enumerate(self.columns)
+        }
         if self.row_problems:
-            frame[READ_PROBLEM] = pd.Series(self.reasons, dtype=object)
-            frame[READ_KIND] = pd.Series(self.kinds, dtype=object)
+            found[READ_PROBLEM] = pa.array(self.reasons, type=pa.string())
+            found[READ_KIND] = pa.array(self.kinds, type=pa.string())
         self.values, self.reasons, self.kinds = [], [], []
-        return frame
+        return pa.table(found)

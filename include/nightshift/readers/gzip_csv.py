@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from nightshift.readers.base import READ_PROBLEM, Dialect, DropError
+from nightshift.readers.base import READ_PROBLEM, Dialect, DropError, as_frames
 from nightshift.readers.csv import CsvReader
 from nightshift.readers.text import hex_bytes
 
@@ -35,16 +37,23 @@ class GzipCsvReader:
     def chunks(
         self, path: Path, label: str, columns: list[str], dialect: Dialect, *, chunk_rows: int, row_problems: bool
     ) -> Iterator[pd.DataFrame]:
+        yield from as_frames(
+            self.tables(path, label, columns, dialect, chunk_rows=chunk_rows, row_problems=row_problems)
+        )
+
+    def tables(
+        self, path: Path, label: str, columns: list[str], dialect: Dialect, *, chunk_rows: int, row_problems: bool
+    ) -> Iterator[pa.Table]:
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=".decompressed-", suffix=".csv")
         os.close(handle)
         text = Path(name)
         try:
             decompress(path, text, label, dialect.setting)
             try:
-                for frame in CsvReader().chunks(
+                for table in CsvReader().tables(
                     text, label, columns, dialect, chunk_rows=chunk_rows, row_problems=row_problems
                 ):
-                    yield _noted(frame)
+                    yield _noted(table)
             except DropError as exc:
                 message = str(exc)
                 raise DropError(message + (_OFFSETS_NOTE if "offset" in message else "")) from None
@@ -96,12 +105,13 @@ def _corrupt(label: str, written: int, what: str) -> str:
     )
 
 
-def _noted(frame: pd.DataFrame) -> pd.DataFrame:
+def _noted(table: pa.Table) -> pa.Table:
     """Reasons that name a byte offset say it is in the decompressed text."""
-    if READ_PROBLEM not in frame.columns:
-        return frame
-    problems = frame[READ_PROBLEM]
-    offset = problems.str.contains("byte offset", regex=False, na=False)
-    if offset.any():
-        frame[READ_PROBLEM] = problems.mask(offset, problems + DECOMPRESSED)
-    return frame
+    if READ_PROBLEM not in table.column_names:
+        return table
+    problems = table.column(READ_PROBLEM)
+    offset = pc.fill_null(pc.match_substring(problems, "byte offset"), False)
+    if not pc.any(offset).as_py():
+        return table
+    noted = pc.if_else(offset, pc.binary_join_element_wise(problems, DECOMPRESSED, ""), problems)
+    return table.set_column(table.column_names.index(READ_PROBLEM), READ_PROBLEM, noted)

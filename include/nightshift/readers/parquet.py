@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nightshift.readers.base import READ_KIND, READ_PROBLEM, Dialect, DropError, check_columns
+from nightshift.readers.base import READ_KIND, READ_PROBLEM, Dialect, DropError, as_frames, check_columns
 from nightshift.readers.text import hex_bytes
 
 MAGIC = b"PAR1"
@@ -55,11 +55,18 @@ class ParquetReader:
     def chunks(
         self, path: Path, label: str, columns: list[str], dialect: Dialect, *, chunk_rows: int, row_problems: bool
     ) -> Iterator[pd.DataFrame]:
+        yield from as_frames(
+            self.tables(path, label, columns, dialect, chunk_rows=chunk_rows, row_problems=row_problems)
+        )
+
+    def tables(
+        self, path: Path, label: str, columns: list[str], dialect: Dialect, *, chunk_rows: int, row_problems: bool
+    ) -> Iterator[pa.Table]:
         parquet = _open(path, label)
         check_columns(parquet.schema_arrow.names, columns, label)
         first_row = 1
         for table in _tables(parquet, label, columns, chunk_rows):
-            yield _frame(table, label, columns, first_row, row_problems)
+            yield _text_table(table, label, columns, first_row, row_problems)
             first_row += table.num_rows
 
 
@@ -112,7 +119,7 @@ def _tables(parquet: pq.ParquetFile, label: str, columns: list[str], chunk_rows:
         yield pa.Table.from_batches(pending).select(columns)
 
 
-def _frame(table: pa.Table, label: str, columns: list[str], first_row: int, row_problems: bool) -> pd.DataFrame:
+def _text_table(table: pa.Table, label: str, columns: list[str], first_row: int, row_problems: bool) -> pa.Table:
     """The rows as strings; cells that are not one value in READ_PROBLEM (or DropError without row problems)."""
     name = label.rstrip("/").rsplit("/", 1)[-1]
     texts: dict[str, pa.Array] = {}
@@ -125,14 +132,13 @@ def _frame(table: pa.Table, label: str, columns: list[str], first_row: int, row_
             if reasons[position] is None:
                 reasons[position] = f"row {first_row + position}: {reason}"
                 kinds[position] = converted.kind
-    frame = pa.table(texts).to_pandas()
     problems = np.flatnonzero(pd.notna(reasons))
     if len(problems) and not row_problems:
         raise DropError(f"{label}: {reasons[problems[0]]}")
     if len(problems):
-        frame[READ_PROBLEM] = pd.Series(reasons, dtype=object)
-        frame[READ_KIND] = pd.Series(kinds, dtype=object)
-    return frame
+        texts[READ_PROBLEM] = pa.array(reasons, type=pa.string(), from_pandas=True)
+        texts[READ_KIND] = pa.array(kinds, type=pa.string(), from_pandas=True)
+    return pa.table(texts)
 
 
 def _as_text(array: pa.Array, column: str, name: str) -> _Column:

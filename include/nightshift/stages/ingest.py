@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from nightshift.config import ModelSpec
 from nightshift.readers import READ_KIND, READ_PROBLEM, READERS, Dialect, DropError, check_columns, reader_for_file
@@ -30,7 +31,9 @@ __all__ = [
     "neutralise_formulas",
     "read_drop",
     "read_drop_chunks",
+    "read_drop_tables",
     "read_source_chunks",
+    "read_source_tables",
     "source_files",
     "write_csv",
 ]
@@ -55,6 +58,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 _LINE_END = "\r\n"
 """RFC 4180's line end: with it, a value holding a lone carriage return is quoted too, so no row splits."""
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_FORMULA_START_RE2 = "^[=+\\-@\t\r']"
+_PLAIN_NUMBER_RE2 = r"^[+-]?(\p{Nd}+\.?\p{Nd}*|\.\p{Nd}+)([eE][+-]?\p{Nd}+)?$"
+"""_FORMULA_START and _PLAIN_NUMBER for Arrow's regular expressions (RE2's \\d is ASCII only; Python's any digit)."""
 
 
 def drop_prefix(spec: ModelSpec, dt: str) -> str:
@@ -136,6 +142,24 @@ def read_source_chunks(
     read as written are yielded too, with READ_PROBLEM and READ_KIND columns saying why (the validation
     quarantines them); without it the first such row raises DropError naming the file and the line or row.
     """
+    tables = read_source_tables(
+        store, key, columns, chunk_rows, dialect=dialect, row_problems=row_problems, formats=formats
+    )
+    for table in tables:
+        yield table.to_pandas()
+
+
+def read_source_tables(
+    store: ObjectStore,
+    key: str,
+    columns: list[str],
+    chunk_rows: int = CHUNK_ROWS,
+    *,
+    dialect: Dialect | None = None,
+    row_problems: bool = False,
+    formats: tuple[str, ...] = ("csv",),
+) -> Iterator[pa.Table]:
+    """What `read_source_chunks` yields, as Arrow tables of string columns."""
     label = store.url_for(key)
     dialect = dialect or Dialect()
     reader = reader_for_file(Path(key).name, formats)
@@ -143,15 +167,21 @@ def read_source_chunks(
         raise DropError(f"{label}: {_allowed(formats, dialect.setting)}, which this file's name does not match")
     with tempfile.TemporaryDirectory() as tmp:
         path = store.get_file(key, Path(tmp) / Path(key).name)
-        yield from reader.chunks(path, label, columns, dialect, chunk_rows=chunk_rows, row_problems=row_problems)
+        yield from reader.tables(path, label, columns, dialect, chunk_rows=chunk_rows, row_problems=row_problems)
 
 
 def read_drop_chunks(
     store: ObjectStore, spec: ModelSpec, key: str, chunk_rows: int = CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
     """One file of the day's drop as the spec describes it, rows that cannot be read kept with their reasons."""
+    for table in read_drop_tables(store, spec, key, chunk_rows):
+        yield table.to_pandas()
+
+
+def read_drop_tables(store: ObjectStore, spec: ModelSpec, key: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
+    """What `read_drop_chunks` yields, as Arrow tables of string columns."""
     source = spec.sources.drop
-    yield from read_source_chunks(
+    yield from read_source_tables(
         store,
         key,
         spec.raw_columns,
@@ -182,14 +212,29 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         values = out[column]
         if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
             continue
+        risky = _risky_cells(values)
+        if risky is not None and risky.any():
+            out[column] = values.mask(risky, "'" + values[risky].astype(str))
+    return out
+
+
+def _risky_cells(values: pd.Series) -> pd.Series | None:
+    """True for the text cells `neutralise_formulas` quotes; None for a column without text."""
+    import pyarrow.compute as pc
+
+    try:
+        text = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        text = None
+    if text is None:
         try:
             risky = values.str.startswith(_FORMULA_START, na=False)
         except AttributeError:
-            continue
-        risky &= ~values.str.fullmatch(_PLAIN_NUMBER, na=False)
-        if risky.any():
-            out[column] = values.mask(risky, "'" + values[risky].astype(str))
-    return out
+            return None
+        return risky & ~values.str.fullmatch(_PLAIN_NUMBER, na=False)
+    starts = pc.fill_null(pc.match_substring_regex(text, _FORMULA_START_RE2), False)
+    plain = pc.fill_null(pc.match_substring_regex(text, _PLAIN_NUMBER_RE2), False)
+    return pd.Series(pc.and_not(starts, plain).to_numpy(zero_copy_only=False), index=values.index, dtype=bool)
 
 
 def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -199,7 +244,12 @@ def frame_to_csv_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode()
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write the frame as a CSV file for people to open (formula cells neutralised, see neutralise_formulas)."""
-    neutralise_formulas(frame).to_csv(path, index=False, lineterminator=_LINE_END)
+def write_csv(frame: pd.DataFrame, path: Path, *, append: bool = False) -> Path:
+    """Write the frame as a CSV file for people to open (formula cells neutralised, see neutralise_formulas).
+
+    With `append`, the rows go after those already in the file, without a header.
+    """
+    neutralise_formulas(frame).to_csv(
+        path, mode="a" if append else "w", header=not append, index=False, lineterminator=_LINE_END
+    )
     return path

@@ -13,16 +13,17 @@ from typing import Any
 import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 from great_expectations.expectations.expectation import Expectation
 
 from nightshift.config import ModelSpec, SpecError
 from nightshift.readers import READ_KIND, READ_PROBLEM
-from nightshift.stages.validate.coerce import arrow_strings, coerce_frame, column_kinds
+from nightshift.stages.validate.coerce import coerce_table, column_kinds, strings_table
 from nightshift.stages.validate.findings import Check, RowFailures
 from nightshift.stages.validate.gx_run import CHECK_META_KEY, COLUMN_KWARGS, run_gx
 from nightshift.stages.validate.outcome import ValidationOutcome, frame_outcome, missing_columns_outcome
-from nightshift.stages.validate.text import one_line, quoted_values
+from nightshift.stages.validate.text import one_line, present, quoted_values, values_at
 from nightshift.stores.warehouse import predictions as _predictions_table
 
 _TYPE_WORDS = {
@@ -37,47 +38,48 @@ MAX_ID_LENGTH = int(_predictions_table.c.entity_id.type.length)  # type: ignore[
 
 
 def validate_frame(
-    raw: pd.DataFrame, spec: ModelSpec, source: str, *, first_row: int = 1, whole_batch: bool = True
+    raw: pd.DataFrame | pa.Table, spec: ModelSpec, source: str, *, first_row: int = 1, whole_batch: bool = True
 ) -> ValidationOutcome:
     """Validate a drop read as strings (columns = spec.raw_columns) and split it into accepted and quarantined rows.
 
-    `first_row` is the row number of the frame's first row in its file. With `whole_batch=False` the frame is one
-    chunk of a larger batch: the row count and the bad-row share, which only the whole batch can judge, are left
-    to `night_result`.
+    `raw` is a pandas frame or an Arrow table of strings, as the readers yield them. `first_row` is the row number
+    of the frame's first row in its file. With `whole_batch=False` the frame is one chunk of a larger batch: the
+    row count and the bad-row share, which only the whole batch can judge, are left to `night_result`.
 
     Raises SpecError (a ValueError) only for a spec that cannot be run, e.g. an unknown extra_checks expectation;
     problems in the data never raise.
     """
-    raw = raw.reset_index(drop=True)
+    table = raw if isinstance(raw, pa.Table) else strings_table(raw.reset_index(drop=True))
     extra_checks = _extra_checks(spec)
-    read_check = _read_check(raw)
-    raw = raw.drop(columns=[READ_PROBLEM, READ_KIND], errors="ignore")
-    missing = [column for column in spec.raw_columns if column not in raw.columns]
+    read_check = _read_check(table)
+    table = table.drop_columns([column for column in (READ_PROBLEM, READ_KIND) if column in table.column_names])
+    missing = [column for column in spec.raw_columns if column not in table.column_names]
     if missing:
-        return missing_columns_outcome(raw, spec, source, missing)
+        return missing_columns_outcome(table.to_pandas(), spec, source, missing)
 
+    rows = table.num_rows
     kinds = column_kinds(spec)
-    typed, unparsed = coerce_frame(raw, kinds)
-    type_checks = _type_checks(raw, spec, kinds, unparsed)
-    id_check = _id_check(raw, spec)
+    typed = coerce_table(table, kinds)
+    type_checks = _type_checks(table, spec, kinds, typed.unparsed)
+    id_check = _id_check(table, spec)
     spec_checks = [check for check in _spec_checks(spec) if whole_batch or check.family != "row_count"]
     checks = [*([read_check] if read_check else []), *type_checks, id_check, *spec_checks, *extra_checks]
     for check in checks:
         check.first_row = first_row
     type_checked = {check.name for check in type_checks}
-    run_gx(raw, typed, [check for check in checks if check.gx_expectation is not None])
-    unreadable = _failed_rows(read_check, len(raw))
-    bad_ids = _failed_rows(id_check, len(raw))
+    run_gx(table, typed, [check for check in checks if check.gx_expectation is not None])
+    unreadable = _failed_rows(read_check, rows)
+    bad_ids = _failed_rows(id_check, rows)
     for check in checks:
         if check.family == "nulls" and check.failures and f"types:{check.column}" in type_checked:
-            _drop_rows(check, raw[check.column].notna().to_numpy())
+            _drop_rows(check, present(table.column(check.column)))
         if check.family == "unique_ids" and check.failures:
-            _drop_rows(check, ~typed[spec.entity_id].duplicated(keep="first").to_numpy() | bad_ids)
+            _drop_rows(check, (typed.first_positions(spec.entity_id) == np.arange(rows)) | bad_ids)
         if check is not read_check and check.failures and unreadable.any():
             _drop_rows(check, unreadable)
 
     checks.sort(key=lambda check: check.sort_key)
-    return frame_outcome(raw, typed, spec, source, checks, first_row=first_row, whole_batch=whole_batch)
+    return frame_outcome(table, typed, spec, source, checks, first_row=first_row, whole_batch=whole_batch)
 
 
 def _extra_checks(spec: ModelSpec) -> list[Check]:
@@ -129,17 +131,20 @@ def _extra_checks(spec: ModelSpec) -> list[Check]:
     return checks
 
 
-def _read_check(raw: pd.DataFrame) -> Check | None:
+def _read_check(raw: pa.Table) -> Check | None:
     """Rows the reader could not read as written (READ_PROBLEM set): quarantined, whatever the spec's severities."""
-    if READ_PROBLEM not in raw.columns:
+    if READ_PROBLEM not in raw.column_names:
         return None
     check = Check("read", "read", None, None, "block", 0, "sources.drop")
-    problems = raw[READ_PROBLEM].to_numpy(dtype=object)
+    problems = np.asarray(raw.column(READ_PROBLEM).to_numpy(zero_copy_only=False), dtype=object)
     positions = np.flatnonzero(pd.notna(problems))
     if len(positions):
-        given = raw[READ_KIND] if READ_KIND in raw.columns else pd.Series(None, index=raw.index, dtype=object)
-        kinds = given.to_numpy(dtype=object)[positions]
-        labels = np.where(pd.notna(kinds), kinds, "row that could not be read").astype(str)
+        given = (
+            values_at(raw, READ_KIND, positions)
+            if READ_KIND in raw.column_names
+            else np.full(len(positions), None, dtype=object)
+        )
+        labels = np.where(pd.notna(given), given, "row that could not be read").astype(str)
         for label in dict.fromkeys(labels.tolist()):
             chosen = positions[labels == label]
             reasons = problems[chosen].astype(object)
@@ -154,19 +159,19 @@ def _failed_rows(check: Check | None, rows: int) -> np.ndarray:
     return failed
 
 
-def _id_check(raw: pd.DataFrame, spec: ModelSpec) -> Check:
+def _id_check(raw: pa.Table, spec: ModelSpec) -> Check:
     """Ids later steps cannot use: blank after trimming, longer than the warehouse holds, or holding a NUL."""
     column = spec.entity_id
     check = Check(f"ids:{column}", "ids", None, column, "block", _sort_key(spec, column, "ids"), "entity_id")
-    values = raw[column]
-    text = arrow_strings(values)
-    present = ~np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    text = raw.column(column)
+    given = present(text)
     lengths = np.asarray(pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    trimmed = np.asarray(pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0).to_numpy(), dtype=np.int64)
+    trimmed = np.asarray(
+        pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
     nul = np.asarray(pc.fill_null(pc.match_substring(text, "\x00"), False).to_numpy(zero_copy_only=False), dtype=bool)
-    shown = values.to_numpy(dtype=object)
     for label, mask, words in (
-        (f"{column} is blank", present & (trimmed == 0), " is blank (only spaces); every row needs an id"),
+        (f"{column} is blank", given & (trimmed == 0), " is blank (only spaces); every row needs an id"),
         (
             f"{column} longer than {MAX_ID_LENGTH} characters",
             lengths > MAX_ID_LENGTH,
@@ -177,7 +182,8 @@ def _id_check(raw: pd.DataFrame, spec: ModelSpec) -> Check:
         positions = np.flatnonzero(mask)
         if not len(positions):
             continue
-        quoted = quoted_values(shown[positions])
+        shown = values_at(raw, column, positions)
+        quoted = quoted_values(shown)
         if words is None:
             tail = " is " + lengths[positions].astype(str).astype(object)
             reasons = (
@@ -185,7 +191,7 @@ def _id_check(raw: pd.DataFrame, spec: ModelSpec) -> Check:
             )
         else:
             reasons = f"{column}: " + quoted + words
-        check.failures.append(RowFailures(label, positions, np.asarray(reasons, dtype=object), shown[positions]))
+        check.failures.append(RowFailures(label, positions, np.asarray(reasons, dtype=object), shown))
     return check
 
 
@@ -205,9 +211,7 @@ def _sort_key(spec: ModelSpec, column: str | None, family: str) -> int:
     return 1 + position * 10 + _FAMILY_ORDER[family]
 
 
-def _type_checks(
-    raw: pd.DataFrame, spec: ModelSpec, kinds: dict[str, str], unparsed: dict[str, np.ndarray]
-) -> list[Check]:
+def _type_checks(raw: pa.Table, spec: ModelSpec, kinds: dict[str, str], unparsed: dict[str, np.ndarray]) -> list[Check]:
     """One types check per parsed column, failing the rows whose value is present but did not parse."""
     severity = spec.validation.checks.types
     if severity == "off":
@@ -226,7 +230,7 @@ def _type_checks(
         )
         positions = np.flatnonzero(failed)
         if len(positions):
-            shown = raw[column].to_numpy(dtype=object)[positions]
+            shown = values_at(raw, column, positions)
             reasons = column + ": " + quoted_values(shown) + f" {_TYPE_WORDS[kind]}"
             check.failures.append(RowFailures(f"{column} {_TYPE_WORDS[kind]}", positions, reasons, shown))
         checks.append(check)

@@ -1,12 +1,13 @@
 """Text -> typed columns: a drop's string values parsed to the spec's types with Arrow (pandas for the rare rest).
 
 Self-contained: it knows the spec's column kinds and nothing of the checks. A value present in the text but not
-parseable becomes missing in the typed frame and is flagged in a mask, for the caller to word.
+parseable becomes missing in the typed columns and is flagged in a mask, for the caller to word.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,24 +32,106 @@ def column_kinds(spec: ModelSpec) -> dict[str, str]:
     return kinds
 
 
-def coerce_frame(raw: pd.DataFrame, kinds: dict[str, str]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Typed copy of the `kinds` columns of `raw`, and per parsed column the mask of values present but unparseable.
+@dataclass
+class Typed:
+    """A drop's columns parsed to the spec's types, in three views of the same values.
 
-    'str' and 'category' columns are kept as they are (object dtype) and have no mask.
+    `arrays` are Arrow arrays (int64, float64, bool, timestamp[ns] or the raw strings), null where missing or
+    unparseable: what is curated. `series` are what Great Expectations checks: numbers as float64 (NaN where
+    missing), timestamps as datetime64[ns], booleans as pandas booleans and strings Arrow-backed, without a copy.
+    `unparsed` marks, per parsed column, the values present in the text that did not parse.
     """
-    columns: dict[str, pd.Series] = {}
+
+    kinds: dict[str, str]
+    arrays: dict[str, pa.Array]
+    series: dict[str, pd.Series]
+    unparsed: dict[str, np.ndarray]
+    rows: int
+    _codes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def table(self) -> pa.Table:
+        return pa.table(self.arrays)
+
+    def missing(self, column: str) -> np.ndarray:
+        """True where the typed value is missing (absent from the text, or unparseable)."""
+        return ~np.asarray(self.arrays[column].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+    def numbers(self, column: str) -> np.ndarray:
+        """A number column as float64, NaN where missing."""
+        return np.asarray(self.series[column].to_numpy(dtype="float64", na_value=np.nan))
+
+    def codes(self, column: str) -> np.ndarray:
+        """Per row, a number standing for its value (equal values, equal numbers), -1 where missing."""
+        if column not in self._codes:
+            indices = pc.dictionary_encode(self.arrays[column]).indices
+            self._codes[column] = np.asarray(pc.fill_null(indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return self._codes[column]
+
+    def code_series(self, column: str) -> pd.Series:
+        """The codes as float64 with NaN where missing: as unique, and as often missing, as the values."""
+        codes = self.codes(column).astype("float64")
+        codes[codes < 0] = np.nan
+        return pd.Series(codes, copy=False)
+
+    def first_positions(self, column: str) -> np.ndarray:
+        """Per row, the position of the first row holding the same value (-1 where missing)."""
+        codes = self.codes(column)
+        firsts = np.full(len(codes), -1, dtype=np.int64)
+        known = codes >= 0
+        if known.any():
+            distinct, first = np.unique(codes[known], return_index=True)
+            lookup = np.full(int(distinct[-1]) + 1, -1, dtype=np.int64)
+            lookup[distinct] = np.flatnonzero(known)[first]
+            firsts[known] = lookup[codes[known]]
+        return firsts
+
+    def repeated(self, column: str) -> np.ndarray:
+        """True where the value is present and some other row holds it too."""
+        codes = self.codes(column)
+        known = codes >= 0
+        counts = np.bincount(codes[known], minlength=int(codes.max()) + 1 if known.any() else 0)
+        repeated = np.zeros(len(codes), dtype=bool)
+        repeated[known] = counts[codes[known]] > 1
+        return repeated
+
+    def object_series(self, column: str) -> pd.Series:
+        """The column as the pandas frames before Arrow held it: strings as Python objects."""
+        series = self.series[column]
+        if self.kinds[column] in ("str", "category"):
+            return pd.Series(self.arrays[column].to_numpy(zero_copy_only=False), dtype=object)
+        return series
+
+
+def coerce_table(raw: pa.Table, kinds: dict[str, str]) -> Typed:
+    """The `kinds` columns of a table of strings parsed to their types (see Typed).
+
+    'str' and 'category' columns are kept as they are and have no unparsed mask.
+    """
+    arrays: dict[str, pa.Array] = {}
+    series: dict[str, pd.Series] = {}
     unparsed: dict[str, np.ndarray] = {}
     for column, kind in kinds.items():
-        values = raw[column]
+        values = _array(raw.column(column))
         if kind in ("str", "category"):
-            columns[column] = values.astype(object)
+            arrays[column] = values
+            series[column] = pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array([values])), copy=False)
             continue
-        text = arrow_text(values)
-        present = ~np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        typed, parsed = _PARSERS[kind](text, present)
-        columns[column] = typed
+        present = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        arrays[column], series[column], parsed = _PARSERS[kind](values, present)
         unparsed[column] = present & ~parsed
-    return pd.DataFrame(columns, index=raw.index), unparsed
+    return Typed(kinds, arrays, series, unparsed, raw.num_rows)
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous string array."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    return values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+
+
+def strings_table(frame: pd.DataFrame) -> pa.Table:
+    """A frame of strings (as read) as an Arrow table of string columns, null where missing."""
+    return pa.table({str(column): arrow_strings(frame[column]) for column in frame.columns})
 
 
 def arrow_strings(values: pd.Series) -> pa.Array:
@@ -64,31 +147,36 @@ def arrow_text(values: pd.Series) -> pa.Array:
     return pc.utf8_trim_whitespace(arrow_strings(values))
 
 
-def _parse_int(text: pa.Array, present: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+ParseResult = tuple[pa.Array, pd.Series, np.ndarray]
+
+
+def _parse_int(text: pa.Array, present: np.ndarray) -> ParseResult:
     floats = _to_floats(text, present)
     with np.errstate(invalid="ignore"):
         whole = np.isfinite(floats) & (floats == np.trunc(floats)) & (np.abs(floats) < _MAX_EXACT_INT)
-    integers = pd.arrays.IntegerArray(np.where(whole, floats, 0).astype(np.int64), ~whole)
-    return pd.Series(integers, dtype="Int64"), whole
+    integers = pa.array(np.where(whole, floats, 0).astype(np.int64), mask=~whole)
+    return integers, pd.Series(np.where(whole, floats, np.nan), dtype="float64"), whole
 
 
-def _parse_float(text: pa.Array, present: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+def _parse_float(text: pa.Array, present: np.ndarray) -> ParseResult:
     floats = _to_floats(text, present)
     finite = np.isfinite(floats)
-    return pd.Series(np.where(finite, floats, np.nan), dtype="float64"), finite
+    clean = np.where(finite, floats, np.nan)
+    return pa.array(clean, mask=~finite), pd.Series(clean, dtype="float64"), finite
 
 
-def _parse_bool(text: pa.Array, present: np.ndarray) -> tuple[pd.Series, np.ndarray]:
-    words = pc.utf8_lower(text)
+def _parse_bool(text: pa.Array, present: np.ndarray) -> ParseResult:
+    words = pc.utf8_lower(pc.utf8_trim_whitespace(text))
     true = np.asarray(pc.is_in(words, value_set=pa.array(_TRUE_WORDS)), dtype=bool)
     false = np.asarray(pc.is_in(words, value_set=pa.array(_FALSE_WORDS)), dtype=bool)
     parsed = true | false
-    return pd.Series(pd.arrays.BooleanArray(true, ~parsed)), parsed
+    return pa.array(true, mask=~parsed), pd.Series(pd.arrays.BooleanArray(true, ~parsed)), parsed
 
 
-def _parse_timestamp(text: pa.Array, present: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+def _parse_timestamp(text: pa.Array, present: np.ndarray) -> ParseResult:
     stamps = _to_timestamps(text, present)
-    return pd.Series(stamps, dtype="datetime64[ns]"), ~np.isnat(stamps)
+    missing = np.isnat(stamps)
+    return pa.array(stamps, mask=missing), pd.Series(stamps, dtype="datetime64[ns]"), ~missing
 
 
 def _matches(text: pa.Array, pattern: str) -> np.ndarray:
@@ -111,13 +199,15 @@ def _strings(text: pa.Array, mask: np.ndarray) -> np.ndarray:
 def _to_floats(text: pa.Array, present: np.ndarray) -> np.ndarray:
     """Numbers with NaN for missing or unparseable values: Arrow for plain decimals, pandas for anything else.
 
-    Arrow parses the whole column in one cast when every value is a number; otherwise a regex picks the ones it
-    can cast, and pandas gets the remainder, so one bad value does not make the whole column slow.
+    Arrow parses the whole column in one cast when every value is a number (Arrow reads no surrounding spaces, so
+    such a column needs no trimming); otherwise a regex picks the trimmed values it can cast, and pandas gets the
+    remainder, so one bad value does not make the whole column slow.
     """
     try:
         return np.array(_cast(text, None, pa.float64()), dtype="float64")
     except pa.ArrowException:
         pass
+    text = pc.utf8_trim_whitespace(text)
     floats = np.full(len(text), np.nan)
     fast = _matches(text, _NUMBER_PATTERN)
     try:
@@ -133,15 +223,17 @@ def _to_floats(text: pa.Array, present: np.ndarray) -> np.ndarray:
 def _to_timestamps(text: pa.Array, present: np.ndarray) -> np.ndarray:
     """ISO 8601 strings as naive-UTC datetime64[ns], NaT where missing or unparseable.
 
-    Arrow parses the common forms (the whole column at once when it can); pandas the rest, in separate calls for
-    strings with and without an offset, because pandas' format="ISO8601" applies one string's offset to naive
-    strings parsed in the same call.
+    Arrow parses the common forms (the whole column at once, untrimmed, when it can); pandas the rest, in separate
+    calls for strings with and without an offset, because pandas' format="ISO8601" applies one string's offset to
+    naive strings parsed in the same call.
     """
-    for target in (pa.timestamp("ns", "UTC"), pa.timestamp("ns")):
-        try:
-            return np.array(_cast(text, None, target), dtype="datetime64[ns]")
-        except pa.ArrowException:
-            pass
+    whole = _cast_whole(text)
+    if whole is not None:
+        return whole
+    text = pc.utf8_trim_whitespace(text)
+    whole = _cast_whole(text)
+    if whole is not None:
+        return whole
     stamps = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
     handled = np.zeros(len(text), dtype=bool)
     slow: list[np.ndarray] = []
@@ -164,7 +256,17 @@ def _to_timestamps(text: pa.Array, present: np.ndarray) -> np.ndarray:
     return stamps
 
 
-_PARSERS: dict[str, Callable[[pa.Array, np.ndarray], tuple[pd.Series, np.ndarray]]] = {
+def _cast_whole(text: pa.Array) -> np.ndarray | None:
+    """Every value cast by Arrow, zoned or else naive; None when some value is neither."""
+    for target in (pa.timestamp("ns", "UTC"), pa.timestamp("ns")):
+        try:
+            return np.array(_cast(text, None, target), dtype="datetime64[ns]")
+        except pa.ArrowException:
+            pass
+    return None
+
+
+_PARSERS: dict[str, Callable[[pa.Array, np.ndarray], ParseResult]] = {
     "int": _parse_int,
     "float": _parse_float,
     "bool": _parse_bool,

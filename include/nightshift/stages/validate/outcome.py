@@ -10,10 +10,13 @@ from typing import Any
 import great_expectations as gx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from nightshift.config import ModelSpec
 from nightshift.pages.validation import validation_page
 from nightshift.reasons import join_reasons
+from nightshift.stages.validate.coerce import Typed
 from nightshift.stages.validate.findings import MAX_EXAMPLES, Check, RowFailures, describe_batch_problem
 from nightshift.stages.validate.text import jsonable, plural, sentence, shown_value
 
@@ -24,18 +27,35 @@ MOST_COMMON = 3
 
 @dataclass
 class ValidationOutcome:
-    """What validate_frame found: rows safe to score, rejected rows with reasons, and a JSON-able record."""
+    """What validate_frame found: rows safe to score, rejected rows with reasons, and a JSON-able record.
 
-    accepted: pd.DataFrame
+    `table` holds the accepted rows typed, in Arrow (what is curated); `accepted` is the same as a pandas frame.
+    `kept` are the accepted rows' positions in the frame validated.
+    """
+
+    table: pa.Table
     quarantined: pd.DataFrame
     result: dict[str, Any]
     passed: bool
     failure_message: str | None
+    kept: np.ndarray
+
+    @property
+    def accepted(self) -> pd.DataFrame:
+        return accepted_frame(self.table)
+
+
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def accepted_frame(table: pa.Table) -> pd.DataFrame:
+    """Typed rows as pandas: integers as Int64 and booleans as pandas booleans (both nullable), strings as objects."""
+    return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
 
 
 def frame_outcome(
-    raw: pd.DataFrame,
-    typed: pd.DataFrame,
+    raw: pa.Table,
+    typed: Typed,
     spec: ModelSpec,
     source: str,
     checks: list[Check],
@@ -44,13 +64,13 @@ def frame_outcome(
     whole_batch: bool = True,
 ) -> ValidationOutcome:
     """Split a checked frame into accepted and quarantined rows (none accepted if the batch fails) and its result."""
-    rows = len(raw)
+    rows = raw.num_rows
     blocking = [failure for check in checks if check.blocks_rows for failure in check.failures]
     bad = np.zeros(rows, dtype=bool)
     for failure in blocking:
         bad[failure.positions] = True
     bad_positions = np.flatnonzero(bad)
-    quarantined = raw.iloc[bad_positions].reset_index(drop=True)
+    quarantined = raw.take(pa.array(bad_positions, type=pa.int64())).to_pandas()
     quarantined[ROW_NUMBER] = pd.Series(bad_positions + first_row, dtype="int64")
     quarantined[REASONS] = _joined_reasons(blocking, bad_positions)
 
@@ -67,13 +87,14 @@ def frame_outcome(
     passed = not problems
     failure_message = f"{source}: " + " ".join(sentence(problem) for problem in problems) if problems else None
 
-    clean = typed.iloc[np.flatnonzero(~bad)] if passed else typed.iloc[0:0]
-    accepted = clean.reset_index(drop=True)
+    kept = np.flatnonzero(~bad) if passed else np.zeros(0, dtype=np.int64)
+    table = typed.table()
+    accepted = table.take(pa.array(kept, type=pa.int64())) if len(kept) < rows else table
     result = {
         "source": source,
         "model": spec.name,
         "rows": rows,
-        "accepted_rows": len(accepted),
+        "accepted_rows": accepted.num_rows,
         "clean_rows": int(rows - len(bad_positions)),
         "quarantined_rows": len(quarantined),
         "bad_row_share": share,
@@ -84,7 +105,7 @@ def frame_outcome(
         "failure_kinds": kinds,
         "gx_version": gx.__version__,
     }
-    return ValidationOutcome(accepted, quarantined, result, passed, failure_message)
+    return ValidationOutcome(accepted, quarantined, result, passed, failure_message, kept)
 
 
 def _joined_reasons(blocking: list[RowFailures], bad_positions: np.ndarray) -> pd.Series:
@@ -269,21 +290,74 @@ def _row_count_record(rows: int, severity: str, problem: str | None) -> dict[str
     }
 
 
-def id_hashes(ids: pd.Series) -> np.ndarray:
-    """A 64-bit hash per id: 8 bytes a row, whatever the ids' length."""
-    return pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False)
+_HASH_WEIGHTS = np.random.default_rng(20261001).integers(1, 2**63, size=512, dtype=np.uint64) * np.uint64(
+    2
+) + np.uint64(1)
+_HASH_BATCH = 1 << 16
+
+
+def id_hashes(ids: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit hash per id: 8 bytes a row, whatever the ids' length; equal ids hash alike (and missing ones too).
+
+    Computed over the ids' UTF-8 bytes with numpy, a batch of rows at a time, without a Python string per id.
+    """
+    if isinstance(ids, pd.Series):
+        from nightshift.stages.validate.coerce import arrow_strings
+
+        ids = arrow_strings(ids)
+    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+    found = [_string_hashes(pc.cast(chunk, pa.large_string())) for chunk in chunks]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.uint64)
+
+
+def _string_hashes(array: pa.Array) -> np.ndarray:
+    out = np.zeros(len(array), dtype=np.uint64)
+    if not len(array):
+        return out
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, dtype=np.uint8)
+    valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    for start in range(0, len(array), _HASH_BATCH):
+        bounds = offsets[start : start + _HASH_BATCH + 1]
+        local = bounds - bounds[0]
+        lengths = np.diff(local)
+        values = data[bounds[0] : bounds[-1]].astype(np.uint64) + np.uint64(1)
+        width = int(lengths[0])
+        if 0 < width <= len(_HASH_WEIGHTS) and (lengths == width).all():
+            sums = (values.reshape(-1, width) * _HASH_WEIGHTS[:width]).sum(axis=1, dtype=np.uint64)
+        else:
+            within = np.arange(len(values), dtype=np.int64) - np.repeat(local[:-1], lengths)
+            weighted = values * _HASH_WEIGHTS[within % len(_HASH_WEIGHTS)]
+            sums = np.zeros(len(lengths), dtype=np.uint64)
+            filled = lengths > 0
+            if filled.any():
+                sums[filled] = np.add.reduceat(weighted, local[:-1][filled])
+        mixed = sums ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        mixed[~valid[start : start + len(lengths)]] = np.uint64(0xD6E8FEB86659FD93)
+        out[start : start + len(lengths)] = _mix(mixed)
+    return out
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit moves about half the output bits."""
+    values = values ^ (values >> np.uint64(30))
+    values = values * np.uint64(0xBF58476D1CE4E5B9)
+    values = values ^ (values >> np.uint64(27))
+    values = values * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
 
 
 def shared_hash_positions(parts: list[np.ndarray]) -> dict[int, np.ndarray]:
     """Per part (by position in `parts`), the sorted positions of rows whose id hash another row of any part shares.
 
     These are the candidates for repeated ids; the caller compares their actual ids (a hash collision is no
-    repeat). About 17 bytes a row at the peak.
+    repeat). The parts and one sorted copy: about 17 bytes a row at the peak.
     """
     if not parts or not sum(len(part) for part in parts):
         return {}
-    every = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    ordered = np.sort(every)
+    ordered = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+    ordered.sort()
     shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
     if not len(shared):
@@ -336,7 +410,8 @@ def missing_columns_outcome(raw: pd.DataFrame, spec: ModelSpec, source: str, mis
         "failure_kinds": [],
         "gx_version": gx.__version__,
     }
-    return ValidationOutcome(pd.DataFrame(columns=spec.raw_columns), quarantined, result, False, message)
+    nothing = pa.table({column: pa.array([], type=pa.string()) for column in spec.raw_columns})
+    return ValidationOutcome(nothing, quarantined, result, False, message, np.zeros(0, dtype=np.int64))
 
 
 def render_validation_page(result: dict[str, Any]) -> str:

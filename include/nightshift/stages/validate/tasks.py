@@ -21,6 +21,7 @@ class ValidationFailed(RuntimeError):
 
 
 CHUNK_ROWS = 250_000
+QUARANTINE_BATCH = 100_000
 
 
 def plan_parts(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
@@ -78,11 +79,10 @@ def _validate_chunks(
 
     A file that cannot be read to its end adds a failed `file` result after the chunks read before the failure.
     """
-    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nightshift.stages.ingest import DropError, read_drop_chunks
+    from nightshift.stages.ingest import DropError, read_drop_tables
     from nightshift.stages.validate.checks import validate_frame
     from nightshift.stages.validate.outcome import ROW_NUMBER
 
@@ -92,23 +92,19 @@ def _validate_chunks(
     writer: Any = None
     first_row = 1
     try:
-        for raw in read_drop_chunks(store, spec, key, chunk_rows):
+        for raw in read_drop_tables(store, spec, key, chunk_rows):
             outcome = validate_frame(raw, spec, source, first_row=first_row, whole_batch=False)
             results.append(outcome.result)
             if len(outcome.quarantined):
                 outcome.quarantined.to_csv(
                     rejected_path, mode="a", header=not rejected_path.exists(), index=False, lineterminator="\r\n"
                 )
-            if outcome.passed and len(outcome.accepted):
-                every_row = np.arange(first_row, first_row + len(raw), dtype=np.int64)
-                kept = np.setdiff1d(every_row, outcome.quarantined[ROW_NUMBER].to_numpy(), assume_unique=True)
-                frame = outcome.accepted.assign(**{ROW_NUMBER: kept})
+            if outcome.passed and outcome.table.num_rows:
+                table = outcome.table.append_column(ROW_NUMBER, pa.array(outcome.kept + first_row, type=pa.int64()))
                 if writer is None:
-                    writer = pq.ParquetWriter(
-                        curated_path, _curated_schema(pa.Table.from_pandas(frame, preserve_index=False))
-                    )
-                writer.write_table(pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False))
-            first_row += len(raw)
+                    writer = pq.ParquetWriter(curated_path, curated_schema(table))
+                writer.write_table(table.cast(writer.schema))
+            first_row += raw.num_rows
     except DropError as exc:
         results.append(_unreadable_result(current, str(exc), source=source))
     finally:
@@ -117,12 +113,27 @@ def _validate_chunks(
     return results
 
 
-def _curated_schema(table: Any) -> Any:
-    """The first chunk's Arrow schema, with columns that chunk held no values for typed as strings."""
-    import pyarrow as pa
+def curated_schema(table: Any) -> Any:
+    """The Arrow schema curated files are written with, with the pandas metadata of the typed frame it holds.
 
-    fields = [pa.field(field.name, pa.string()) if pa.types.is_null(field.type) else field for field in table.schema]
-    return pa.schema(fields, metadata=table.schema.metadata)
+    The metadata is what pandas would write for these rows (integers as nullable Int64, booleans as pandas
+    booleans), so the files read back into the same frames; a string column the table holds no value of is
+    described as empty, as pandas does.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from nightshift.stages.validate.outcome import ROW_NUMBER, accepted_frame
+
+    first = {
+        name: (present.slice(0, 1) if len(present := pc.drop_null(column)) else column.slice(0, 1))
+        for name, column in zip(table.column_names, table.columns, strict=True)
+    }
+    sample = accepted_frame(pa.table(first))
+    if ROW_NUMBER in sample.columns:
+        sample[ROW_NUMBER] = sample[ROW_NUMBER].astype("int64")
+    described = pa.Table.from_pandas(sample, preserve_index=False).schema
+    return pa.schema(list(table.schema), metadata=described.metadata)
 
 
 def commit_validation(model: str, day: str, parts: list[dict[str, Any]], run: RunInfo) -> dict[str, Any]:
@@ -195,7 +206,7 @@ def _repeated_ids(current: Night, parts: list[dict[str, Any]], batch_rows: int =
             if current.store.exists(key):
                 files[position] = pq.ParquetFile(current.store.get_file(key, Path(tmp) / f"{part['index']}.parquet"))
                 batches = files[position].iter_batches(batch_size=batch_rows, columns=[entity])
-                found_hashes = [id_hashes(batch.column(0).to_pandas()) for batch in batches]
+                found_hashes = [id_hashes(batch.column(0)) for batch in batches]
             hashes.append(np.concatenate(found_hashes) if found_hashes else np.empty(0, dtype=np.uint64))
         candidates = shared_hash_positions(hashes)
         del hashes
@@ -217,7 +228,10 @@ def _repeated_ids(current: Night, parts: list[dict[str, Any]], batch_rows: int =
 
 
 def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: RepeatedRows, folder: Path) -> Path:
-    """One rejected.csv for the night: every part's rejected rows, then ids repeated across parts, with reasons."""
+    """One rejected.csv for the night: every part's rejected rows, then ids repeated across parts, with reasons.
+
+    Written a batch of rows at a time, so memory stays flat however many rows are rejected.
+    """
     import pandas as pd
 
     from nightshift.stages.ingest import write_csv
@@ -226,17 +240,22 @@ def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: Repe
     store, spec = current.store, current.spec
     path = folder / "rejected.csv"
     several = len(parts) > 1
-    frames = []
+    columns = [*spec.raw_columns, ROW_NUMBER, REASONS, *(["_source_file"] if several else [])]
+    written = False
+
+    def add(rows: pd.DataFrame, key: str) -> None:
+        nonlocal written
+        write_csv((rows.assign(_source_file=key) if several else rows).reindex(columns=columns), path, append=written)
+        written = True
+
     for part in parts:
         key = f"{part['staged']}/rejected.csv"
         if store.exists(key):
-            rejected = pd.read_csv(
-                store.get_file(key, folder / f"rejected-{part['index']}.csv"),
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-            )
-            frames.append(rejected.assign(_source_file=part["key"]) if several else rejected)
+            local = store.get_file(key, folder / f"rejected-{part['index']}.csv")
+            for rows in pd.read_csv(
+                local, dtype=str, keep_default_na=False, na_values=[""], chunksize=QUARANTINE_BATCH
+            ):
+                add(rows, part["key"])
     for index, found in repeats.items():
         rows = pd.DataFrame(
             {
@@ -245,10 +264,8 @@ def _night_quarantine(current: Night, parts: list[dict[str, Any]], repeats: Repe
                 REASONS: [f"{spec.entity_id}: {value!r} repeats the id of {first}" for _, value, first in found],
             }
         )
-        frames.append(rows.assign(_source_file=parts[index]["key"]) if several else rows)
-    columns = [*spec.raw_columns, ROW_NUMBER, REASONS, *(["_source_file"] if several else [])]
-    quarantined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return write_csv(quarantined.reindex(columns=columns), path)
+        add(rows, parts[index]["key"])
+    return path if written else write_csv(pd.DataFrame(columns=columns), path)
 
 
 def _curated_files(current: Night, parts: list[dict[str, Any]], repeats: RepeatedRows, folder: Path) -> dict[str, Any]:

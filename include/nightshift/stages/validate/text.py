@@ -63,6 +63,17 @@ def shown_values(values: np.ndarray) -> np.ndarray:
     return np.asarray(shown.to_numpy(zero_copy_only=False), dtype=object)
 
 
+def values_at(table: pa.Table, column: str, positions: np.ndarray) -> np.ndarray:
+    """The column's values at `positions` as Python objects, None where missing."""
+    taken = table.column(column).take(pa.array(positions, type=pa.int64()))
+    return np.asarray(taken.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def present(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """True where a value is there (not null)."""
+    return np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def quoted_values(values: np.ndarray) -> np.ndarray:
     return "'" + shown_values(values) + "'"
 
