@@ -211,3 +211,90 @@ def test_only_scikit_learn_classes_and_numpy_dtype_are_trusted_beyond_skops_defa
         "sklearnfake.Estimator",
     ]
     assert refused_types(hostile) == hostile
+
+
+def _logged_version(home: Path, demo_spec: Any) -> tuple[Any, Any, Any]:
+    """A version nightshift logged, the rows it was trained on and their scores."""
+    import numpy as np
+
+    from nightshift.config import settings
+    from nightshift.kinds import model_inputs, outputs
+    from nightshift.lifecycle.train import TrainingSet, fit_candidate, reference_sample
+    from nightshift.stores import registry
+    from nightshift_dev.simulate import generate_chunk
+
+    frame = generate_chunk(DAY, 0, 400, False, np.random.default_rng(3))
+    pipeline = fit_candidate(demo_spec, TrainingSet(frame, frame.iloc[:0], DAY, DAY, [DAY], []))
+    scores = outputs(pipeline, frame, demo_spec)
+    version = registry.log_candidate(
+        settings(),
+        "credit_risk",
+        pipeline,
+        input_example=model_inputs(frame.head(20), demo_spec),
+        params={},
+        metrics={},
+        tags={},
+        reference=reference_sample(frame, demo_spec, scores, 1),
+        reference_stats={},
+        run_name="cached",
+    )
+    return version, frame, scores
+
+
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow unreachable from here on: any call to it fails the test."""
+    import mlflow
+
+    from nightshift.stores import registry
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("MLflow was asked")
+
+    monkeypatch.setattr(registry, "client", unreachable)
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", unreachable)
+
+
+def test_a_loaded_model_is_kept_by_version_and_run_and_loads_again_without_mlflow(home, demo_spec, monkeypatch):
+    import numpy as np
+
+    from nightshift.config import settings
+    from nightshift.kinds import outputs
+    from nightshift.stores import registry
+
+    version, frame, scores = _logged_version(home, demo_spec)
+    registry.load_model(settings(), version)
+    cached = registry.model_cache(settings(), version)
+    assert cached is not None and (cached / "MLmodel").is_file()
+    assert cached.parent == home / "cache" / "models" / "credit_risk"
+
+    _offline(monkeypatch)
+    again = registry.load_model(settings(), registry.VersionInfo("credit_risk", version.version, version.run_id, {}))
+    np.testing.assert_array_equal(outputs(again, frame, demo_spec), scores)
+    remade = registry.VersionInfo("credit_risk", version.version, "0" * 32, {})
+    with pytest.raises(AssertionError, match="MLflow was asked"):
+        registry.load_model(settings(), remade)
+    assert registry.model_cache(settings(), registry.VersionInfo("credit_risk", "1", "None", {})) is None
+
+
+def test_a_cached_model_with_a_foreign_type_is_refused_unread_and_downloaded_again(home, demo_spec):
+    import numpy as np
+    import skops.io
+
+    from nightshift.config import settings
+    from nightshift.kinds import outputs
+    from nightshift.stores import registry
+
+    version, frame, scores = _logged_version(home, demo_spec)
+    registry.load_model(settings(), version)
+    cached = registry.model_cache(settings(), version)
+    assert cached is not None
+    marker = home / "restored"
+    skops_path = registry.skops_file(version, cached)
+    skops.io.dump(Tripwire(marker), skops_path)
+    marker.unlink(missing_ok=True)
+
+    loaded = registry.load_model(settings(), version)
+    assert not marker.exists()
+    np.testing.assert_array_equal(outputs(loaded, frame, demo_spec), scores)
+    kept = skops.io.get_untrusted_types(file=registry.skops_file(version, cached))
+    assert kept and not [name for name in kept if "Tripwire" in name]

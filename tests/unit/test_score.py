@@ -85,3 +85,33 @@ def test_a_failing_batch_stops_scoring_with_its_error(tmp_path, night, models, d
             "run-1",
             {"champion": tmp_path / "champion.parquet"},
         )
+
+
+def test_a_part_names_its_models_run_and_a_rerun_loads_it_from_the_local_cache(home, demo_spec, monkeypatch):
+    from nightshift.config import settings
+    from nightshift.runs import RunInfo
+    from nightshift.stages.score import tasks as score_tasks
+    from nightshift.stages.validate import tasks as validate_tasks
+    from nightshift.stores import registry
+    from nightshift.stores.objects import open_store
+    from nightshift_dev.simulate import SimulationPlan, simulate
+    from tests.champions import register_champion
+
+    store = open_store(settings().store_uri)
+    simulate(store, demo_spec, SimulationPlan(start=dt.date(2026, 10, 1), days=1, rows_per_day=300))
+    run = RunInfo("night-1", "scheduled")
+    validate_tasks.validate("credit_risk", DAY, run)
+    version = register_champion(dt.date(2026, 9, 30), rows=600)
+    [part] = score_tasks.scoring_plan("credit_risk", DAY, run)
+    champion = registry.get_version(settings(), "credit_risk", version)
+    assert part["versions"] == {"champion": version} and part["runs"] == {"champion": champion.run_id}
+    first = score_tasks.score_part("credit_risk", DAY, part, run)
+
+    def unreachable(*args, **kwargs):
+        raise AssertionError("MLflow was asked")
+
+    monkeypatch.setattr(registry, "client", unreachable)
+    again = score_tasks.score_part("credit_risk", DAY, part, run)
+    assert again["rows"] == first["rows"] == {"champion": 300}
+    with pytest.raises(AssertionError, match="MLflow was asked"):
+        score_tasks.score_part("credit_risk", DAY, {key: value for key, value in part.items() if key != "runs"}, run)

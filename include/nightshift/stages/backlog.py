@@ -17,7 +17,7 @@ from nightshift.config import settings
 from nightshift.runs import RunInfo
 from nightshift.stages.drift.tasks import drift
 from nightshift.stages.night import night
-from nightshift.stages.score.tasks import commit_scores, plan_scoring, score_part, serving_versions
+from nightshift.stages.score.tasks import commit_scores, plan_scoring, score_part, serving_models
 from nightshift.stores.objects import is_complete
 
 NO_CHAMPION = "no champion yet: nothing scored"
@@ -46,10 +46,11 @@ def score_backlog(model: str, through: str | None, run: RunInfo, chunk_rows: int
     if not pending:
         return {**outcome, "note": "no unscored nights"}
     current = night(model, pending[0]["dt"])
-    versions = serving_versions(current.settings, model)
-    if versions is None:
+    models = serving_models(current.settings, model)
+    if models is None:
         waiting = [row["dt"].isoformat() for row in pending]
         return {**outcome, "waiting": waiting, "note": f"{len(waiting)} night(s) wait for a first champion"}
+    versions = {alias: info.version for alias, info in models.items()}
     outcome["versions"] = versions
     for row in pending:
         day = row["dt"].isoformat()
@@ -57,7 +58,7 @@ def score_backlog(model: str, through: str | None, run: RunInfo, chunk_rows: int
         if not is_complete(current.store, current.key("curated")):
             outcome["waiting"].append(day)
             continue
-        parts = [score_part(model, day, part, run, chunk_rows) for part in plan_scoring(current, versions)]
+        parts = [score_part(model, day, part, run, chunk_rows) for part in plan_scoring(current, versions, models)]
         committed = commit_scores(model, day, parts, run)
         drift(model, day, run)
         outcome["scored"].append(day)

@@ -305,25 +305,67 @@ def _checked_trust(version: VersionInfo, path: Path) -> list[str]:
 def load_model(settings: Settings, version: VersionInfo) -> Any:
     """Load a version's pipeline, only if it is in the format nightshift writes; anything else is refused unread.
 
-    The MLmodel's own skops_trusted_types is not used: the trust list is nightshift's (`refused_types`).
+    The downloaded model folder is kept on local disk by version and run (`model_cache`), so a later task or rerun on
+    the same machine loads it without asking MLflow; it is checked exactly as a fresh download is, every time. The
+    MLmodel's own skops_trusted_types is not used: the trust list is nightshift's (`refused_types`).
     """
-    import skops.io
-
-    client(settings)
+    cached = model_cache(settings, version)
+    if cached is not None and (cached / "MLmodel").is_file():
+        try:
+            return _load_folder(version, cached)
+        except RegistryError:
+            _discard(cached)
     with tempfile.TemporaryDirectory(prefix="nightshift-model-") as tmp:
+        client(settings)
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=version.uri, dst_path=tmp)
         except MlflowException as exc:
             raise RegistryError(f"model {version.name} version {version.version}: cannot download ({exc})") from None
-        path = skops_file(version, Path(local))
-        trusted = _checked_trust(version, path)
-        try:
-            return skops.io.load(path, trusted=trusted)
-        except Exception as exc:
-            raise RegistryError(
-                f"model {version.name} version {version.version}: its skops file does not load "
-                f"({type(exc).__name__}: {exc})"
-            ) from None
+        model = _load_folder(version, Path(local))
+        if cached is not None:
+            _keep(Path(local), cached)
+        return model
+
+
+def model_cache(settings: Settings, version: VersionInfo) -> Path | None:
+    """Where a version's downloaded model folder is kept on local disk: by name, version and MLflow run, so a registry
+    made anew (its version 1 another model) never finds an old folder; None for a version without a run."""
+    if not version.run_id or version.run_id == "None" or not version.run_id.isalnum():
+        return None
+    return settings.home / "cache" / "models" / version.name / f"{version.version}-{version.run_id}"
+
+
+def _load_folder(version: VersionInfo, folder: Path) -> Any:
+    import skops.io
+
+    path = skops_file(version, folder)
+    trusted = _checked_trust(version, path)
+    try:
+        return skops.io.load(path, trusted=trusted)
+    except Exception as exc:
+        raise RegistryError(
+            f"model {version.name} version {version.version}: its skops file does not load "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _keep(folder: Path, cached: Path) -> None:
+    """Copy a loaded model folder into the cache in one rename (a concurrent task may have put it there first)."""
+    import shutil
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{cached.name}-", dir=cached.parent))
+    try:
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
+        staging.rename(cached)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _discard(cached: Path) -> None:
+    import shutil
+
+    shutil.rmtree(cached, ignore_errors=True)
 
 
 def _reference_file(settings: Settings, version: VersionInfo, name: str) -> Path:

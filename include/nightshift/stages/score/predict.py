@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nightshift.config import ModelSpec
-from nightshift.kinds import kind_of, outputs
+from nightshift.kinds import kind_of
 from nightshift.stores.objects import ObjectStore, partition_files, partition_key, partition_writer
 
 PREDICTION_SCHEMA = pa.schema(
@@ -52,20 +52,55 @@ class Scorer:
     model: Any
 
 
-def prediction_ids(model: str, dt: str, alias: str, entity_ids: pd.Series) -> pa.StringArray:
+Chunk: TypeAlias = "pa.RecordBatch | pa.Table | pd.DataFrame"
+"""A batch of curated rows: Arrow as read from Parquet, or a pandas frame."""
+CONSTANT_COLUMNS = ("model", "model_version", "alias", "run_id", "predicted_label")
+"""The prediction columns Parquet dictionary-encodes: one value per file (or per class). Ids, scores and the JSON of
+class probabilities are unique per row, where a dictionary only costs time before Parquet falls back to plain."""
+UNCOMPRESSED_COLUMNS = ("prediction_id", "score")
+"""Columns written without compression: hex digits and random doubles shrink by a tenth at most under Snappy, which
+cost a third of the write."""
+
+
+def prediction_ids(model: str, dt: str, alias: str, entity_ids: pd.Series | pa.Array) -> pa.StringArray:
     """Deterministic 32-hex-digit ids: the same model, night, alias and entity always give the same id.
 
     Two 64-bit SipHash values of the entity id, keyed by a digest of model, night and alias, computed for the whole
-    column at once (hashlib per row cost as much as the model's predictions).
+    column at once: from the Arrow buffers of a string column without nulls (`siphash`), through pandas'
+    `hash_array` otherwise; both give the same values.
     """
+    from nightshift.stages.score.siphash import hash_strings, keys_of
+
     key = hashlib.sha256(f"{model}|{dt}|{alias}".encode()).hexdigest()
-    values = entity_ids.to_numpy(dtype=object)
-    pair = np.empty((len(values), 2), dtype=">u8")
-    pair[:, 0] = pd.util.hash_array(values, categorize=False, hash_key=key[:16])
-    pair[:, 1] = pd.util.hash_array(values, categorize=False, hash_key=key[16:32])
+    if isinstance(entity_ids, pa.ChunkedArray):
+        entity_ids = entity_ids.combine_chunks()
+    rows = len(entity_ids)
+    pair = np.empty((rows, 2), dtype=">u8")
+    if isinstance(entity_ids, pa.Array) and entity_ids.null_count == 0 and _is_string(entity_ids.type):
+        pair[:] = hash_strings(entity_ids, [keys_of(key[:16]), keys_of(key[16:32])]).T
+    else:
+        values = entity_ids.to_numpy(zero_copy_only=False) if isinstance(entity_ids, pa.Array) else entity_ids
+        values = np.asarray(values, dtype=object)
+        pair[:, 0] = pd.util.hash_array(values, categorize=False, hash_key=key[:16])
+        pair[:, 1] = pd.util.hash_array(values, categorize=False, hash_key=key[16:32])
     digits = pa.py_buffer(binascii.hexlify(pair.tobytes()))
-    offsets = pa.py_buffer(np.arange(0, 32 * len(values) + 1, 32, dtype=np.int32).tobytes())
-    return pa.StringArray.from_buffers(len(values), offsets, digits)
+    offsets = pa.py_buffer(np.arange(0, 32 * rows + 1, 32, dtype=np.int32).tobytes())
+    return pa.StringArray.from_buffers(rows, offsets, digits)
+
+
+def _is_string(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def entity_strings(chunk: Chunk, column: str) -> pa.StringArray:
+    """The chunk's entity ids as strings, as pandas' `astype(str)` spells them (a string column as it is)."""
+    if not isinstance(chunk, pd.DataFrame):
+        values = chunk.column(column)
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        if _is_string(values.type) and values.null_count == 0:
+            return values.cast(pa.string())
+        chunk = pd.DataFrame({column: values.to_pandas()})
+    return pa.array(chunk[column].astype(str).to_numpy(dtype=object), type=pa.string())
 
 
 def curated_keys(store: ObjectStore, spec: ModelSpec, dt: str) -> list[str]:
@@ -76,20 +111,68 @@ def curated_keys(store: ObjectStore, spec: ModelSpec, dt: str) -> list[str]:
     return keys
 
 
+def iter_batches(
+    store: ObjectStore,
+    keys: list[str],
+    chunk_rows: int,
+    columns: list[str] | None = None,
+    dictionary: tuple[str, ...] = (),
+) -> Iterator[pa.RecordBatch]:
+    """The rows of each Parquet object in turn as Arrow batches, `chunk_rows` at a time (one object on local disk at
+    a time); the string columns named in `dictionary` are read as dictionaries (no string per row)."""
+    for key in keys:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = store.get_file(key, Path(tmp) / Path(key).name)
+            schema = pq.read_schema(path)
+            encoded = [name for name in dictionary if name in schema.names and _is_string(schema.field(name).type)]
+            parquet = pq.ParquetFile(path, read_dictionary=encoded or None)
+            read = parquet.iter_batches(batch_size=chunk_rows, columns=columns)
+            yield from _rebatched(read, chunk_rows) if encoded else read
+
+
+def _rebatched(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch | pa.Table]:
+    """Batches of exactly `rows` rows (the last one shorter), as Parquet yields them without dictionaries: with them,
+    it also cuts at every row group. The rows a model sees at once stay the same, and so do its outputs to the bit
+    (a linear model's matrix products round differently with other chunk bounds)."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        if not pending and batch.num_rows == rows:
+            yield batch
+            continue
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
+
+
 def iter_parquet(
     store: ObjectStore, keys: list[str], chunk_rows: int, columns: list[str] | None = None
 ) -> Iterator[pd.DataFrame]:
     """The rows of each Parquet object in turn, `chunk_rows` at a time (one object on local disk at a time)."""
-    for key in keys:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = store.get_file(key, Path(tmp) / Path(key).name)
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
-                yield batch.to_pandas()
+    for batch in iter_batches(store, keys, chunk_rows, columns):
+        yield batch.to_pandas()
 
 
 def scoring_columns(spec: ModelSpec) -> list[str]:
     """What scoring reads from a curated file: the entity id and the features."""
     return [spec.entity_id, *spec.feature_names]
+
+
+def category_columns(spec: ModelSpec) -> tuple[str, ...]:
+    return tuple(name for name, feature in spec.features.items() if feature.type == "category")
+
+
+def iter_scoring_batches(
+    store: ObjectStore, spec: ModelSpec, keys: list[str], chunk_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """What scoring reads from curated files: the entity id and the features, categories as dictionaries."""
+    return iter_batches(store, keys, chunk_rows, scoring_columns(spec), category_columns(spec))
 
 
 def iter_curated(
@@ -117,14 +200,21 @@ def score_partition(
     }
     with partition_writer(store, prefix, manifest) as folder:
         paths = {scorer.alias: folder / f"{scorer.alias}.parquet" for scorer in scorers}
-        batches = iter_curated(store, spec, dt, chunk_rows, scoring_columns(spec))
+        batches = iter_scoring_batches(store, spec, curated_keys(store, spec, dt), chunk_rows)
         counts = score_batches(batches, spec, dt, scorers, run_id, paths)
         manifest["rows"] = counts
     return {"address": store.url_for(prefix), "rows": counts}
 
 
+@dataclass(frozen=True)
+class _Read:
+    chunk: Chunk
+    entity_ids: pa.StringArray
+    ids: dict[str, pa.StringArray]
+
+
 def score_batches(
-    batches: Iterator[pd.DataFrame],
+    batches: Iterator[Chunk],
     spec: ModelSpec,
     dt: str,
     scorers: list[Scorer],
@@ -133,21 +223,36 @@ def score_batches(
 ) -> dict[str, int]:
     """Score each batch with every scorer and append the predictions to its Parquet file; return rows per alias.
 
-    Reading the next batch and writing the last predictions run on two helper threads while the model predicts
-    (Arrow and the tree ensembles release the GIL), so the stage costs little more than the predictions
+    Each scorer's pipeline is prepared on the first batch (`nightshift.stages.score.prepared`). Reading the next
+    batch and hashing its ids, and writing the last predictions, run on two helper threads while the model predicts
+    (Arrow, numpy and the tree ensembles release the GIL), so the stage costs little more than the predictions
     themselves. At most two batches are in flight, so memory stays flat.
     """
+    from nightshift.stages.score.prepared import prepare
+
     counts = {scorer.alias: 0 for scorer in scorers}
     schema, kind = prediction_schema(spec), kind_of(spec)
-    writers = {scorer.alias: pq.ParquetWriter(paths[scorer.alias], schema) for scorer in scorers}
+    options = {
+        "use_dictionary": [name for name in CONSTANT_COLUMNS if name in schema.names],
+        "compression": {name: "none" if name in UNCOMPRESSED_COLUMNS else "snappy" for name in schema.names},
+    }
+    writers = {scorer.alias: pq.ParquetWriter(paths[scorer.alias], schema, **options) for scorer in scorers}
+    batches = iter(batches)
 
-    def write(scorer: Scorer, entity_ids: pd.Series, scores: np.ndarray) -> None:
-        rows = len(entity_ids)
+    def read() -> _Read | None:
+        chunk = next(batches, None)
+        if chunk is None:
+            return None
+        entity_ids = entity_strings(chunk, spec.entity_id)
+        return _Read(chunk, entity_ids, {s.alias: prediction_ids(spec.name, dt, s.alias, entity_ids) for s in scorers})
+
+    def write(scorer: Scorer, read: _Read, scores: np.ndarray) -> None:
+        rows = len(read.entity_ids)
         columns = kind.prediction_columns(scores, spec)
         table = pa.table(
             {
-                "prediction_id": prediction_ids(spec.name, dt, scorer.alias, entity_ids),
-                "entity_id": pa.array(entity_ids.to_numpy(dtype=object), type=pa.string()),
+                "prediction_id": read.ids[scorer.alias],
+                "entity_id": read.entity_ids,
                 "score": np.asarray(columns.pop("score"), dtype="float64"),
                 "model": pa.repeat(spec.name, rows),
                 "model_version": pa.repeat(scorer.version, rows),
@@ -160,17 +265,19 @@ def score_batches(
         writers[scorer.alias].write_table(table)
         counts[scorer.alias] += rows
 
-    batches = iter(batches)
+    models: dict[str, Any] = {}
     try:
         with ThreadPoolExecutor(1, "nightshift-read") as reader, ThreadPoolExecutor(1, "nightshift-write") as writer:
-            upcoming = reader.submit(next, batches, None)
+            upcoming = reader.submit(read)
             written: list[Future[None]] = []
-            while (chunk := upcoming.result()) is not None:
-                upcoming = reader.submit(next, batches, None)
-                entity_ids = chunk[spec.entity_id].astype(str)
+            while (current := upcoming.result()) is not None:
+                upcoming = reader.submit(read)
                 for scorer in scorers:
-                    scores = outputs(scorer.model, chunk, spec)
-                    written.append(writer.submit(write, scorer, entity_ids, scores))
+                    if scorer.alias not in models:
+                        sample = None if isinstance(current.chunk, pd.DataFrame) else current.chunk
+                        models[scorer.alias] = prepare(scorer.model, spec, sample)
+                    scores = kind.outputs(models[scorer.alias], current.chunk, spec)
+                    written.append(writer.submit(write, scorer, current, scores))
                 while len(written) > len(scorers):
                     written.pop(0).result()
             for pending in written:

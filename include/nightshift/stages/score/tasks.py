@@ -7,26 +7,29 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nightshift.config import Settings
 from nightshift.runs import RunInfo
 from nightshift.stages.night import Night, night, open_warehouse, staging_prefix
 from nightshift.stores.objects import fault_point, publish_partition, remove_partition
 
+if TYPE_CHECKING:
+    from nightshift.stores.registry import VersionInfo
 
-def serving_versions(config: Settings, model: str) -> dict[str, str] | None:
-    """The versions a night is scored with now: the champion's (and the challenger's, in shadow); None without one."""
+
+def serving_models(config: Settings, model: str) -> dict[str, VersionInfo] | None:
+    """The versions a night is scored with now: the champion (and the challenger, in shadow); None without one."""
     from nightshift.stores import registry
 
     champion = registry.alias_version(config, model, registry.CHAMPION)
     if champion is None:
         return None
-    versions = {registry.CHAMPION: champion.version}
+    found = {registry.CHAMPION: champion}
     challenger = registry.alias_version(config, model, registry.CHALLENGER)
     if challenger is not None and challenger.version != champion.version:
-        versions[registry.CHALLENGER] = challenger.version
-    return versions
+        found[registry.CHALLENGER] = challenger
+    return found
 
 
 def scoring_plan(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
@@ -38,35 +41,50 @@ def scoring_plan(model: str, day: str, run: RunInfo) -> list[dict[str, Any]]:
     from nightshift.stages.backlog import NO_CHAMPION
 
     current = night(model, day)
-    versions = serving_versions(current.settings, model)
-    if versions is None:
+    found = serving_models(current.settings, model)
+    if found is None:
         return [{"dt": current.dt, "index": 0, "key": None, "versions": {}, "skipped": NO_CHAMPION}]
-    return plan_scoring(current, versions)
+    return plan_scoring(current, {alias: info.version for alias, info in found.items()}, found)
 
 
-def plan_scoring(current: Night, versions: dict[str, str]) -> list[dict[str, Any]]:
-    """The parts `score_part` fans out over: one per curated file of the night, each carrying `versions`."""
+def plan_scoring(
+    current: Night, versions: dict[str, str], models: dict[str, VersionInfo] | None = None
+) -> list[dict[str, Any]]:
+    """The parts `score_part` fans out over: one per curated file of the night, each carrying `versions` (and, when
+    `models` is given, each version's MLflow run, so `score_part` finds the model in its local cache unasked)."""
     from nightshift.stages.score.predict import curated_keys
 
     keys = curated_keys(current.store, current.spec, current.dt)
-    return [{"dt": current.dt, "index": index, "key": key, "versions": versions} for index, key in enumerate(keys)]
+    runs = {alias: info.run_id for alias, info in (models or {}).items() if info.version == versions.get(alias)}
+    extra = {"runs": runs} if runs else {}
+    return [
+        {"dt": current.dt, "index": index, "key": key, "versions": versions, **extra} for index, key in enumerate(keys)
+    ]
+
+
+def _serving_model(config: Settings, model: str, alias: str, version: str, part: dict[str, Any]) -> Any:
+    """A part's model for an alias: from the local model cache when the plan named its run, else via the registry."""
+    from nightshift.stores import registry
+
+    run_id = (part.get("runs") or {}).get(alias)
+    info = (
+        registry.VersionInfo(model, version, str(run_id), {})
+        if run_id
+        else registry.get_version(config, model, version)
+    )
+    return registry.load_model(config, info)
 
 
 def score_part(model: str, day: str, part: dict[str, Any], run: RunInfo, chunk_rows: int = 200_000) -> dict[str, Any]:
     """Score one curated file with the plan's versions, in chunks; stage one Parquet file per alias."""
-    from nightshift.stages.score.predict import Scorer, iter_parquet, score_batches, scoring_columns
-    from nightshift.stores import registry
+    from nightshift.stages.score.predict import Scorer, iter_scoring_batches, score_batches
 
     current = night(model, day)
     index = int(part["index"])
     if part.get("skipped"):
         return {"dt": current.dt, "index": index, "skipped": part["skipped"], "staged": {}, "rows": {}}
     scorers = [
-        Scorer(
-            alias,
-            version,
-            registry.load_model(current.settings, registry.get_version(current.settings, model, version)),
-        )
+        Scorer(alias, version, _serving_model(current.settings, model, alias, version, part))
         for alias, version in part["versions"].items()
     ]
     staged_prefix = f"{staging_prefix(current, run)}/score/part-{index:05d}"
@@ -74,7 +92,7 @@ def score_part(model: str, day: str, part: dict[str, Any], run: RunInfo, chunk_r
     with tempfile.TemporaryDirectory(prefix="nightshift-") as tmp:
         paths = {scorer.alias: Path(tmp) / f"{scorer.alias}-{index:05d}.parquet" for scorer in scorers}
         counts = score_batches(
-            iter_parquet(current.store, [part["key"]], chunk_rows, scoring_columns(current.spec)),
+            iter_scoring_batches(current.store, current.spec, [part["key"]], chunk_rows),
             current.spec,
             current.dt,
             scorers,
