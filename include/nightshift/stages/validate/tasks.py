@@ -110,6 +110,7 @@ def _validate_chunks(
     finally:
         if writer is not None:
             writer.close()
+        pa.default_memory_pool().release_unused()
     return results
 
 
