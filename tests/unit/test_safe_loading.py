@@ -261,11 +261,14 @@ def test_a_loaded_model_is_kept_by_version_and_run_and_loads_again_without_mlflo
     from nightshift.kinds import outputs
     from nightshift.stores import registry
 
+    older, _, _ = _logged_version(home, demo_spec)
+    registry.load_model(settings(), older)
     version, frame, scores = _logged_version(home, demo_spec)
+    monkeypatch.setattr(registry, "CACHED_VERSIONS", 1)
     registry.load_model(settings(), version)
     cached = registry.model_cache(settings(), version)
     assert cached is not None and (cached / "MLmodel").is_file()
-    assert cached.parent == home / "cache" / "models" / "credit_risk"
+    assert list((home / "cache" / "models" / "credit_risk").iterdir()) == [cached]
 
     _offline(monkeypatch)
     again = registry.load_model(settings(), registry.VersionInfo("credit_risk", version.version, version.run_id, {}))

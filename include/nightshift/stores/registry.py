@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -312,9 +313,13 @@ def load_model(settings: Settings, version: VersionInfo) -> Any:
     cached = model_cache(settings, version)
     if cached is not None and (cached / "MLmodel").is_file():
         try:
-            return _load_folder(version, cached)
-        except RegistryError:
+            model = _load_folder(version, cached)
+        except (RegistryError, OSError):
             _discard(cached)
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(cached)
+            return model
     with tempfile.TemporaryDirectory(prefix="nightshift-model-") as tmp:
         client(settings)
         try:
@@ -325,6 +330,10 @@ def load_model(settings: Settings, version: VersionInfo) -> Any:
         if cached is not None:
             _keep(Path(local), cached)
         return model
+
+
+CACHED_VERSIONS = 6
+"""How many versions of a model the local model cache keeps (the champion, the challenger, recent candidates)."""
 
 
 def model_cache(settings: Settings, version: VersionInfo) -> Path | None:
@@ -350,7 +359,8 @@ def _load_folder(version: VersionInfo, folder: Path) -> Any:
 
 
 def _keep(folder: Path, cached: Path) -> None:
-    """Copy a loaded model folder into the cache in one rename (a concurrent task may have put it there first)."""
+    """Copy a loaded model folder into the cache in one rename (a concurrent task may have put it there first), then
+    drop the model's least recently loaded folders beyond `CACHED_VERSIONS`."""
     import shutil
 
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -360,6 +370,13 @@ def _keep(folder: Path, cached: Path) -> None:
         staging.rename(cached)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
+    kept = {}
+    for entry in cached.parent.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.name.startswith("."):
+                kept[entry] = entry.stat().st_mtime
+    for entry in sorted(kept, key=kept.__getitem__, reverse=True)[CACHED_VERSIONS:]:
+        _discard(entry)
 
 
 def _discard(cached: Path) -> None:

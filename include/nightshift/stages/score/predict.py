@@ -208,9 +208,55 @@ def score_partition(
 
 @dataclass(frozen=True)
 class _Read:
+    """A batch with its entity ids as strings and each scorer's prediction ids."""
+
     chunk: Chunk
     entity_ids: pa.StringArray
     ids: dict[str, pa.StringArray]
+
+
+def _read(batches: Iterator[Chunk], spec: ModelSpec, dt: str, scorers: list[Scorer]) -> _Read | None:
+    chunk = next(batches, None)
+    if chunk is None:
+        return None
+    entity_ids = entity_strings(chunk, spec.entity_id)
+    return _Read(chunk, entity_ids, {s.alias: prediction_ids(spec.name, dt, s.alias, entity_ids) for s in scorers})
+
+
+class _PredictionFiles:
+    """One Parquet file of predictions per scorer, appended a batch at a time; rows written per alias."""
+
+    def __init__(self, spec: ModelSpec, run_id: str, paths: dict[str, Path]) -> None:
+        self.spec, self.run_id, self.kind, self.schema = spec, run_id, kind_of(spec), prediction_schema(spec)
+        options = {
+            "use_dictionary": [name for name in CONSTANT_COLUMNS if name in self.schema.names],
+            "compression": {name: "none" if name in UNCOMPRESSED_COLUMNS else "snappy" for name in self.schema.names},
+        }
+        self.writers = {alias: pq.ParquetWriter(path, self.schema, **options) for alias, path in paths.items()}
+        self.counts = dict.fromkeys(paths, 0)
+
+    def write(self, scorer: Scorer, read: _Read, scores: np.ndarray) -> None:
+        rows = len(read.entity_ids)
+        columns = self.kind.prediction_columns(scores, self.spec)
+        table = pa.table(
+            {
+                "prediction_id": read.ids[scorer.alias],
+                "entity_id": read.entity_ids,
+                "score": np.asarray(columns.pop("score"), dtype="float64"),
+                "model": pa.repeat(self.spec.name, rows),
+                "model_version": pa.repeat(scorer.version, rows),
+                "alias": pa.repeat(scorer.alias, rows),
+                "run_id": pa.repeat(self.run_id, rows),
+                **columns,
+            },
+            schema=self.schema,
+        )
+        self.writers[scorer.alias].write_table(table)
+        self.counts[scorer.alias] += rows
+
+    def close(self) -> None:
+        for parquet in self.writers.values():
+            parquet.close()
 
 
 def score_batches(
@@ -230,62 +276,28 @@ def score_batches(
     """
     from nightshift.stages.score.prepared import prepare
 
-    counts = {scorer.alias: 0 for scorer in scorers}
-    schema, kind = prediction_schema(spec), kind_of(spec)
-    options = {
-        "use_dictionary": [name for name in CONSTANT_COLUMNS if name in schema.names],
-        "compression": {name: "none" if name in UNCOMPRESSED_COLUMNS else "snappy" for name in schema.names},
-    }
-    writers = {scorer.alias: pq.ParquetWriter(paths[scorer.alias], schema, **options) for scorer in scorers}
-    batches = iter(batches)
-
-    def read() -> _Read | None:
-        chunk = next(batches, None)
-        if chunk is None:
-            return None
-        entity_ids = entity_strings(chunk, spec.entity_id)
-        return _Read(chunk, entity_ids, {s.alias: prediction_ids(spec.name, dt, s.alias, entity_ids) for s in scorers})
-
-    def write(scorer: Scorer, read: _Read, scores: np.ndarray) -> None:
-        rows = len(read.entity_ids)
-        columns = kind.prediction_columns(scores, spec)
-        table = pa.table(
-            {
-                "prediction_id": read.ids[scorer.alias],
-                "entity_id": read.entity_ids,
-                "score": np.asarray(columns.pop("score"), dtype="float64"),
-                "model": pa.repeat(spec.name, rows),
-                "model_version": pa.repeat(scorer.version, rows),
-                "alias": pa.repeat(scorer.alias, rows),
-                "run_id": pa.repeat(run_id, rows),
-                **columns,
-            },
-            schema=schema,
-        )
-        writers[scorer.alias].write_table(table)
-        counts[scorer.alias] += rows
-
+    files = _PredictionFiles(spec, run_id, {scorer.alias: paths[scorer.alias] for scorer in scorers})
+    kind, batches = kind_of(spec), iter(batches)
     models: dict[str, Any] = {}
     try:
         with ThreadPoolExecutor(1, "nightshift-read") as reader, ThreadPoolExecutor(1, "nightshift-write") as writer:
-            upcoming = reader.submit(read)
+            upcoming = reader.submit(_read, batches, spec, dt, scorers)
             written: list[Future[None]] = []
             while (current := upcoming.result()) is not None:
-                upcoming = reader.submit(read)
+                upcoming = reader.submit(_read, batches, spec, dt, scorers)
                 for scorer in scorers:
                     if scorer.alias not in models:
                         sample = None if isinstance(current.chunk, pd.DataFrame) else current.chunk
                         models[scorer.alias] = prepare(scorer.model, spec, sample)
                     scores = kind.outputs(models[scorer.alias], current.chunk, spec)
-                    written.append(writer.submit(write, scorer, current, scores))
+                    written.append(writer.submit(files.write, scorer, current, scores))
                 while len(written) > len(scorers):
                     written.pop(0).result()
             for pending in written:
                 pending.result()
     finally:
-        for parquet in writers.values():
-            parquet.close()
-    return counts
+        files.close()
+    return files.counts
 
 
 def iter_predictions(store: ObjectStore, spec: ModelSpec, dt: str, chunk_rows: int = 200_000) -> Iterator[pd.DataFrame]:
